@@ -1,0 +1,1 @@
+"""Synthetic cities for tests, demos and benchmarks (`sentinel generate`)."""

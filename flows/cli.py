@@ -24,6 +24,13 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
 
 
+def _persons(text: str) -> int:
+    n = int(text) if text.isdigit() else -1
+    if n < 2_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: a city needs at least 2000 persons to hold every planted case")
+    return n
+
+
 def cmd_generate(a: argparse.Namespace) -> int:
     from synthetic.city import generate
 
@@ -66,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="write a synthetic landing directory and its answer key")
-    g.add_argument("--persons", type=int, required=True)
+    g.add_argument("--persons", type=_persons, required=True)
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--out", required=True, help="landing directory to write (the answer key goes beside it)")
     g.add_argument("--as-of", type=_date, default=None, help="batch date (default 2026-11-01)")
@@ -81,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="make a sample city under ./demo/ and run one batch on it")
     d.add_argument("--dir", default="demo")
-    d.add_argument("--persons", type=int, default=20_000)
+    d.add_argument("--persons", type=_persons, default=20_000)
     d.add_argument("--seed", type=int, default=2026)
     d.set_defaults(func=cmd_demo)
     return p

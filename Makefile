@@ -14,7 +14,7 @@ export DO_NOT_TRACK := 1
 $(BIN)/sentinel: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 demo: $(BIN)/sentinel

@@ -10,11 +10,15 @@ warehouse DDL are derived from. Column kinds:
 - ``date``, ``datetime``, ``period`` (text ``YYYY-MM``), ``amount`` (DECIMAL(18,2))
 
 Presence in the header (decision, see DEVELOPERS.md): every listed column is required in
-the header except those marked ``optional`` (only ``payments.program_name``). Columns marked
-``nullable`` must be in the header but may be empty; every other column must hold a value
-or the row is quarantined ("required value empty"). Exception: ``payments.id_number`` may be
-empty -- an unidentifiable payee is a finding for the rules, so the row is loaded with
-``id_number_valid = false``.
+the header except those marked ``optional`` (only ``payments.program_name``); a file without
+one is refused. Columns marked ``nullable`` may be empty.
+
+Row-level (EXTRACTS.md: quarantined only when it "cannot be interpreted at all"): a row is
+quarantined when its key is empty, when a date, datetime, period or amount holds a value that
+parses as nothing, or when a date/datetime/period/amount not marked ``nullable`` is empty
+("required value empty"). Empty *text* and *ID* values are loaded as NULL (an ID column then
+has ``<col>_valid = false``): an empty township, payee ID or name is something the rules may
+flag, not a reason to drop the record.
 """
 from __future__ import annotations
 

@@ -7,9 +7,12 @@ reasons derived from ``failure_cases`` (see ``ingest.quarantine_reasons``).
 
 Conventions in every model:
 
-- a non-nullable field is a key or a required value: null there means the row is quarantined
-  ("no key" / "required value empty" / "unparseable ..." when a value was delivered but
-  parses as nothing);
+- a non-nullable field is a key, or a date, datetime, period or amount the row cannot be
+  read without: null there means the row is quarantined ("no key" / "required value empty" /
+  "unparseable ..." when a value was delivered but parses as nothing);
+- text columns are nullable: an empty township or name is a fact about the record (the
+  rules may flag it), not a reason to drop the row (EXTRACTS.md: a row is quarantined only
+  when it cannot be interpreted at all);
 - every date, datetime, period or amount column ``c`` has a boolean companion
   ``c__unparseable`` (a value was delivered but parses as nothing) that must be false; it is
   what catches a bad value in a *nullable* column such as ``status_date``;
@@ -46,16 +49,16 @@ class HouseholdRegistration(_Base):
     """户籍人口信息 (public security): snapshot, one row per person."""
     id_number: str = pa.Field(nullable=False, description="resident identity number, normalised (key)")
     id_number_valid: bool = _valid("id_number")
-    name: str = pa.Field(nullable=False, description="name; minority-name separators folded to ·")
-    sex: str = pa.Field(nullable=False, description="男/女 (1/2 mapped)")
+    name: str = pa.Field(nullable=True, description="name; minority-name separators folded to ·")
+    sex: str = pa.Field(nullable=True, description="男/女 (1/2 mapped)")
     birth_date: dt.date = pa.Field(nullable=False, description="date of birth")
     birth_date__unparseable: bool = _ok("birth_date")
-    household_id: str = pa.Field(nullable=False, description="household number; members of one household share it")
-    relation_to_head: str = pa.Field(nullable=False, description="relation to the head: 户主, 配偶, 子, 女, ...")
-    county_code: str = pa.Field(nullable=False, description="6-digit county code (GB/T 2260)")
-    township: str = pa.Field(nullable=False, description="township or street")
-    village: str = pa.Field(nullable=False, description="village or community")
-    status: str = pa.Field(nullable=False, description="正常 (registered here), 死亡 (deceased), 迁出 (moved out)")
+    household_id: str = pa.Field(nullable=True, description="household number; members of one household share it")
+    relation_to_head: str = pa.Field(nullable=True, description="relation to the head: 户主, 配偶, 子, 女, ...")
+    county_code: str = pa.Field(nullable=True, description="6-digit county code (GB/T 2260)")
+    township: str = pa.Field(nullable=True, description="township or street")
+    village: str = pa.Field(nullable=True, description="village or community")
+    status: str = pa.Field(nullable=True, description="正常 (registered here), 死亡 (deceased), 迁出 (moved out)")
     status_date: dt.date = pa.Field(nullable=True, description="date of death or move-out")
     status_date__unparseable: bool = _ok("status_date")
 
@@ -64,22 +67,22 @@ class DeathRecords(_Base):
     """死亡人员信息 (cremation and medical death certificates): incremental by id_number."""
     id_number: str = pa.Field(nullable=False, description="identity number of the deceased, normalised (key)")
     id_number_valid: bool = _valid("id_number")
-    name: str = pa.Field(nullable=False, description="name")
+    name: str = pa.Field(nullable=True, description="name")
     death_date: dt.date = pa.Field(nullable=False, description="date of death")
     death_date__unparseable: bool = _ok("death_date")
-    source: str = pa.Field(nullable=False, description="火化, 医院 or 公安")
+    source: str = pa.Field(nullable=True, description="火化, 医院 or 公安")
 
 
 class VehicleRegistration(_Base):
     """机动车登记信息 (traffic police): snapshot, one row per plate."""
     plate_number: str = pa.Field(nullable=False, description="plate number (key)")
-    owner_id_number: str = pa.Field(nullable=False, description="owner's identity number, normalised")
+    owner_id_number: str = pa.Field(nullable=True, description="owner's identity number, normalised")
     owner_id_number_valid: bool = _valid("owner_id_number")
-    owner_name: str = pa.Field(nullable=False, description="owner's name")
-    vehicle_type: str = pa.Field(nullable=False, description="小型轿车, ..., 残疾人专用车")
+    owner_name: str = pa.Field(nullable=True, description="owner's name")
+    vehicle_type: str = pa.Field(nullable=True, description="小型轿车, ..., 残疾人专用车")
     registration_date: dt.date = pa.Field(nullable=False, description="first registration date")
     registration_date__unparseable: bool = _ok("registration_date")
-    status: str = pa.Field(nullable=False, description="正常, 注销, 报废, 被盗抢")
+    status: str = pa.Field(nullable=True, description="正常, 注销, 报废, 被盗抢")
     assessed_value: AMOUNT = pa.Field(nullable=True, description="assessed or purchase value, yuan")
     assessed_value__unparseable: bool = _ok("assessed_value")
 
@@ -89,26 +92,26 @@ class PropertyRegistration(_Base):
     certificate_number: str = pa.Field(nullable=False, description="certificate number; co-owners repeat it (key)")
     owner_id_number: str = pa.Field(nullable=False, description="owner's identity number, normalised (key)")
     owner_id_number_valid: bool = _valid("owner_id_number")
-    owner_name: str = pa.Field(nullable=False, description="owner's name")
-    usage: str = pa.Field(nullable=False, description="住宅, 商业, 办公, 工业, 车位, 其他")
+    owner_name: str = pa.Field(nullable=True, description="owner's name")
+    usage: str = pa.Field(nullable=True, description="住宅, 商业, 办公, 工业, 车位, 其他")
     area_m2: AMOUNT = pa.Field(nullable=False, description="floor area, square metres")
     area_m2__unparseable: bool = _ok("area_m2")
-    county_code: str = pa.Field(nullable=False, description="county where the property lies")
+    county_code: str = pa.Field(nullable=True, description="county where the property lies")
     registration_date: dt.date = pa.Field(nullable=False, description="registration date")
     registration_date__unparseable: bool = _ok("registration_date")
-    status: str = pa.Field(nullable=False, description="现势 (current) or 注销 (cancelled)")
+    status: str = pa.Field(nullable=True, description="现势 (current) or 注销 (cancelled)")
 
 
 class Payments(_Base):
     """资金发放明细 (one-card payment system): incremental by payment_id."""
     payment_id: str = pa.Field(nullable=False, description="payment serial number (key)")
-    program_code: str = pa.Field(nullable=False, description="programme code (POLICY.md)")
+    program_code: str = pa.Field(nullable=True, description="programme code (POLICY.md)")
     program_name: str = pa.Field(nullable=True, description="programme name (optional column)")
     id_number: str = pa.Field(nullable=True, description="payee's identity number; invalid/unknown is a finding")
     id_number_valid: bool = _valid("id_number")
-    name: str = pa.Field(nullable=False, description="payee's name")
+    name: str = pa.Field(nullable=True, description="payee's name")
     household_id: str = pa.Field(nullable=True, description="household (household programmes pay the head)")
-    bank_account: str = pa.Field(nullable=False, description="bank account or social-security card number")
+    bank_account: str = pa.Field(nullable=True, description="bank account or social-security card number")
     amount: AMOUNT = pa.Field(nullable=False, description="amount paid, yuan")
     amount__unparseable: bool = _ok("amount")
     period: str = pa.Field(nullable=False, str_matches=r"^\d{4}-(0[1-9]|1[0-2])$",
@@ -116,9 +119,9 @@ class Payments(_Base):
     period__unparseable: bool = _ok("period")
     pay_date: dt.date = pa.Field(nullable=False, description="date paid")
     pay_date__unparseable: bool = _ok("pay_date")
-    county_code: str = pa.Field(nullable=False, description="the county that pays")
-    township: str = pa.Field(nullable=False, description="township")
-    village: str = pa.Field(nullable=False, description="village or community")
+    county_code: str = pa.Field(nullable=True, description="the county that pays")
+    township: str = pa.Field(nullable=True, description="township")
+    village: str = pa.Field(nullable=True, description="village or community")
     approved_by: str = pa.Field(nullable=True, description="identity number of the approving official")
     approved_by_valid: bool = _valid("approved_by")
 
@@ -127,12 +130,12 @@ class PublicServants(_Base):
     """财政供养人员及村(社区)两委成员: snapshot, one row per person."""
     id_number: str = pa.Field(nullable=False, description="identity number, normalised (key)")
     id_number_valid: bool = _valid("id_number")
-    name: str = pa.Field(nullable=False, description="name")
-    employer: str = pa.Field(nullable=False, description="employer")
-    role: str = pa.Field(nullable=False, description="公务员, 事业单位, 国有企业, 村两委, 社区两委")
-    county_code: str = pa.Field(nullable=False, description="county")
-    township: str = pa.Field(nullable=False, description="township")
-    village: str = pa.Field(nullable=False, description="village or community")
+    name: str = pa.Field(nullable=True, description="name")
+    employer: str = pa.Field(nullable=True, description="employer")
+    role: str = pa.Field(nullable=True, description="公务员, 事业单位, 国有企业, 村两委, 社区两委")
+    county_code: str = pa.Field(nullable=True, description="county")
+    township: str = pa.Field(nullable=True, description="township")
+    village: str = pa.Field(nullable=True, description="village or community")
     start_date: dt.date = pa.Field(nullable=False, description="start of the post")
     start_date__unparseable: bool = _ok("start_date")
     end_date: dt.date = pa.Field(nullable=True, description="end of the post; null = still in post")
@@ -142,14 +145,14 @@ class PublicServants(_Base):
 class TrainingClaims(_Base):
     """职业技能培训补贴申领 (human resources and social security): incremental by claim_id."""
     claim_id: str = pa.Field(nullable=False, description="claim number (key)")
-    id_number: str = pa.Field(nullable=False, description="claimant's identity number, normalised")
+    id_number: str = pa.Field(nullable=True, description="claimant's identity number, normalised")
     id_number_valid: bool = _valid("id_number")
-    name: str = pa.Field(nullable=False, description="claimant's name")
-    certificate_number: str = pa.Field(nullable=False, description="skill certificate number")
-    occupation: str = pa.Field(nullable=False, description="occupation (工种)")
-    level: str = pa.Field(nullable=False, description="certificate level")
-    training_org: str = pa.Field(nullable=False, description="training organisation")
-    county_code: str = pa.Field(nullable=False, description="county of the claim")
+    name: str = pa.Field(nullable=True, description="claimant's name")
+    certificate_number: str = pa.Field(nullable=True, description="skill certificate number")
+    occupation: str = pa.Field(nullable=True, description="occupation (工种)")
+    level: str = pa.Field(nullable=True, description="certificate level")
+    training_org: str = pa.Field(nullable=True, description="training organisation")
+    county_code: str = pa.Field(nullable=True, description="county of the claim")
     claim_date: dt.date = pa.Field(nullable=False, description="claim date")
     claim_date__unparseable: bool = _ok("claim_date")
     amount: AMOUNT = pa.Field(nullable=False, description="subsidy, yuan")
@@ -159,16 +162,16 @@ class TrainingClaims(_Base):
 class ServiceOrders(_Base):
     """居家养老服务工单 (home-care service orders): incremental by order_id."""
     order_id: str = pa.Field(nullable=False, description="work order number (key)")
-    elder_id_number: str = pa.Field(nullable=False, description="the elder's identity number, normalised")
+    elder_id_number: str = pa.Field(nullable=True, description="the elder's identity number, normalised")
     elder_id_number_valid: bool = _valid("elder_id_number")
-    worker_id: str = pa.Field(nullable=False, description="care worker number")
-    provider: str = pa.Field(nullable=False, description="service provider")
-    service_type: str = pa.Field(nullable=False, description="助餐, 助洁, 助浴, 助医, 陪护")
+    worker_id: str = pa.Field(nullable=True, description="care worker number")
+    provider: str = pa.Field(nullable=True, description="service provider")
+    service_type: str = pa.Field(nullable=True, description="助餐, 助洁, 助浴, 助医, 陪护")
     start_time: TS = pa.Field(nullable=False, description="service start")
     start_time__unparseable: bool = _ok("start_time")
     end_time: TS = pa.Field(nullable=False, description="service end")
     end_time__unparseable: bool = _ok("end_time")
-    county_code: str = pa.Field(nullable=False, description="county")
+    county_code: str = pa.Field(nullable=True, description="county")
     amount: AMOUNT = pa.Field(nullable=False, description="settled amount, yuan")
     amount__unparseable: bool = _ok("amount")
 

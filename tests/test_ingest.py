@@ -217,11 +217,12 @@ def test_each_quarantine_reason_with_file_and_line(tmp_path):
         payment("P3", A, amount="一百元"),            # line 4: unparseable amount
         payment("P4", A, pay_date="2026-02-30"),      # line 5: unparseable date
         payment("P5", A, period="2026-13"),           # line 6: period not a month
-        payment("P6", A, bank_account="  "),          # line 7: required value empty
-        payment("P7", A, amount="", township=""),     # line 8: two reasons
+        payment("P6", A, pay_date=""),                # line 7: required value empty
+        payment("P7", A, amount="", period="x"),      # line 8: two reasons
+        payment("P8", "", name="", township=" ", village="", bank_account=""),  # line 9: empty text is loaded
     ], PAYMENT_HEADER)
     with open(d / "payments.csv", "a", encoding="utf-8") as f:
-        f.write("P8,GAOLING,too,few,columns\n")       # line 9: malformed row
+        f.write("P9,GAOLING,too,few,columns\n")       # line 10: malformed row
     write_csv(d / "service_orders.csv", [
         dict(order_id="S1", elder_id_number=A, worker_id="W1", provider="康乐", service_type="助餐",
              start_time="2026-09-01 08:00", end_time="2026/9/1 9:30:00", county_code="110105", amount="30"),
@@ -238,15 +239,17 @@ def test_each_quarantine_reason_with_file_and_line(tmp_path):
         ("payments", "payments.csv", 4, "unparseable amount: amount"),
         ("payments", "payments.csv", 5, "unparseable date: pay_date"),
         ("payments", "payments.csv", 6, "unparseable period: period"),
-        ("payments", "payments.csv", 7, "required value empty: bank_account"),
-        ("payments", "payments.csv", 8, "required value empty: amount; required value empty: township"),
-        ("payments", "payments.csv", 9, "malformed CSV row: missing columns"),
+        ("payments", "payments.csv", 7, "required value empty: pay_date"),
+        ("payments", "payments.csv", 8, "required value empty: amount; unparseable period: period"),
+        ("payments", "payments.csv", 10, "malformed CSV row: missing columns"),
         ("service_orders", "service_orders.csv", 3, "unparseable datetime: start_time"),
     ]
     rec = json.loads(q(wh, "SELECT record FROM quarantine WHERE extract = 'payments' AND line = 4")[0][0])
     assert rec["payment_id"] == "P3" and rec["amount"] == "一百元"
-    assert q(wh, "SELECT record FROM quarantine WHERE line = 9")[0][0] == "P8,GAOLING,too,few,columns"
-    assert q(wh, "SELECT payment_id FROM stg_payments") == [("P1",)]
+    assert q(wh, "SELECT record FROM quarantine WHERE line = 10")[0][0] == "P9,GAOLING,too,few,columns"
+    assert q(wh, "SELECT payment_id, id_number, id_number_valid, name, township, village, bank_account "
+                 "FROM stg_payments ORDER BY 1") == [("P1", A, True, "张三", "朝阳街道", "幸福村", "6228480000000001"),
+                                                     ("P8", None, False, None, None, None, None)]
     assert q(wh, "SELECT _line FROM stg_household_registration") == [(2,)]
 
 

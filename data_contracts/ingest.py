@@ -1,0 +1,526 @@
+"""Ingest one landing directory (EXTRACTS.md) into the warehouse (DEVELOPERS.md table contract).
+
+Plain functions, no Prefect. Three phases:
+
+1. **Inspect** (nothing is written): discover every extract's files, refuse an unknown
+   format, detect each CSV's encoding (strict UTF-8 with or without BOM, else GB18030,
+   transcoded to a temporary UTF-8 copy in 4 MB chunks because DuckDB cannot read GB18030),
+   hash it (sha256), and map its header (canonical names or Chinese aliases, ignoring
+   surrounding spaces, case and full-width forms) to canonical columns; a missing required
+   column refuses the batch. Any refusal raises :class:`RefusedInput` before the warehouse
+   is even opened, so it stays byte-for-byte as it was.
+2. **Read and normalise**, extract by extract, in bulk: DuckDB ``read_csv`` (all columns as
+   text, explicit dialect) or ``read_parquet`` into Arrow/polars; rows DuckDB cannot split
+   into the header's columns are quarantined from its rejects table; values normalised with
+   polars expressions; the pandera model validates the collected frame (``lazy=True``) and
+   failing rows are quarantined with file, line and reason.
+3. **Write** everything in one DuckDB transaction (raw, staging, quarantine, file log, run
+   counts); any error rolls it back.
+
+Re-delivery (decision): a file whose sha256 was already loaded for the same extract is
+skipped (recorded in ``ingested_files`` with status ``skipped``; its rows are not read
+again, so it adds nothing to raw, staging or the counts). A snapshot extract whose set of
+files is identical to the snapshot currently loaded is skipped as a whole. Raw tables of
+snapshot extracts hold the current delivery (replaced with staging); raw tables of
+incremental extracts are append-only history.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import logging
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandera.polars as pa
+import polars as pl
+import pyarrow.parquet as pq
+
+from data_contracts.errors import RefusedInput
+from data_contracts.extracts import EXTRACTS, Extract
+from data_contracts.ids import fold_fullwidth, id_valid, normalise_id
+from data_contracts.normalise import PARSERS, clean_name, clean_sex, clean_text
+from data_contracts.schemas import MODELS
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("csv", "parquet")
+CHUNK = 4 * 1024 * 1024
+STG_TYPES = {
+    "id": "VARCHAR", "text": "VARCHAR", "name": "VARCHAR", "sex": "VARCHAR", "period": "VARCHAR",
+    "date": "DATE", "datetime": "TIMESTAMP", "amount": "DECIMAL(18,2)",
+}
+LINEAGE = {"_batch_id": "BIGINT", "_file": "VARCHAR", "_line": "BIGINT"}
+
+
+# ---------------------------------------------------------------------------- phase 1: inspect
+
+@dataclass
+class SourceFile:
+    extract: str
+    path: Path  # as delivered
+    rel: str  # relative to the landing directory (lineage)
+    fmt: str  # csv or parquet
+    size: int = 0
+    sha256: str = ""
+    encoding: str | None = None  # utf-8, utf-8-sig, gb18030 (csv only)
+    read_path: Path | None = None  # what DuckDB reads: the file, or its UTF-8 transcode
+    columns: list[str | None] = field(default_factory=list)  # canonical name per position
+    source_names: list[str] = field(default_factory=list)  # header as delivered
+
+
+def _fold_header(text: str) -> str:
+    return pl.select(fold_fullwidth(pl.lit(text))).item().strip().casefold()
+
+
+def alias_map(extract: Extract) -> dict[str, str]:
+    """Folded header spelling -> canonical column name."""
+    out: dict[str, str] = {}
+    for c in extract.columns:
+        for spelling in (c.name, *c.aliases):
+            out[_fold_header(spelling)] = c.name
+    return out
+
+
+def discover(input_dir: Path) -> dict[str, list[SourceFile]]:
+    """Files per delivered extract, in a stable order (sorted by relative path): a later file
+    wins over an earlier one when both carry the same key."""
+    if not input_dir.is_dir():
+        raise RefusedInput(str(input_dir), "landing directory does not exist or is not a directory")
+    found: dict[str, list[SourceFile]] = {}
+
+    def add(extract: str, p: Path) -> None:
+        ext = p.name.rsplit(".", 1)[-1].lower() if "." in p.name else ""
+        if ext not in FORMATS:
+            raise RefusedInput(str(p), f"unknown format {p.suffix or '(no extension)'!r} for extract "
+                                       f"{extract}: expected .csv or .parquet")
+        found.setdefault(extract, []).append(SourceFile(extract, p, str(p.relative_to(input_dir)), ext))
+
+    for p in sorted(input_dir.iterdir()):
+        if p.name.startswith("."):
+            continue
+        for name in EXTRACTS:
+            if p.is_dir() and p.name == name:
+                for q in sorted(p.iterdir()):
+                    if q.name.startswith("."):
+                        continue
+                    if q.is_dir():
+                        raise RefusedInput(str(q), "unexpected directory inside an extract directory")
+                    add(name, q)
+                break
+            stem = p.name.split(".", 1)[0]
+            if p.is_file() and (stem == name or p.name.startswith(name + "-")):
+                add(name, p)
+                break
+        else:
+            log.info("ignoring %s: not an extract", p.name)
+    for name, e in EXTRACTS.items():
+        if e.required and not found.get(name):
+            raise RefusedInput(str(input_dir / name), f"required extract {name} was not delivered")
+    for files in found.values():
+        files.sort(key=lambda f: f.rel)
+    return found
+
+
+def _detect_and_hash(sf: SourceFile, tmp: Path) -> None:
+    """sha256 and encoding in one streaming pass; GB18030 transcoded to a UTF-8 temp file."""
+    h = hashlib.sha256()
+    dec = codecs.getincrementaldecoder("utf-8")("strict")
+    utf8 = True
+    with open(sf.path, "rb") as f:
+        head = f.read(3)
+        bom = head == codecs.BOM_UTF8
+        f.seek(0)
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            if utf8:
+                try:
+                    dec.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+        if utf8:
+            try:
+                dec.decode(b"", final=True)
+            except UnicodeDecodeError:
+                utf8 = False
+    sf.sha256 = h.hexdigest()
+    if utf8:
+        sf.encoding = "utf-8-sig" if bom else "utf-8"
+        sf.read_path = sf.path
+        return
+    out = tmp / f"{len(list(tmp.iterdir()))}-{sf.path.name}"
+    dec = codecs.getincrementaldecoder("gb18030")("strict")
+    try:
+        with open(sf.path, "rb") as f, open(out, "w", encoding="utf-8", newline="") as g:
+            first = True
+            while chunk := f.read(CHUNK):
+                text = dec.decode(chunk)
+                if first and text.startswith("\ufeff"):
+                    text = text[1:]
+                first = False
+                g.write(text)
+            g.write(dec.decode(b"", final=True))
+    except UnicodeDecodeError as e:
+        raise RefusedInput(sf.rel, f"cannot be decoded as UTF-8 or GB18030 (byte offset about {e.start})") from None
+    sf.encoding = "gb18030"
+    sf.read_path = out
+
+
+def _map_header(sf: SourceFile, names: list[str]) -> None:
+    e = EXTRACTS[sf.extract]
+    aliases = alias_map(e)
+    cols: list[str | None] = []
+    seen: dict[str, str] = {}
+    for n in names:
+        canon = aliases.get(_fold_header(n))
+        if canon is not None:
+            if canon in seen:
+                raise RefusedInput(sf.rel, f"columns {seen[canon]!r} and {n!r} both mean {canon}")
+            seen[canon] = n
+        cols.append(canon)
+    for c in e.columns:
+        if c.name not in seen and not c.optional:
+            spellings = ", ".join(c.aliases)
+            raise RefusedInput(sf.rel, f"missing required column {c.name} ({spellings})")
+    unknown = [n for n, c in zip(names, cols) if c is None]
+    if unknown:
+        log.warning("%s: ignoring columns not in the contract: %s", sf.rel, ", ".join(unknown))
+    sf.columns, sf.source_names = cols, names
+
+
+def inspect(sf: SourceFile, tmp: Path) -> None:
+    """Phase 1 for one file: refuse it, or fill in encoding, hash and column mapping."""
+    sf.size = sf.path.stat().st_size
+    if sf.fmt == "parquet":
+        h = hashlib.sha256()
+        with open(sf.path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+        sf.sha256 = h.hexdigest()
+        try:
+            names = pq.read_schema(sf.path).names
+        except Exception as ex:  # noqa: BLE001 -- any failure to open is a refusal
+            raise RefusedInput(sf.rel, f"not a readable Parquet file ({type(ex).__name__})") from None
+        sf.read_path = sf.path
+        _map_header(sf, names)
+        return
+    _detect_and_hash(sf, tmp)
+    with open(sf.read_path, encoding="utf-8-sig", newline="") as f:
+        first = f.readline()
+    if not first.strip():
+        raise RefusedInput(sf.rel, "empty file: no header row")
+    names = next(csv.reader(io.StringIO(first)))
+    _map_header(sf, names)
+
+
+# ---------------------------------------------------------------------------- phase 2: read
+
+def _pl(con: duckdb.DuckDBPyConnection, query: str) -> pl.DataFrame:
+    return pl.from_arrow(con.sql(query).to_arrow_table())
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The file's rows as text with canonical names, ``_file`` and ``_line``; and the rows
+    DuckDB could not split (``_file``, ``_line``, ``reason``, ``record``)."""
+    e = EXTRACTS[sf.extract]
+    rejects = pl.DataFrame(schema={"_line": pl.Int64, "reason": pl.String, "record": pl.String})
+    path = _sql_str(str(sf.read_path))
+    if sf.fmt == "parquet":
+        sel = ", ".join(f'CAST("{src}" AS VARCHAR) AS "{c}"' for src, c in zip(sf.source_names, sf.columns) if c)
+        try:
+            df = _pl(con, f"SELECT {sel} FROM read_parquet({path})")
+        except duckdb.Error as ex:
+            raise RefusedInput(sf.rel, f"Parquet file cannot be read ({type(ex).__name__})") from None
+        df = df.with_columns(_line=pl.int_range(2, pl.len() + 2, dtype=pl.Int64))
+    else:
+        cols = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(sf.columns))) + "}"
+        sel = ", ".join(f'c{i} AS "{c}"' for i, c in enumerate(sf.columns) if c)
+        con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
+        try:
+            df = _pl(con,
+                f"SELECT {sel} FROM read_csv({path}, header=true, auto_detect=false, columns={cols}, "
+                f"delim=',', quote='\"', escape='\"', encoding='utf-8', ignore_errors=true, store_rejects=true)"
+            )
+            rej = _pl(con,
+                "SELECT line::BIGINT AS _line, 'malformed CSV row: ' || lower(min(error_type)) AS reason, "
+                "min(csv_line) AS record FROM reject_errors GROUP BY line ORDER BY line")
+        except duckdb.Error as ex:
+            raise RefusedInput(sf.rel, f"CSV cannot be read ({type(ex).__name__})") from None
+        if rej.height:
+            rejects = rej
+        # DuckDB's reject line numbers count records with the header as line 1; the loaded
+        # rows take the remaining line numbers in order.
+        total = df.height + rejects.height
+        lines = pl.int_range(2, total + 2, dtype=pl.Int64, eager=True)
+        if rejects.height:
+            lines = lines.filter(~lines.is_in(rejects["_line"].implode()))
+        df = df.with_columns(_line=lines)
+    for c in e.columns:  # optional columns not delivered
+        if c.name not in df.columns:
+            df = df.with_columns(pl.lit(None, dtype=pl.String).alias(c.name))
+    df = df.select(*e.column_names, pl.lit(sf.rel).alias("_file"), "_line")
+    rejects = rejects.select(pl.lit(sf.rel).alias("_file"), "_line", "reason", "record")
+    return df, rejects
+
+
+def normalise(extract: Extract, raw: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
+    """Normalised values (DEVELOPERS.md staging types) plus ``c_valid`` and ``c__unparseable``
+    companions, row for row with ``raw``."""
+    exprs: list[pl.Expr] = []
+    for c in extract.columns:
+        col = pl.col(c.name)
+        if c.kind == "id":
+            exprs.append(normalise_id(col).alias(c.name))
+        elif c.kind == "name":
+            exprs.append(clean_name(col).alias(c.name))
+        elif c.kind == "sex":
+            exprs.append(clean_sex(col).alias(c.name))
+        elif c.kind == "text":
+            exprs.append(clean_text(col).alias(c.name))
+        else:
+            parsed = PARSERS[c.kind](col)
+            exprs.append(parsed.alias(c.name))
+            exprs.append((clean_text(col).is_not_null() & parsed.is_null()).alias(f"{c.name}__unparseable"))
+    out = raw.select(*exprs, "_file", "_line")
+    return out.with_columns(id_valid(pl.col(c), as_of).alias(f"{c}_valid") for c in extract.id_columns)
+
+
+def quarantine_reasons(extract: Extract, norm: pl.DataFrame) -> pl.DataFrame:
+    """Validate with the extract's pandera model; one row (``index``, ``reason``) per failing row."""
+    model = MODELS[extract.name]
+    try:
+        model.validate(norm, lazy=True)
+        return pl.DataFrame(schema={"index": pl.Int64, "reason": pl.String})
+    except pa.errors.SchemaErrors as err:
+        fc = err.failure_cases
+    if fc.filter(pl.col("index").is_null()).height:  # a schema-level failure is a bug, not bad data
+        raise RuntimeError(f"{extract.name}: schema failure {fc.filter(pl.col('index').is_null())}")
+    kinds = {c.name: c.kind for c in extract.columns}
+    fc = fc.select(pl.col("index").cast(pl.Int64), "column", "check").unique()
+    unparseable = fc.filter(pl.col("column").str.ends_with("__unparseable")).select(
+        "index", pl.col("column").str.strip_suffix("__unparseable").alias("base"))
+    # a value that was delivered but unparseable also fails not_nullable: report it once
+    fc = fc.join(unparseable.with_columns(dup=pl.lit(True)), left_on=["index", "column"],
+                 right_on=["index", "base"], how="left").filter(pl.col("dup").is_null())
+    base = pl.col("column").str.strip_suffix("__unparseable")
+    kind = base.replace_strict(kinds, default="text")
+    reason = (
+        pl.when(pl.col("column").str.ends_with("__unparseable"))
+        .then(pl.lit("unparseable ") + kind + pl.lit(": ") + base)
+        .when((pl.col("check") == "not_nullable") & pl.col("column").is_in(list(extract.key)))
+        .then(pl.lit("no key: ") + pl.col("column"))
+        .when(pl.col("check") == "not_nullable")
+        .then(pl.lit("required value empty: ") + pl.col("column"))
+        .otherwise(pl.lit("invalid ") + pl.col("column") + pl.lit(": ") + pl.col("check"))
+    )
+    return (fc.select("index", reason.alias("reason")).unique().sort("index", "reason")
+            .group_by("index", maintain_order=True).agg(pl.col("reason").str.join("; ")))
+
+
+# ---------------------------------------------------------------------------- phase 3: write
+
+def ddl(extract: Extract) -> list[str]:
+    raw_cols = [f'"{c}" VARCHAR' for c in extract.column_names]
+    stg_cols = []
+    for c in extract.columns:
+        stg_cols.append(f'"{c.name}" {STG_TYPES[c.kind]}')
+        if c.kind == "id":
+            stg_cols.append(f'"{c.name}_valid" BOOLEAN')
+    lineage = [f"{k} {v}" for k, v in LINEAGE.items()]
+    return [
+        f"CREATE TABLE IF NOT EXISTS raw_{extract.name} ({', '.join(raw_cols + lineage)})",
+        f"CREATE TABLE IF NOT EXISTS stg_{extract.name} ({', '.join(stg_cols + lineage)})",
+    ]
+
+
+COMMON_DDL = [
+    """CREATE TABLE IF NOT EXISTS runs (
+        batch_id BIGINT PRIMARY KEY, as_of DATE NOT NULL, started_at TIMESTAMP, finished_at TIMESTAMP,
+        outcome VARCHAR, input_dir VARCHAR, files BIGINT, files_skipped BIGINT,
+        rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT,
+        warnings_new BIGINT, warnings_open BIGINT, warnings_resolved BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS run_extracts (
+        batch_id BIGINT, extract VARCHAR, delivered BOOLEAN, files BIGINT, files_skipped BIGINT,
+        rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS ingested_files (
+        batch_id BIGINT, extract VARCHAR, file VARCHAR, format VARCHAR, encoding VARCHAR,
+        bytes BIGINT, sha256 VARCHAR, status VARCHAR, rows_read BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        batch_id BIGINT, extract VARCHAR, file VARCHAR, line BIGINT, reason VARCHAR, record VARCHAR)""",
+]
+
+
+@dataclass
+class ExtractCounts:
+    extract: str
+    delivered: bool = False
+    files: int = 0
+    files_skipped: int = 0
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+
+
+@dataclass
+class IngestResult:
+    batch_id: int
+    as_of: dt.date
+    extracts: dict[str, ExtractCounts]
+    seconds: float
+
+    def summary(self) -> dict:
+        """Counts only: safe for logs and Prefect artifacts."""
+        return {"batch_id": self.batch_id, "as_of": self.as_of.isoformat(), "seconds": round(self.seconds, 2),
+                "extracts": {k: vars(v) for k, v in self.extracts.items()}}
+
+
+def _already_loaded(con, extract: Extract, files: list[SourceFile]) -> set[str]:
+    """sha256 of the files to skip as re-deliveries."""
+    if extract.snapshot:
+        cur = con.execute(
+            "SELECT list(DISTINCT sha256) FROM ingested_files WHERE extract = ? AND status = 'loaded' "
+            "AND batch_id = (SELECT max(batch_id) FROM ingested_files WHERE extract = ? AND status = 'loaded')",
+            [extract.name, extract.name]).fetchone()[0] or []
+        return set(cur) if set(cur) == {f.sha256 for f in files} else set()
+    rows = con.execute("SELECT DISTINCT sha256 FROM ingested_files WHERE extract = ? AND status = 'loaded' "
+                       "AND sha256 IN (SELECT unnest(?))", [extract.name, [f.sha256 for f in files]]).fetchall()
+    return {r[0] for r in rows}
+
+
+def _ingest_extract(con, wcon, extract: Extract, files: list[SourceFile], batch_id: int,
+                    as_of: dt.date) -> ExtractCounts:
+    n = ExtractCounts(extract.name, delivered=True, files=len(files))
+    skip = _already_loaded(wcon, extract, files)
+    seen: set[str] = set()
+    raws, rejects, file_rows = [], [], []
+    for sf in files:
+        dup = sf.sha256 in skip or sf.sha256 in seen
+        seen.add(sf.sha256)
+        if dup:
+            n.files_skipped += 1
+            log.info("%s: skipped, identical file already loaded", sf.rel)
+            file_rows.append((batch_id, extract.name, sf.rel, sf.fmt, sf.encoding, sf.size, sf.sha256, "skipped", 0))
+            continue
+        df, rej = read_file(sf, con)
+        raws.append(df)
+        rejects.append(rej)
+        file_rows.append((batch_id, extract.name, sf.rel, sf.fmt, sf.encoding, sf.size, sf.sha256, "loaded",
+                          df.height + rej.height))
+    wcon.executemany("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", file_rows)
+    if not raws:
+        return n
+    raw = pl.concat(raws, how="vertical")
+    del raws
+    rej = pl.concat(rejects, how="vertical")
+    norm = normalise(extract, raw, as_of)
+    bad = quarantine_reasons(extract, norm)
+    ok_mask = ~pl.int_range(0, raw.height, dtype=pl.Int64, eager=True).is_in(bad["index"].implode())
+    value_cols = extract.column_names
+    q = pl.concat([
+        raw.with_row_index("index").join(bad.with_columns(pl.col("index").cast(pl.UInt32)), on="index")
+        .select("_file", "_line", "reason", pl.struct(value_cols).struct.json_encode().alias("record")),
+        rej.select("_file", "_line", "reason", "record"),
+    ])
+    n.rows_read = raw.height + rej.height
+    n.rows_quarantined = q.height
+    good_raw = raw.filter(ok_mask).with_columns(pl.lit(batch_id, dtype=pl.Int64).alias("_batch_id"))
+    good = norm.filter(ok_mask).with_columns(pl.lit(batch_id, dtype=pl.Int64).alias("_batch_id"))
+    n.rows_loaded = good.height
+    # within one batch the later file/line wins (files are in sorted order, lines ascending)
+    good = good.unique(subset=list(extract.key), keep="last", maintain_order=True)
+    stg_cols = [c for c in good.columns if not c.endswith("__unparseable")]
+    good = good.select(stg_cols)
+
+    name = extract.name
+    wcon.register("_q", q)
+    wcon.execute(f"INSERT INTO quarantine SELECT {batch_id}, '{name}', _file, _line, reason, record FROM _q")
+    wcon.unregister("_q")
+    wcon.register("_raw", good_raw)
+    wcon.register("_stg", good)
+    if extract.snapshot:
+        wcon.execute(f"DELETE FROM raw_{name}")
+        wcon.execute(f"DELETE FROM stg_{name}")
+    else:
+        k = extract.key[0]
+        wcon.execute(f'DELETE FROM stg_{name} WHERE "{k}" IN (SELECT "{k}" FROM _stg)')
+    wcon.execute(f"INSERT INTO raw_{name} BY NAME SELECT * FROM _raw")
+    wcon.execute(f"INSERT INTO stg_{name} BY NAME SELECT * FROM _stg")
+    wcon.unregister("_raw")
+    wcon.unregister("_stg")
+    return n
+
+
+def ingest(input_dir: Path | str, warehouse: Path | str, as_of: dt.date) -> IngestResult:
+    """Ingest a landing directory into the warehouse as one new batch; RefusedInput leaves the
+    warehouse as it was."""
+    t0 = time.perf_counter()
+    started = dt.datetime.now()
+    input_dir, warehouse = Path(input_dir), Path(warehouse)
+    found = discover(input_dir)
+    tmp = Path(tempfile.mkdtemp(prefix="sentinel-ingest-"))
+    try:
+        for files in found.values():
+            for sf in files:
+                inspect(sf, tmp)
+        reader = duckdb.connect()
+        reader.execute("SET enable_progress_bar=false")
+        warehouse.parent.mkdir(parents=True, exist_ok=True)
+        wcon = duckdb.connect(str(warehouse))
+        try:
+            wcon.execute("SET enable_progress_bar=false")
+            wcon.execute("BEGIN TRANSACTION")
+            for stmt in COMMON_DDL:
+                wcon.execute(stmt)
+            for e in EXTRACTS.values():
+                for stmt in ddl(e):
+                    wcon.execute(stmt)
+            batch_id = wcon.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM runs").fetchone()[0]
+            counts: dict[str, ExtractCounts] = {}
+            for name, e in EXTRACTS.items():
+                if name in found:
+                    counts[name] = _ingest_extract(reader, wcon, e, found[name], batch_id, as_of)
+                else:
+                    counts[name] = ExtractCounts(name)
+                c = counts[name]
+                log.info("%s: %d files (%d skipped), %d rows read, %d loaded, %d quarantined", name, c.files,
+                         c.files_skipped, c.rows_read, c.rows_loaded, c.rows_quarantined)
+                wcon.execute("INSERT INTO run_extracts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             [batch_id, name, c.delivered, c.files, c.files_skipped, c.rows_read,
+                              c.rows_loaded, c.rows_quarantined])
+            tot = {k: sum(getattr(c, k) for c in counts.values())
+                   for k in ("files", "files_skipped", "rows_read", "rows_loaded", "rows_quarantined")}
+            wcon.execute(
+                "INSERT INTO runs (batch_id, as_of, started_at, finished_at, outcome, input_dir, files, "
+                "files_skipped, rows_read, rows_loaded, rows_quarantined) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [batch_id, as_of, started, dt.datetime.now(), "ingested", str(input_dir), tot["files"],
+                 tot["files_skipped"], tot["rows_read"], tot["rows_loaded"], tot["rows_quarantined"]])
+            wcon.execute("COMMIT")
+        except BaseException:
+            wcon.execute("ROLLBACK")
+            raise
+        finally:
+            wcon.close()
+            reader.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return IngestResult(batch_id, as_of, counts, time.perf_counter() - t0)
+
+
+def finish_run(warehouse: Path | str, batch_id: int, outcome: str) -> None:
+    """Close the batch's ``runs`` row (the flow calls this after its last stage)."""
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("UPDATE runs SET outcome = ?, finished_at = ? WHERE batch_id = ?",
+                    [outcome, dt.datetime.now(), batch_id])

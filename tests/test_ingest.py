@@ -1,0 +1,444 @@
+"""The ingest stage end to end (data_contracts.ingest.ingest): real files, real bytes, real DuckDB."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from data_contracts.errors import RefusedInput
+from data_contracts.extracts import EXTRACTS
+from data_contracts.ingest import ingest
+from tests.conftest import (AS_OF, HOUSEHOLD_HEADER, PAYMENT_HEADER, make_id, payment, person, snapshot_of,
+                            write_csv)
+
+A = make_id(seq="013")
+B = make_id(birth="19400101", seq="024")
+C = make_id(region="440106", birth="19850615", seq="031")
+X_ID = make_id()  # 11010519491231002X: its check character is X
+assert X_ID.endswith("X")
+
+
+def q(wh: Path, sql: str, params=None) -> list[tuple]:
+    with duckdb.connect(str(wh), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def frame(wh: Path, sql: str) -> pl.DataFrame:
+    with duckdb.connect(str(wh), read_only=True) as con:
+        return pl.from_arrow(con.sql(sql).to_arrow_table())
+
+
+def extract_counts(wh: Path, batch_id: int, extract: str) -> dict:
+    df = frame(wh, f"SELECT * FROM run_extracts WHERE batch_id = {batch_id} AND extract = '{extract}'")
+    assert df.height == 1
+    return df.row(0, named=True)
+
+
+def base_landing(d: Path, payments: list[dict] | None = None, persons: list[dict] | None = None) -> Path:
+    write_csv(d / "household_registration.csv", persons or [person(A), person(B, "李四", sex="女")], HOUSEHOLD_HEADER)
+    write_csv(d / "payments.csv", payments or [payment("P1", A), payment("P2", B, name="李四")], PAYMENT_HEADER)
+    return d
+
+
+# ----------------------------------------------------------------------------- encodings and headers
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030"])
+def test_each_encoding_is_detected_and_read(tmp_path, encoding):
+    d = tmp_path / "in"
+    names = ["张三", "阿依古丽•买买提"]
+    write_csv(d / "household_registration.csv", [person(A, names[0]), person(B, names[1], township="朝阳街道")],
+              HOUSEHOLD_HEADER, encoding=encoding)
+    write_csv(d / "payments.csv", [payment("P1", A, name="张三")], PAYMENT_HEADER, encoding=encoding)
+    raw = (d / "household_registration.csv").read_bytes()
+    if encoding == "gb18030":
+        with pytest.raises(UnicodeDecodeError):
+            raw.decode("utf-8")
+    assert raw.startswith(b"\xef\xbb\xbf") == (encoding == "utf-8-sig")
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    got = q(wh, "SELECT id_number, name, township FROM stg_household_registration ORDER BY _line")
+    assert got == [(A, "张三", "朝阳街道"), (B, "阿依古丽·买买提", "朝阳街道")]
+    assert q(wh, "SELECT DISTINCT encoding FROM ingested_files") == [(encoding,)]
+
+
+HOUSEHOLD_ALIASES = {
+    "id_number": "公民身份号码", "name": "姓名", "sex": "性别", "birth_date": "出生日期", "household_id": "户号",
+    "relation_to_head": "与户主关系", "county_code": "行政区划代码", "township": "乡镇街道", "village": "村社区",
+    "status": "户口状态", "status_date": "状态变更日期",
+}
+HOUSEHOLD_ALIASES_2 = {**HOUSEHOLD_ALIASES, "id_number": "身份证号码", "county_code": "区县代码",
+                       "village": "村(居)委会", "status": "人员状态"}
+
+
+@pytest.mark.parametrize("style, rename", [
+    ("canonical", {}),
+    ("chinese", HOUSEHOLD_ALIASES),
+    ("other chinese aliases", HOUSEHOLD_ALIASES_2),
+    ("spaces and case", {h: f"  {h.upper()} " for h in HOUSEHOLD_HEADER}),
+    ("chinese with spaces and full-width parentheses", {**{k: f" {v}\u3000" for k, v in HOUSEHOLD_ALIASES.items()},
+                                                        "village": "村（居）委会"}),
+])
+def test_header_alias_styles_map_to_canonical_columns(tmp_path, style, rename):
+    d = tmp_path / "in"
+    write_csv(d / "household_registration.csv", [person(A, status="死亡", status_date="2026-01-05")],
+              HOUSEHOLD_HEADER, rename=rename)
+    write_csv(d / "payments.csv", [payment("P1", A)], PAYMENT_HEADER)
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    got = frame(wh, "SELECT * EXCLUDE (_batch_id, _file, _line) FROM stg_household_registration").row(0, named=True)
+    assert got == {"id_number": A, "id_number_valid": True, "name": "张三", "sex": "男",
+                   "birth_date": dt.date(1949, 12, 31), "household_id": "H001", "relation_to_head": "户主",
+                   "county_code": "110105", "township": "朝阳街道", "village": "幸福村", "status": "死亡",
+                   "status_date": dt.date(2026, 1, 5)}, style
+
+
+def test_columns_in_any_order_and_unknown_extra_columns(tmp_path):
+    d = tmp_path / "in"
+    header = list(reversed(HOUSEHOLD_HEADER)) + ["备注"]
+    write_csv(d / "household_registration.csv", [{**person(A), "备注": "x"}], header)
+    write_csv(d / "payments.csv", [payment("P1", A)], [h for h in PAYMENT_HEADER if h != "program_name"])
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert q(wh, "SELECT id_number, name, status FROM stg_household_registration") == [(A, "张三", "正常")]
+    assert q(wh, "SELECT payment_id, program_name FROM stg_payments") == [("P1", None)]
+
+
+# ----------------------------------------------------------------------------- discovery and formats
+
+def test_parts_directory_and_parquet_are_all_discovered(tmp_path):
+    d = tmp_path / "in"
+    write_csv(d / "household_registration.csv", [person(A), person(B)], HOUSEHOLD_HEADER)
+    write_csv(d / "payments-2026-09.csv", [payment("P1", A)], PAYMENT_HEADER)
+    write_csv(d / "payments-2026-10.csv", [payment("P2", B)], PAYMENT_HEADER, encoding="gb18030")
+    write_csv(d / "death_records" / "death_records-hospital.csv",
+              [dict(id_number=B, name="李四", death_date="2026-06-01", source="医院")])
+    pl.DataFrame({"id_number": [C], "name": ["王五"], "death_date": [dt.date(2026, 7, 2)], "source": ["火化"]}) \
+        .write_parquet(d / "death_records" / "death_records-cremation.parquet")
+    (d / "README.md").write_text("not an extract")
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert q(wh, "SELECT payment_id, _file FROM stg_payments ORDER BY 1") == [
+        ("P1", "payments-2026-09.csv"), ("P2", "payments-2026-10.csv")]
+    assert q(wh, "SELECT id_number, death_date, source, _file, _line FROM stg_death_records ORDER BY 2") == [
+        (B, dt.date(2026, 6, 1), "医院", "death_records/death_records-hospital.csv", 2),
+        (C, dt.date(2026, 7, 2), "火化", "death_records/death_records-cremation.parquet", 2)]
+    assert extract_counts(wh, 1, "death_records")["files"] == 2
+    assert extract_counts(wh, 1, "vehicle_registration")["delivered"] is False
+
+
+def test_parquet_with_typed_columns(tmp_path):
+    d = tmp_path / "in"
+    pl.DataFrame({
+        "id_number": [A.lower(), "110105400101024"], "name": ["张三", "李四"], "sex": ["1", "2"],
+        "birth_date": [dt.date(1949, 12, 31), dt.date(1940, 1, 1)], "household_id": ["H1", "H1"],
+        "relation_to_head": ["户主", "配偶"], "county_code": ["110105", "110105"], "township": ["街", "街"],
+        "village": ["村", "村"], "status": ["正常", "正常"], "status_date": [None, None],
+    }, schema_overrides={"status_date": pl.Date}).write_parquet(d.mkdir() or d / "household_registration.parquet")
+    pl.DataFrame({k: [v] for k, v in payment("P1", A).items()}).with_columns(
+        pl.col("amount").cast(pl.Float64)).write_parquet(d / "payments.parquet")
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    upgraded = "11010519400101024" + make_id(birth="19400101", seq="024")[-1]
+    assert q(wh, "SELECT id_number, sex, birth_date FROM stg_household_registration ORDER BY _line") == [
+        (A, "男", dt.date(1949, 12, 31)), (upgraded, "女", dt.date(1940, 1, 1))]
+    assert q(wh, "SELECT amount FROM stg_payments") == [(Decimal("100.00"),)]
+
+
+# ----------------------------------------------------------------------------- messy values
+
+def test_messy_values_are_normalised_in_staging(tmp_path):
+    d = tmp_path / "in"
+    a15 = A[:6] + A[8:17]
+    fw = A.translate({ord(c): ord(c) + 0xFEE0 for c in "0123456789X"})
+    write_csv(d / "household_registration.csv", [
+        person(f" {A[:17]}{A[17].lower()} ", "阿依古丽.买买提", sex=" 1 ", birth_date="1949年12月31日"),
+        person(B, "李四", sex="２", birth_date="19400101", status="迁出", status_date="2026/3/5"),
+    ], HOUSEHOLD_HEADER)
+    write_csv(d / "payments.csv", [
+        payment("P1", a15, amount="1,200.00", period="202609", pay_date="2026年9月10日"),
+        payment("P2", fw, amount="１２００．５０", period="2026年9月", pay_date="20260910"),
+        payment("Ｐ３", A, amount=" 35 ", period="2026/09", pay_date="2026/9/10", approved_by=X_ID.lower()),
+    ], PAYMENT_HEADER)
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert q(wh, "SELECT id_number, id_number_valid, name, sex, birth_date, status_date "
+                 "FROM stg_household_registration ORDER BY _line") == [
+        (A, True, "阿依古丽·买买提", "男", dt.date(1949, 12, 31), None),
+        (B, True, "李四", "女", dt.date(1940, 1, 1), dt.date(2026, 3, 5))]
+    assert q(wh, "SELECT payment_id, id_number, id_number_valid, amount, period, pay_date, approved_by, "
+                 "approved_by_valid FROM stg_payments ORDER BY _line") == [
+        ("P1", A, True, Decimal("1200.00"), "2026-09", dt.date(2026, 9, 10), None, False),
+        ("P2", A, True, Decimal("1200.50"), "2026-09", dt.date(2026, 9, 10), None, False),
+        ("P3", A, True, Decimal("35.00"), "2026-09", dt.date(2026, 9, 10), X_ID, True)]
+    # raw keeps the values as delivered
+    assert q(wh, "SELECT id_number, amount FROM raw_payments ORDER BY _line")[:2] == [
+        (a15, "1,200.00"), (fw, "１２００．５０")]
+
+
+def test_invalid_or_empty_ids_are_loaded_not_quarantined(tmp_path):
+    d = base_landing(tmp_path / "in", payments=[
+        payment("P1", "110105194912310021"),   # wrong check character
+        payment("P2", "12345"),                # wrong length
+        payment("P3", ""),                     # no ID at all
+        payment("P4", make_id(birth="20300101")),  # born after the batch date
+        payment("P5", A, approved_by="not-an-id"),
+    ])
+    write_csv(d / "vehicle_registration.csv", [dict(
+        plate_number="京A12345", owner_id_number="110105194912310021", owner_name="张三", vehicle_type="小型轿车",
+        registration_date="2020-01-01", status="正常", assessed_value="")])
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert q(wh, "SELECT payment_id, id_number_valid, approved_by_valid FROM stg_payments ORDER BY 1") == [
+        ("P1", False, False), ("P2", False, False), ("P3", False, False), ("P4", False, False),
+        ("P5", True, False)]
+    assert q(wh, "SELECT count(*) FROM quarantine") == [(0,)]
+    assert q(wh, "SELECT owner_id_number, owner_id_number_valid, assessed_value FROM stg_vehicle_registration") == [
+        ("110105194912310021", False, None)]
+
+
+# ----------------------------------------------------------------------------- quarantine
+
+def test_each_quarantine_reason_with_file_and_line(tmp_path):
+    d = tmp_path / "in"
+    write_csv(d / "household_registration.csv", [
+        person(A),
+        person(B, status_date="sometime"),          # line 3: unparseable date in a nullable column
+        person("", "无号"),                          # line 4: no key
+    ], HOUSEHOLD_HEADER)
+    write_csv(d / "payments.csv", [
+        payment("P1", A),
+        payment("", A),                               # line 3: no key
+        payment("P3", A, amount="一百元"),            # line 4: unparseable amount
+        payment("P4", A, pay_date="2026-02-30"),      # line 5: unparseable date
+        payment("P5", A, period="2026-13"),           # line 6: period not a month
+        payment("P6", A, pay_date=""),                # line 7: required value empty
+        payment("P7", A, amount="", period="x"),      # line 8: two reasons
+        payment("P8", "", name="", township=" ", village="", bank_account=""),  # line 9: empty text is loaded
+    ], PAYMENT_HEADER)
+    with open(d / "payments.csv", "a", encoding="utf-8") as f:
+        f.write("P9,GAOLING,too,few,columns\n")       # line 10: malformed row
+    write_csv(d / "service_orders.csv", [
+        dict(order_id="S1", elder_id_number=A, worker_id="W1", provider="康乐", service_type="助餐",
+             start_time="2026-09-01 08:00", end_time="2026/9/1 9:30:00", county_code="110105", amount="30"),
+        dict(order_id="S2", elder_id_number=A, worker_id="W1", provider="康乐", service_type="助餐",
+             start_time="2026-09-01 8点", end_time="2026-09-01 09:00", county_code="110105", amount="30"),
+    ])
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    got = q(wh, "SELECT extract, file, line, reason FROM quarantine ORDER BY extract, line")
+    assert got == [
+        ("household_registration", "household_registration.csv", 3, "unparseable date: status_date"),
+        ("household_registration", "household_registration.csv", 4, "no key: id_number"),
+        ("payments", "payments.csv", 3, "no key: payment_id"),
+        ("payments", "payments.csv", 4, "unparseable amount: amount"),
+        ("payments", "payments.csv", 5, "unparseable date: pay_date"),
+        ("payments", "payments.csv", 6, "unparseable period: period"),
+        ("payments", "payments.csv", 7, "required value empty: pay_date"),
+        ("payments", "payments.csv", 8, "required value empty: amount; unparseable period: period"),
+        ("payments", "payments.csv", 10, "malformed CSV row: missing columns"),
+        ("service_orders", "service_orders.csv", 3, "unparseable datetime: start_time"),
+    ]
+    rec = json.loads(q(wh, "SELECT record FROM quarantine WHERE extract = 'payments' AND line = 4")[0][0])
+    assert rec["payment_id"] == "P3" and rec["amount"] == "一百元"
+    assert q(wh, "SELECT record FROM quarantine WHERE line = 10")[0][0] == "P9,GAOLING,too,few,columns"
+    assert q(wh, "SELECT payment_id, id_number, id_number_valid, name, township, village, bank_account "
+                 "FROM stg_payments ORDER BY 1") == [("P1", A, True, "张三", "朝阳街道", "幸福村", "6228480000000001"),
+                                                     ("P8", None, False, None, None, None, None)]
+    assert q(wh, "SELECT _line FROM stg_household_registration") == [(2,)]
+
+
+def test_line_numbers_stay_right_after_a_malformed_row(tmp_path):
+    d = base_landing(tmp_path / "in")
+    p = d / "payments.csv"
+    p.write_text(p.read_text(encoding="utf-8").replace("\nP2,", "\nbroken,row\nP2,"), encoding="utf-8")
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert q(wh, "SELECT payment_id, _line FROM stg_payments ORDER BY 1") == [("P1", 2), ("P2", 4)]
+    assert q(wh, "SELECT line FROM quarantine") == [(3,)]
+
+
+# ----------------------------------------------------------------------------- reconciliation
+
+def test_counts_reconcile_per_extract(tmp_path):
+    d = tmp_path / "in"
+    write_csv(d / "household_registration.csv", [person(A), person(B), person("", "x")], HOUSEHOLD_HEADER)
+    pays = [payment(f"P{i}", A, amount="bad" if i % 7 == 0 else "100") for i in range(1, 51)]
+    pays += [payment("P1", A, amount="120")]  # same key again in the batch: loaded twice, one row in staging
+    write_csv(d / "payments-a.csv", pays[:30], PAYMENT_HEADER)
+    write_csv(d / "payments-b.csv", pays[30:], PAYMENT_HEADER)
+    wh = tmp_path / "w.duckdb"
+    r = ingest(d, wh, AS_OF)
+    for name in EXTRACTS:
+        c = extract_counts(wh, r.batch_id, name)
+        assert c["rows_read"] == c["rows_loaded"] + c["rows_quarantined"], name
+        (nq,) = q(wh, "SELECT count(*) FROM quarantine WHERE batch_id = ? AND extract = ?", [r.batch_id, name])[0]
+        (nraw,) = q(wh, f"SELECT count(*) FROM raw_{name} WHERE _batch_id = ?", [r.batch_id])[0]
+        assert (c["rows_quarantined"], c["rows_loaded"]) == (nq, nraw), name
+    assert extract_counts(wh, r.batch_id, "payments").items() >= {"rows_read": 51, "rows_quarantined": 7}.items()
+    assert extract_counts(wh, r.batch_id, "household_registration")["rows_quarantined"] == 1
+    assert q(wh, "SELECT count(*), count(DISTINCT payment_id) FROM stg_payments") == [(43, 43)]
+    assert q(wh, "SELECT amount, _file FROM stg_payments WHERE payment_id = 'P1'") == [
+        (Decimal("120.00"), "payments-b.csv")]
+    run = frame(wh, "SELECT * FROM runs").row(0, named=True)
+    sums = q(wh, "SELECT sum(rows_read), sum(rows_loaded), sum(rows_quarantined) FROM run_extracts")[0]
+    assert (run["rows_read"], run["rows_loaded"], run["rows_quarantined"]) == sums == (54, 46, 8)
+    assert run["as_of"] == AS_OF and run["outcome"] == "ingested" and run["warnings_new"] is None
+
+
+# ----------------------------------------------------------------------------- batches over time
+
+def _state(wh: Path) -> dict:
+    tables = [f"{kind}_{name}" for name in EXTRACTS for kind in ("stg", "raw")] + ["quarantine"]
+    with duckdb.connect(str(wh), read_only=True) as con:
+        return {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
+
+
+def test_same_files_delivered_again_change_nothing(tmp_path):
+    d = base_landing(tmp_path / "in")
+    write_csv(d / "death_records.csv", [dict(id_number=B, name="李四", death_date="2026-06-01", source="医院")])
+    write_csv(d / "payments-bad.csv", [payment("P9", A, amount="x")], PAYMENT_HEADER)
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    before = _state(wh)
+    r2 = ingest(d, wh, AS_OF + dt.timedelta(days=1))
+    assert _state(wh) == before
+    assert extract_counts(wh, r2.batch_id, "payments").items() >= {"files_skipped": 2, "rows_read": 0}.items()
+    # the same content under another name is the same delivery
+    shutil.copy(d / "payments.csv", d / "payments-resent.csv")
+    r3 = ingest(d, wh, AS_OF + dt.timedelta(days=2))
+    assert _state(wh) == before
+    assert extract_counts(wh, r3.batch_id, "payments")["files_skipped"] == 3
+    assert q(wh, "SELECT count(*) FROM runs") == [(3,)]
+
+
+def test_incremental_extract_upserts_by_key(tmp_path):
+    wh = tmp_path / "w.duckdb"
+    d1 = base_landing(tmp_path / "b1", payments=[payment("P1", A), payment("P2", B, amount="100")])
+    ingest(d1, wh, AS_OF)
+    d2 = base_landing(tmp_path / "b2", payments=[payment("P2", B, amount="150"), payment("P3", C)])
+    r2 = ingest(d2, wh, AS_OF)
+    assert q(wh, "SELECT payment_id, amount, _batch_id FROM stg_payments ORDER BY 1") == [
+        ("P1", Decimal("100.00"), 1), ("P2", Decimal("150.00"), 2), ("P3", Decimal("100.00"), 2)]
+    assert q(wh, "SELECT count(*) FROM raw_payments") == [(4,)]  # raw keeps both deliveries of P2
+    c = extract_counts(wh, r2.batch_id, "payments")
+    assert (c["rows_read"], c["rows_loaded"]) == (2, 2)
+
+
+def test_snapshot_extract_replaces_and_undelivered_extract_is_kept(tmp_path):
+    wh = tmp_path / "w.duckdb"
+    d1 = base_landing(tmp_path / "b1", persons=[person(A), person(B)])
+    write_csv(d1 / "vehicle_registration.csv", [dict(
+        plate_number="京A12345", owner_id_number=A, owner_name="张三", vehicle_type="小型轿车",
+        registration_date="2020-01-01", status="正常", assessed_value="150,000")])
+    ingest(d1, wh, AS_OF)
+    d2 = base_landing(tmp_path / "b2", persons=[person(A, status="死亡", status_date="2026-10-01"), person(C)],
+                      payments=[payment("P9", A)])
+    ingest(d2, wh, AS_OF)
+    assert q(wh, "SELECT id_number, status, _batch_id FROM stg_household_registration ORDER BY _line") == [
+        (A, "死亡", 2), (C, "正常", 2)]
+    assert q(wh, "SELECT count(*), min(_batch_id) FROM raw_household_registration") == [(2, 2)]
+    assert q(wh, "SELECT plate_number, assessed_value FROM stg_vehicle_registration") == [
+        ("京A12345", Decimal("150000.00"))]
+    assert extract_counts(wh, 2, "vehicle_registration")["delivered"] is False
+
+
+def test_all_eight_extracts_with_chinese_headers(tmp_path):
+    d = base_landing(tmp_path / "in")
+    write_csv(d / "property_registration.csv", [
+        {"不动产权证号": "京(2020)0001", "权利人证件号": A, "权利人": "张三", "用途": "住宅", "建筑面积": "89.5",
+         "坐落区县代码": "110105", "登记日期": "2020-05-01", "权属状态": "现势"},
+        {"不动产权证号": "京(2020)0001", "权利人证件号": B, "权利人": "李四", "用途": "住宅", "建筑面积": "89.5",
+         "坐落区县代码": "110105", "登记日期": "2020-05-01", "权属状态": "现势"}], encoding="gb18030")
+    write_csv(d / "public_servants.csv", [
+        {"公民身份号码": C, "姓名": "王五", "工作单位": "民政局", "人员类别": "公务员", "区县代码": "110105",
+         "乡镇街道": "朝阳街道", "村社区": "幸福村", "任职开始日期": "2015-07-01", "任职结束日期": ""}])
+    write_csv(d / "training_claims.csv", [
+        {"申领编号": "T1", "身份证号": C, "姓名": "王五", "证书编号": "Z1", "职业（工种）": "电工", "等级": "四级",
+         "培训机构": "技校", "申领地区县代码": "110105", "申领日期": "2026-05-01", "补贴金额": "1,500"}])
+    write_csv(d / "service_orders.csv", [
+        {"工单编号": "S1", "服务对象身份号码": B, "服务人员编号": "W1", "服务机构": "康乐", "服务项目": "助浴",
+         "服务开始时间": "2026/9/1 8:00", "服务结束时间": "2026-09-01 09:30:00", "区县代码": "110105",
+         "结算金额": "60"}])
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert q(wh, "SELECT count(*) FROM stg_property_registration") == [(2,)]
+    assert q(wh, "SELECT end_date, id_number_valid FROM stg_public_servants") == [(None, True)]
+    assert q(wh, "SELECT occupation, amount FROM stg_training_claims") == [("电工", Decimal("1500.00"))]
+    assert q(wh, "SELECT start_time, end_time FROM stg_service_orders") == [
+        (dt.datetime(2026, 9, 1, 8, 0), dt.datetime(2026, 9, 1, 9, 30))]
+    assert q(wh, "SELECT count(*) FROM quarantine") == [(0,)]
+
+
+# ----------------------------------------------------------------------------- refusals
+
+def _break_missing_column(d: Path) -> str:
+    write_csv(d / "payments-extra.csv", [payment("P7", A)], [h for h in PAYMENT_HEADER if h != "amount"])
+    return "amount"
+
+
+def _break_undecodable(d: Path) -> str:
+    (d / "death_records.csv").write_bytes("id_number,name,death_date,source\n".encode() + b"\x80\xff\xfe,\x81\n")
+    return "decoded"
+
+
+def _break_xlsx(d: Path) -> str:
+    (d / "payments-extra.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
+    return "unknown format"
+
+
+def _break_txt(d: Path) -> str:
+    (d / "household_registration.csv").rename(d / "household_registration.txt")
+    return "unknown format"
+
+
+def _break_parquet(d: Path) -> str:
+    (d / "vehicle_registration.parquet").write_bytes(b"PAR1 this is not a parquet file PAR1")
+    return "Parquet"
+
+
+def _break_missing_extract(d: Path) -> str:
+    (d / "payments.csv").unlink()
+    return "not delivered"
+
+
+def _break_duplicate_column(d: Path) -> str:
+    write_csv(d / "payments-extra.csv", [payment("P7", A)], PAYMENT_HEADER + ["name"],
+              rename={"name": "姓名"})
+    return "name"
+
+
+@pytest.mark.parametrize("breaker, culprit", [
+    (_break_missing_column, "payments-extra.csv"),
+    (_break_undecodable, "death_records.csv"),
+    (_break_xlsx, "payments-extra.xlsx"),
+    (_break_txt, "household_registration.txt"),
+    (_break_parquet, "vehicle_registration.parquet"),
+    (_break_missing_extract, "payments"),
+    (_break_duplicate_column, "payments-extra.csv"),
+])
+def test_refused_input_leaves_the_warehouse_byte_for_byte(tmp_path, breaker, culprit):
+    wh = tmp_path / "w.duckdb"
+    ingest(base_landing(tmp_path / "b1"), wh, AS_OF)
+    before_bytes, before_rows = snapshot_of(wh), _state(wh)
+    d2 = base_landing(tmp_path / "b2", payments=[payment("P5", C)])
+    problem = breaker(d2)
+    with pytest.raises(RefusedInput) as e:
+        ingest(d2, wh, AS_OF)
+    assert culprit in e.value.file and problem in str(e.value)
+    assert "\n" not in str(e.value)
+    assert snapshot_of(wh) == before_bytes
+    assert _state(wh) == before_rows
+
+
+def test_refusal_on_a_new_warehouse_creates_nothing(tmp_path):
+    d = base_landing(tmp_path / "in")
+    _break_missing_column(d)
+    with pytest.raises(RefusedInput):
+        ingest(d, tmp_path / "new.duckdb", AS_OF)
+    assert not list(tmp_path.glob("new.duckdb*"))

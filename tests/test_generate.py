@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 from stdnum.cn import ric
 
+from data_contracts.ids import normalise_id
 from synthetic import city as gen
 from synthetic.calendar import DEFAULT_AS_OF
 
@@ -20,7 +21,6 @@ POLICY_CATEGORIES = {
     "identity_unverified", "shared_account", "asset_ineligible", "public_servant", "cadre_relative",
     "training_claim_abuse", "service_order_anomaly", "eligible_not_receiving", "amount_mismatch", "model_outlier",
 }
-FW = dict(zip("０１２３４５６７８９Ｘ", "0123456789X"))
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +31,7 @@ def landing(tmp_path_factory) -> Path:
 
 
 def norm_id(e: pl.Expr) -> pl.Expr:
-    e = e.str.strip_chars().str.replace_many(list(FW), list(FW.values())).str.to_uppercase()
-    id17 = pl.concat_str([e.str.slice(0, 6), pl.lit("19"), e.str.slice(6, 9)])
-    from synthetic.idnum import with_check_char
-    return pl.when(e.str.len_chars() == 15).then(with_check_char(id17)).otherwise(e)
+    return normalise_id(e)
 
 
 def parse_date(e: pl.Expr) -> pl.Expr:

@@ -31,7 +31,7 @@ def landing(tmp_path_factory) -> Path:
 
 
 def norm_id(e: pl.Expr) -> pl.Expr:
-    return normalise_id(e)
+    return normalise_id(e).alias(e.meta.output_name())
 
 
 def parse_date(e: pl.Expr) -> pl.Expr:

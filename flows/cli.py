@@ -67,6 +67,18 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_feedback(a: argparse.Namespace) -> int:
+    from flows.feedback import apply_feedback
+
+    warehouse = Path(a.warehouse)
+    if not warehouse.is_file():
+        raise RefusedInput(warehouse, "no such warehouse")
+    res = apply_feedback(warehouse, [Path(f) for f in a.files], returned_by=a.by)
+    print(f"{res['conclusions_recorded']} conclusions recorded from {res['files']} file(s)"
+          f" ({res['files_already_recorded']} already recorded)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sentinel", description="welfare-sentinel: early warnings on benefit payments")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -85,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="directory for warnings.csv and lists/")
     r.add_argument("--as-of", type=_date, default=None, help="batch date (default: today)")
     r.set_defaults(func=cmd_run)
+
+    f = sub.add_parser("feedback", help="record the verifiers' conclusions from returned lists (.csv or .xlsx)")
+    f.add_argument("--warehouse", required=True)
+    f.add_argument("--by", default=None, help="who returned the lists (default: the folder they are in)")
+    f.add_argument("files", nargs="+")
+    f.set_defaults(func=cmd_feedback)
 
     d = sub.add_parser("demo", help="make a sample city under ./demo/ and run one batch on it")
     d.add_argument("--dir", default="demo")

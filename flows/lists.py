@@ -23,6 +23,7 @@ import duckdb
 import polars as pl
 import xlsxwriter
 
+from flows.batch import swap_dir
 from flows.sqlfiles import query_pl
 
 WARNING_COLUMNS = ["warning_id", "category", "rule_id", "severity", "subject_type", "subject_id", "id_number",
@@ -117,13 +118,7 @@ def write_lists(con: duckdb.DuckDBPyConnection, out_dir: Path, xlsx: bool = Fals
                 with xlsxwriter.Workbook(str(tmp / "lists" / f"{_safe(str(county))}.xlsx")) as wb:
                     for (township,), sheet in part.partition_by("乡镇街道", as_dict=True, maintain_order=True).items():
                         sheet.write_excel(workbook=wb, worksheet=_safe(str(township))[:31], autofit=True)
-        # swap the finished directory in: two renames, the old one removed after
-        old = out_dir.with_name(f".{out_dir.name}-old")
-        shutil.rmtree(old, ignore_errors=True)
-        if out_dir.exists():
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {"warnings_listed": w.height, "township_lists": n_lists}

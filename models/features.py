@@ -36,8 +36,8 @@ FEATURES: tuple[Feature, ...] = (
       "payments per (program, period) paid: above 1 means several payments for one month"),
     F("total_amount", "窗口内发放总额（元）", "yuan", "yuan paid in the window, all programs"),
     F("amount_ratio_max", "单笔金额与同项目同月中位数之比（最大）", "float",
-      "largest ratio of a payment to the median payment of the same program and period\n"
-      "(the mean ratio was tried too: it duplicated this one in every explanation)"),
+      "largest ratio of a payment to the median payment of the same program and period"),
+    # (the mean ratio was tried too: it duplicated this one in every explanation)
     F("n_accounts", "收款账户数", "int", "distinct bank accounts the person was paid into"),
     F("accounts_per_period", "每月收款账户数", "float",
       "distinct accounts per period paid: 1 means a new account every month"),

@@ -44,9 +44,12 @@ DEFAULT_WINDOW_MONTHS = 12
 
 
 def default_model_dir(warehouse: Path | str) -> Path:
-    """``<warehouse>.models/`` beside the warehouse file."""
+    """``<warehouse stem>.models/`` beside the warehouse file (``city.duckdb`` -> ``city.models/``).
+
+    Not ``city.duckdb.models``: whatever globs the warehouse's own files (``city.duckdb*``: the
+    file and its WAL) must not pick up the model directory."""
     w = Path(warehouse)
-    return w.with_name(w.name + ".models")
+    return w.with_suffix(".models") if w.suffix else w.with_name(w.name + ".models")
 
 
 def _sql(name: str) -> str:

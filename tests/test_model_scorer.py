@@ -175,3 +175,8 @@ def test_nothing_paid_in_the_window_writes_empty_tables(city):
     assert s["persons_scored"] == 0 and s["hits"] == 0
     assert _table(con, "SELECT count(*) AS n FROM model_scores").item() == 0
     assert _table(con, "SELECT count(*) AS n FROM model_hits").item() == 0
+
+
+def test_default_model_dir_is_beside_the_warehouse(tmp_path):
+    assert scorer.default_model_dir(tmp_path / "city.duckdb") == tmp_path / "city.models"
+    assert scorer.default_model_dir(tmp_path / "wh") == tmp_path / "wh.models"

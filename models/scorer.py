@@ -194,7 +194,8 @@ def _hits(con: duckdb.DuckDBPyConnection, chosen: pl.DataFrame, batch_id: int, k
 
 
 def _write(con: duckdb.DuckDBPyConnection, batch_id: int, scored: pl.DataFrame, hits: pl.DataFrame | None) -> None:
-    """Replace model_scores and model_hits in one transaction."""
+    """Replace model_scores and model_hits in one transaction. The caller must not hold one open:
+    DuckDB cannot nest them, and a failed BEGIN aborts the caller's transaction, so it cannot be probed."""
     scores_arrow = scored.select(pl.lit(batch_id, pl.Int64).alias("batch_id"), "id_number", "score",
                                  "explanation").to_arrow()
     con.execute("BEGIN TRANSACTION")

@@ -180,3 +180,11 @@ def test_nothing_paid_in_the_window_writes_empty_tables(city):
 def test_default_model_dir_is_beside_the_warehouse(tmp_path):
     assert scorer.default_model_dir(tmp_path / "city.duckdb") == tmp_path / "city.models"
     assert scorer.default_model_dir(tmp_path / "wh") == tmp_path / "wh.models"
+
+
+def test_a_single_paid_person(tmp_path):
+    con, _ = warehouse(tmp_path / "w.duckdb", n=1, outliers=0)
+    s = scorer.score(con, AS_OF, 1, tmp_path / "m")
+    assert s["persons_scored"] == 1 and s["hits"] == 1
+    assert 0.0 <= _table(con, "SELECT score FROM model_scores").item() <= 1.0
+    con.close()

@@ -1,8 +1,8 @@
 """The nightly batch as one thin Prefect flow: one task per stage, each calling a plain function
 that knows nothing of Prefect (the logic is tested with plain pytest).
 
-Stages so far: ingest (data_contracts.ingest). Later stages (rules, scorer, warnings, lists)
-are added as further tasks between ``ingest`` and ``finish``.
+Stages so far: ingest (data_contracts.ingest), rules (rules.run_rules). Later stages (scorer,
+warnings, lists) are added as further tasks between ``rules`` and ``finish``.
 
 Runs with Prefect's embedded defaults: with no ``PREFECT_API_URL`` a temporary local server
 is started by Prefect itself; nothing else needs to be running.
@@ -36,6 +36,23 @@ def ingest_task(input_dir: str, warehouse: str, as_of: dt.date) -> dict:
     return summary
 
 
+@task(name="rules")
+def rules_task(warehouse: str, as_of: dt.date, batch_id: int) -> dict:
+    """stg_* -> rule_hits, rule_runs. Returns counts only (no IDs)."""
+    import duckdb
+
+    from rules import run_rules
+
+    con = duckdb.connect(warehouse)
+    try:
+        summary = run_rules(con, as_of, batch_id)
+    finally:
+        con.close()
+    get_run_logger().info("rules: %d ran, %d skipped, %d hits in %.1f s", summary["ran"], summary["skipped"],
+                          summary["hits"], summary["seconds"])
+    return summary
+
+
 @task(name="finish")
 def finish_task(warehouse: str, batch_id: int, outcome: str) -> None:
     ingest_mod.finish_run(Path(warehouse), batch_id, outcome)
@@ -44,7 +61,8 @@ def finish_task(warehouse: str, batch_id: int, outcome: str) -> None:
 @flow(name="nightly-batch")
 def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: dt.date) -> dict:
     summary = ingest_task(input_dir, warehouse, as_of)
-    # later stages: rules_task(...), scorer_task(...), warnings_task(...), lists_task(..., out_dir)
+    summary["rules"] = rules_task(warehouse, as_of, summary["batch_id"])
+    # later stages: scorer_task(...), warnings_task(...), lists_task(..., out_dir)
     finish_task(warehouse, summary["batch_id"], "succeeded")
     return summary
 

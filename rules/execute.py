@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
@@ -63,10 +64,18 @@ def run_compiled(con: duckdb.DuckDBPyConnection, c: Compiled, batch_id: int, as_
 
 
 def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
-              rules_dir: Path | str | None = None) -> dict:
-    """Replace ``rule_hits`` and ``rule_runs`` with this batch's findings; counts only."""
+              rules_dir: Path | str | None = None, only: Iterable[str] | None = None) -> dict:
+    """Replace ``rule_hits`` and ``rule_runs`` with this batch's findings; counts only.
+    ``only``: run just these rule ids (tests, re-runs); the default runs the whole catalog."""
     t0 = time.perf_counter()
-    catalog = [compile_rule(r) for r in load_catalog(rules_dir)]
+    rules = load_catalog(rules_dir)
+    if only is not None:
+        wanted = set(only)
+        unknown = wanted - {r.id for r in rules}
+        if unknown:
+            raise ValueError(f"unknown rule ids: {sorted(unknown)}")
+        rules = [r for r in rules if r.id in wanted]
+    catalog = [compile_rule(r) for r in rules]
     prepare(con)
     con.execute("BEGIN TRANSACTION")
     try:

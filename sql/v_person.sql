@@ -16,7 +16,7 @@ SELECT
     least(CASE WHEN r.status = '死亡' THEN r.status_date END, dr.death_date) AS death_date,
     CASE
         WHEN dr.death_date IS NOT NULL AND (r.status IS DISTINCT FROM '死亡' OR r.status_date IS NULL OR dr.death_date <= r.status_date)
-            THEN '死亡记录（' || coalesce(dr.death_source, '未注明') || '）'
+            THEN '死亡人员信息·' || coalesce(dr.death_source, '未注明')
         WHEN r.status = '死亡' THEN '户籍注销'
     END AS death_source,
     CASE WHEN r.status = '迁出' THEN r.status_date END AS moved_out_date

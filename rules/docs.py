@@ -23,6 +23,14 @@ def _value(v) -> str:
 def render_catalog(rules: list[Rule]) -> str:
     out = ["# 预警规则目录 / Rule catalog", "",
            "Generated from `rules/*.yaml` by `python -m rules generate`; do not edit by hand.", "",
+           "每条规则一个 YAML 文件（文件名即规则编号）；参数以 DuckDB 查询参数 `$name` 绑定，不拼入 SQL。"
+           "按区县/项目的参数覆盖：规则对每个覆盖范围各运行一次，只保留其结果行（按结果行的 county_code、"
+           "program_code 归属最具体的覆盖范围）。编译后的 SQL 见 `rules/compiled/`。", "",
+           "One YAML file per rule (file name = id). Parameters are bound as DuckDB query parameters `$name`, "
+           "never pasted into SQL. Per-county/per-program overrides: the rule runs once per override scope with "
+           "that scope's merged parameters and keeps the hit rows whose county_code/program_code resolve to it "
+           "(the most specific override wins; a rule reporting one county for a finding that spans several "
+           "resolves by the county it reports). The compiled SQL is in `rules/compiled/`.", "",
            "| 规则 rule | 版本 | 类别 category | 等级 | 标题 | title | 项目 programs |", "|---|---|---|---|---|---|---|"]
     for r in rules:
         out.append(f"| [`{r.id}`](#{r.id}) | {r.version} | {r.category} | {r.severity} | {r.title['zh']} | "

@@ -21,7 +21,7 @@ import duckdb
 
 from rules.catalog import Rule, load_catalog
 from rules.compile import RULE_HITS_DDL, RULE_RUNS_DDL, Compiled, compile_rule
-from rules.names import build_name_readings, register_similarity
+from rules.names import build_name_readings, register_similarity, unregister_similarity
 from rules.views import create_views
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,8 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
     except BaseException:
         con.execute("ROLLBACK")
         raise
+    finally:
+        unregister_similarity(con)
     runs = con.execute("SELECT status, count(*), sum(hits) FROM rule_runs GROUP BY status").fetchall()
     by_cat = dict(con.execute("SELECT category, count(*) FROM rule_hits GROUP BY category ORDER BY category").fetchall())
     status = {s: (n, int(h or 0)) for s, n, h in runs}

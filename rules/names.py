@@ -58,11 +58,15 @@ def similarity(a: list[str], b: list[str]) -> list[float]:
     return _similarity(pa.array(a, pa.string()), pa.array(b, pa.string())).to_pylist()
 
 
-def register_similarity(con: duckdb.DuckDBPyConnection) -> None:
+def unregister_similarity(con: duckdb.DuckDBPyConnection) -> None:
     try:
         con.remove_function("name_similarity")
-    except Exception:  # noqa: BLE001 -- not registered yet
+    except Exception:  # noqa: BLE001 -- not registered
         pass
+
+
+def register_similarity(con: duckdb.DuckDBPyConnection) -> None:
+    unregister_similarity(con)
     con.create_function("name_similarity", _similarity, ["VARCHAR", "VARCHAR"], "DOUBLE", type="arrow",
                         null_handling="special")
 

@@ -43,27 +43,43 @@ def cmd_generate(a: argparse.Namespace) -> int:
 def cmd_run(a: argparse.Namespace) -> int:
     from flows.nightly import run_batch
 
-    run_batch(input_dir=Path(a.input), warehouse=Path(a.warehouse), out_dir=Path(a.out), as_of=a.as_of)
+    s = run_batch(input_dir=Path(a.input), warehouse=Path(a.warehouse), out_dir=Path(a.out), as_of=a.as_of,
+                  xlsx=a.xlsx, mask_ids=a.mask_ids, retrain=a.retrain)
+    st = s["warnings"]["statuses"]
+    print(f"batch {s['batch_id']} of {s['as_of']}: {st.get('new', 0)} new, {st.get('open', 0)} open warnings; "
+          f"lists in {a.out}")
+    return 0
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from flows.serve import serve
+
+    serve(a.cron, Path(a.input), Path(a.warehouse), Path(a.out), timezone=a.timezone, xlsx=a.xlsx, mask_ids=a.mask_ids)
     return 0
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
+    from flows.nightly import run_batch
+    from synthetic.calendar import DEFAULT_AS_OF
     from synthetic.city import generate
 
     root = Path(a.dir)
-    landing = root / "landing"
-    key = generate(persons=a.persons, seed=a.seed, out=landing, as_of=None)
-    print(f"sample city:  {landing}  ({a.persons:,} persons)")
-    print(f"answer key:   {key}")
-    try:
-        from flows.nightly import run_batch
-    except ImportError:
-        print("the nightly batch is not built yet: stopping after generating")
-        return 0
-    warehouse, out = root / "warehouse.duckdb", root / "out"
-    run_batch(input_dir=landing, warehouse=warehouse, out_dir=out, as_of=None)
-    print(f"warehouse:    {warehouse}")
-    print(f"outputs:      {out}")
+    landing, warehouse, out = root / "landing", root / "warehouse.duckdb", root / "out"
+    key = generate(persons=a.persons, seed=a.seed, out=landing, as_of=DEFAULT_AS_OF)
+    for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
+        stale.unlink(missing_ok=True)  # the demo starts from an empty warehouse every time
+    s = run_batch(input_dir=landing, warehouse=warehouse, out_dir=out, as_of=DEFAULT_AS_OF, xlsx=True)
+    st = s["warnings"]["statuses"]
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    print(f"""
+sample city   {landing}  ({a.persons:,} persons; answer key {key})
+warehouse     {warehouse}  (batch {s['batch_id']} of {s['as_of']}: {st.get('new', 0)} warnings)
+lists         {out / 'warnings.csv'}
+              {out / 'lists'}/<county>/<township>.csv, and one .xlsx per county
+run summary   {out / 'summary.md'}
+notebooks     {notebooks}
+  open them:  .venv/bin/jupyter lab notebooks/morning_review.ipynb
+              (they read $SENTINEL_WAREHOUSE, by default demo/warehouse.duckdb, read-only)""")
     return 0
 
 
@@ -104,7 +120,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--warehouse", required=True, help="DuckDB file (created if missing)")
     r.add_argument("--out", required=True, help="directory for warnings.csv and lists/")
     r.add_argument("--as-of", type=_date, default=None, help="batch date (default: today)")
+    r.add_argument("--xlsx", action="store_true", help="also one .xlsx per county, a sheet per township")
+    r.add_argument("--mask-ids", action="store_true", help="mask ID numbers in the lists (first 6, last 4 kept)")
+    r.add_argument("--retrain", action="store_true", help="refit the scorer instead of using the kept model")
     r.set_defaults(func=cmd_run)
+
+    sv = sub.add_parser("serve", help="run the nightly batch on a cron schedule until stopped")
+    sv.add_argument("--cron", required=True, help='e.g. "0 2 * * *"')
+    sv.add_argument("--timezone", default="Asia/Shanghai")
+    sv.add_argument("--input", required=True)
+    sv.add_argument("--warehouse", required=True)
+    sv.add_argument("--out", required=True)
+    sv.add_argument("--xlsx", action="store_true")
+    sv.add_argument("--mask-ids", action="store_true")
+    sv.set_defaults(func=cmd_serve)
 
     f = sub.add_parser("feedback", help="record the verifiers' conclusions from returned lists (.csv or .xlsx)")
     f.add_argument("--warehouse", required=True)
@@ -117,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--persons", type=_persons, default=20_000)
     d.add_argument("--seed", type=int, default=2026)
     d.set_defaults(func=cmd_demo)
+
     ru = sub.add_parser("rules", help="list the rule catalog (rules/*.yaml; documented in rules/CATALOG.md)")
     ru.set_defaults(func=cmd_rules)
     return p
@@ -136,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         # bad arguments: name the problem in one line (no ID numbers are in these messages)
         print(f"sentinel: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # anything else: one line, exit 1 (the traceback with -v)
+        if a.verbose:
+            log.exception("failed")
+        print(f"sentinel: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

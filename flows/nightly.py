@@ -106,8 +106,6 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: dt.date | None 
     as_of = as_of or dt.date.today()
     started = time.perf_counter()
     wh, out = Path(warehouse), Path(out_dir)
-    if not Path(input_dir).is_dir():
-        raise RefusedInput(input_dir, "landing directory not found")
     staging = out.with_name(f".{out.name}.batch")
     model_dir = scorer.default_model_dir(wh)
     with batch_lock(wh), WorkingCopy(wh) as work:
@@ -121,7 +119,7 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: dt.date | None 
         summary = {"batch_id": batch_id, "as_of": as_of.isoformat(), "ingest": ingested, "rules": rules,
                    "scorer": scores, "warnings": warned, "lists": listed}
         summary["seconds"] = round(time.perf_counter() - started, 1)
-        markdown = render_summary(summary)
+        markdown = render_summary(work.path, summary)
         (staging / "summary.md").write_text(markdown, encoding="utf-8")
         ingest_mod.finish_run(work.path, batch_id, "succeeded")
         work.commit()
@@ -133,4 +131,6 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: dt.date | None 
 def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | None = None, *, xlsx: bool = False,
               mask_ids: bool = False, retrain: bool = False) -> dict:
     """Entry point of `sentinel run`."""
+    if not Path(input_dir).is_dir():  # refused before Prefect starts anything
+        raise RefusedInput(input_dir, "landing directory not found")
     return nightly(str(input_dir), str(warehouse), str(out_dir), as_of, xlsx=xlsx, mask_ids=mask_ids, retrain=retrain)

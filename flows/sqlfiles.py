@@ -1,4 +1,4 @@
-"""Run the hand-written SQL in sql/ (one statement per file) with bound parameters."""
+"""Run the warnings stage's hand-written SQL in sql/warnings/ (one statement per file) with bound parameters."""
 from __future__ import annotations
 
 from functools import cache
@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql" / "warnings"
 
 
 @cache

@@ -1,4 +1,4 @@
-"""The scorer's features: one row per paid person, computed in DuckDB (``sql/model_features.sql``).
+"""The scorer's features: one row per paid person, computed in DuckDB (``sql/model/model_features.sql``).
 
 ``FEATURES`` is the single declarative list the SQL, the model's metadata, the drift check and
 the explanations follow. Each feature says what it measures, how a verifier reads it (``zh``)
@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql" / "model"
 
 
 @dataclass(frozen=True)
@@ -83,5 +83,5 @@ def compute(con: duckdb.DuckDBPyConnection, as_of: dt.date, window_months: int =
     df = pl.from_arrow(rel.to_arrow_table())
     missing = [n for n in FEATURE_NAMES if n not in df.columns]
     if missing:
-        raise RuntimeError(f"sql/model_features.sql does not produce {missing}")
+        raise RuntimeError(f"sql/model/model_features.sql does not produce {missing}")
     return df.select("id_number", *[pl.col(n).cast(pl.Float64).fill_null(0.0).fill_nan(0.0) for n in FEATURE_NAMES])

@@ -2,7 +2,7 @@
 
 ``score(con, as_of, batch_id, model_dir, retrain=False)`` (DEVELOPERS.md, stage interface):
 
-1. features per paid person, in DuckDB (``sql/model_features.sql``, models/features.py);
+1. features per paid person, in DuckDB (``sql/model/model_features.sql``, models/features.py);
 2. the kept model under ``model_dir`` is used as it is, unless ``retrain`` or none is kept (or it
    no longer fits the code's features): then a seeded IsolationForest is fitted on tonight's
    features and kept with its metadata (models/store.py);
@@ -63,7 +63,7 @@ def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def rule_raised(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Persons some rule raised (``sql/model_rule_raised.sql``); empty when rule_hits does not exist."""
+    """Persons some rule raised (``sql/model/model_rule_raised.sql``); empty when rule_hits does not exist."""
     if not _table_exists(con, "rule_hits"):
         return pl.DataFrame(schema={"id_number": pl.String})
     return pl.from_arrow(con.sql(_sql("model_rule_raised")).to_arrow_table())
@@ -157,7 +157,7 @@ def score(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_d
 
 def _hits(con: duckdb.DuckDBPyConnection, chosen: pl.DataFrame, batch_id: int, kept: store.KeptModel,
           n: int, period_from: str, period_to: str) -> pl.DataFrame:
-    """model_hits rows for the chosen persons: their facts from ``sql/model_hit_subjects.sql`` and
+    """model_hits rows for the chosen persons: their facts from ``sql/model/model_hit_subjects.sql`` and
     the Chinese evidence."""
     model_top = chosen.select("id_number").to_arrow()
     con.register("model_top", model_top)

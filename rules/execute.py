@@ -1,6 +1,6 @@
 """Run the rule catalog on an open warehouse connection (the ``rules`` stage, DEVELOPERS.md).
 
-Prepares what the rules read (the shared SQL in ``sql/``, the ``name_reading`` table and the
+Prepares what the rules read (the shared SQL in ``sql/shared/``, the ``name_reading`` table and the
 ``name_similarity`` function), then runs every compiled rule, each scope once, inserting into
 ``rule_hits``; writes one ``rule_runs`` row per rule (``ran`` or ``skipped``). Both tables are
 replaced each batch, in one transaction. Returns counts only, never ID numbers.

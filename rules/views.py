@@ -1,4 +1,4 @@
-"""Load the hand-written shared SQL in ``sql/``: one statement per file, named after the view or
+"""Load the hand-written shared SQL in ``sql/shared/``: one statement per file, named after the view or
 macro it makes (``CREATE OR REPLACE VIEW|TABLE|MACRO <file stem>``). Files are created in
 dependency order (a file depends on every other file whose name it mentions)."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql" / "shared"
 CREATES = re.compile(r"^\s*CREATE\s+OR\s+REPLACE\s+(?:TEMP\s+)?(VIEW|TABLE|MACRO)\s+(\w+)", re.I | re.M)
 
 

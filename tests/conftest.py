@@ -108,3 +108,26 @@ def minimal_landing(tmp_path: Path) -> Path:
     write_csv(d / "household_registration.csv", [person(a), person(b, "李四", sex="女")], HOUSEHOLD_HEADER)
     write_csv(d / "payments.csv", [payment("P1", a), payment("P2", b, name="李四")], PAYMENT_HEADER)
     return d
+
+
+# ----------------------------------------------------------------------------- generated cities and runs
+
+@pytest.fixture(scope="session")
+def small_city(tmp_path_factory) -> Path:
+    """A generated 20,000-person landing directory (answer key beside it), made once per session."""
+    from synthetic.city import generate
+
+    landing = tmp_path_factory.mktemp("city") / "landing"
+    generate(persons=20_000, seed=11, out=landing, as_of=AS_OF)
+    return landing
+
+
+@pytest.fixture(scope="session")
+def demo_run(prefect_harness, small_city, tmp_path_factory) -> dict:
+    """One full nightly batch on the small city through the real flow: warehouse and outputs."""
+    from flows.nightly import run_batch
+
+    root = tmp_path_factory.mktemp("demo")
+    wh, out = root / "warehouse.duckdb", root / "out"
+    summary = run_batch(small_city, wh, out, AS_OF, xlsx=True)
+    return {"warehouse": wh, "out": out, "summary": summary, "landing": small_city}

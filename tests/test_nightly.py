@@ -1,0 +1,152 @@
+"""The nightly flow end to end (issue 7): outputs that conform, safety (refusal, failing stage,
+kill -9, a second batch), idempotence, no ID number in any log line, and three nights of a
+warning's lifecycle."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from flows.batch import batch_lock
+from flows.cli import main
+from tests.conftest import AS_OF, PAYMENT_HEADER, payment, snapshot_of, write_csv
+
+CHECKER = Path(__file__).resolve().parents[2] / "shared" / "tools" / "check_outputs.py"
+FULL_ID = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dX](?![0-9A-Za-z])")
+
+
+def q(wh: Path, sql: str, params=None) -> list[tuple]:
+    with duckdb.connect(str(wh), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def copy_warehouse(src: Path, dst_dir: Path) -> Path:
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    dst = dst_dir / src.name
+    shutil.copyfile(src, dst)
+    return dst
+
+
+def test_run_conforms_and_summarises(demo_run):
+    wh, out = demo_run["warehouse"], demo_run["out"]
+    r = subprocess.run([sys.executable, str(CHECKER), "--warehouse", str(wh), "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout
+    assert q(wh, "SELECT outcome, warnings_new > 0 FROM runs") == [("succeeded", True)]
+    md = (out / "summary.md").read_text(encoding="utf-8")
+    assert "## Rules" in md and "## Warnings by category" in md and "deceased_paid" in md
+    assert not FULL_ID.search(md)
+    assert list((out / "lists").glob("*.xlsx"))
+
+
+def test_summary_artifact_has_no_personal_data(demo_run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["nightly-summary"])))
+    assert arts, "the flow publishes its summary as a Prefect artifact"
+    body = arts[-1].data
+    assert "Warnings by category" in body and not FULL_ID.search(body)
+
+
+def test_same_batch_again_gives_same_warnings(demo_run, tmp_path):
+    from flows.nightly import run_batch
+
+    wh = copy_warehouse(demo_run["warehouse"], tmp_path / "again")
+    before = q(wh, "SELECT warning_id, category, status, amount_at_risk FROM warnings ORDER BY warning_id")
+    run_batch(demo_run["landing"], wh, tmp_path / "again" / "out", AS_OF)
+    after = q(wh, "SELECT warning_id, category, status, amount_at_risk FROM warnings ORDER BY warning_id")
+    assert after == before
+
+
+def test_a_second_batch_is_refused_while_one_runs(demo_run, tmp_path, capsys):
+    wh = copy_warehouse(demo_run["warehouse"], tmp_path / "busy")
+    before = snapshot_of(wh)
+    with batch_lock(wh):
+        rc = main(["run", "--input", str(demo_run["landing"]), "--warehouse", str(wh), "--out", str(tmp_path / "o"),
+                   "--as-of", "2026-11-02"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert str(wh) in err and "another batch is running" in err
+    assert snapshot_of(wh) == before
+
+
+def test_a_failing_stage_leaves_warehouse_and_lists_as_they_were(demo_run, tmp_path, monkeypatch, capsys):
+    import flows.nightly as nightly
+
+    root = tmp_path / "fail"
+    wh = copy_warehouse(demo_run["warehouse"], root)
+    out = root / "out"
+    shutil.copytree(demo_run["out"], out)
+    before, lists_before = snapshot_of(wh), sorted(p.name for p in out.rglob("*"))
+
+    def boom(*a, **k):
+        raise RuntimeError("warnings stage exploded")
+
+    monkeypatch.setattr(nightly.warnings_mod, "update_warnings", boom)
+    rc = main(["run", "--input", str(demo_run["landing"]), "--warehouse", str(wh), "--out", str(out),
+               "--as-of", "2026-11-02"])
+    assert rc == 1
+    assert "warnings stage exploded" in capsys.readouterr().err
+    assert snapshot_of(wh) == before
+    assert sorted(p.name for p in out.rglob("*")) == lists_before
+    assert not list(root.glob(".*.batch*"))
+
+
+def test_a_refused_file_leaves_the_warehouse_as_it_was(demo_run, tmp_path, capsys):
+    landing = tmp_path / "landing"
+    shutil.copytree(demo_run["landing"], landing)
+    bad = write_csv(landing / "payments-late.csv", [payment("PX1", "110105194912310021")],
+                    [h for h in PAYMENT_HEADER if h != "amount"])
+    wh = copy_warehouse(demo_run["warehouse"], tmp_path / "refused")
+    before = snapshot_of(wh)
+    rc = main(["run", "--input", str(landing), "--warehouse", str(wh), "--out", str(tmp_path / "o"), "--as-of", "2026-11-02"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert bad.name in err and "amount" in err
+    assert snapshot_of(wh) == before
+
+
+def test_kill_9_in_the_middle_leaves_the_warehouse_as_it_was(demo_run, tmp_path):
+    wh = copy_warehouse(demo_run["warehouse"], tmp_path / "killed")
+    before = snapshot_of(wh)
+    work = wh.with_name(f".{wh.name}.batch")
+    env = {**os.environ, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
+    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--input", str(demo_run["landing"]),
+                             "--warehouse", str(wh), "--out", str(tmp_path / "o"), "--as-of", "2026-11-02"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not work.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the batch: the working copy is being written
+    assert proc.poll() is None, "the batch ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert snapshot_of(wh) == before
+    # the next batch runs normally and cleans what the killed one left
+    rc = main(["run", "--input", str(demo_run["landing"]), "--warehouse", str(wh), "--out", str(tmp_path / "o"),
+               "--as-of", "2026-11-02"])
+    assert rc == 0 and not work.exists()
+    assert q(wh, "SELECT count(*) FROM runs WHERE outcome = 'succeeded'")[0][0] == 2
+
+
+def test_no_full_id_number_in_any_log_line(small_city, tmp_path, prefect_harness):
+    env = {**os.environ, "PREFECT_LOGGING_LEVEL": "DEBUG"}
+    r = subprocess.run([sys.executable, "-m", "flows.cli", "-v", "run", "--input", str(small_city), "--warehouse",
+                        str(tmp_path / "w.duckdb"), "--out", str(tmp_path / "o"), "--as-of", AS_OF.isoformat()],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    logs = r.stdout + r.stderr
+    assert "ingest" in logs and "warnings" in logs  # the logs were captured
+    assert not FULL_ID.findall(logs)

@@ -28,19 +28,21 @@ def fold_fullwidth(expr: pl.Expr) -> pl.Expr:
 
 
 def check_char(first17: pl.Expr) -> pl.Expr:
-    """MOD 11-2 check character of a 17-digit string expression (null if not 17 digits)."""
-    total = pl.sum_horizontal(
-        [first17.str.slice(i, 1).cast(pl.Int32, strict=False) * w for i, w in enumerate(WEIGHTS)]
-    )
-    ok = first17.str.contains(r"^\d{17}$")
-    return pl.when(ok).then(
-        (total % 11).replace_strict(list(range(11)), list(CHECK_CHARS), return_dtype=pl.String)
-    )
+    """MOD 11-2 check character of a 17-digit string expression (null if not 17 digits).
+
+    sum(d_i * w_i) with w_i = 2**(17-i) mod 11 equals the 17 digits read as a base-2 number,
+    and 13 = 2 (mod 11), so the sum mod 11 is the digits read in base 13 (it fits an Int64):
+    one vectorised parse instead of 17 slices. The check value is (1 - 2 * sum) mod 11, which
+    is ``10X98765432``[sum mod 11]; 10 is written ``X``.
+    """
+    base13 = pl.when(first17.str.contains(r"^\d{17}$")).then(first17).str.to_integer(base=13, strict=False)
+    value = (1 - 2 * (base13 % 11)) % 11
+    return pl.when(value == 10).then(pl.lit("X")).otherwise(value.cast(pl.String))
 
 
 def normalise_id(expr: pl.Expr) -> pl.Expr:
     """Normalised identity number; empty strings become null."""
-    s = fold_fullwidth(expr.str.strip_chars()).str.strip_chars().str.replace_all("x", "X", literal=True)
+    s = fold_fullwidth(expr).str.strip_chars().str.replace_all("x", "X", literal=True)
     first17 = s.str.slice(0, 6) + pl.lit("19") + s.str.slice(6, 9)
     upgraded = first17 + check_char(first17)
     return (

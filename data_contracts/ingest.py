@@ -131,6 +131,20 @@ def discover(input_dir: Path) -> dict[str, list[SourceFile]]:
     return found
 
 
+def transcode_gb18030(src: Path, dst: Path) -> None:
+    """Stream a GB18030 file into a UTF-8 copy, 4 MB at a time (strict: raises UnicodeDecodeError)."""
+    dec = codecs.getincrementaldecoder("gb18030")("strict")
+    with open(src, "rb") as f, open(dst, "w", encoding="utf-8", newline="") as g:
+        first = True
+        while chunk := f.read(CHUNK):
+            text = dec.decode(chunk)
+            if first and text.startswith("\ufeff"):
+                text = text[1:]
+            first = False
+            g.write(text)
+        g.write(dec.decode(b"", final=True))
+
+
 def _detect_and_hash(sf: SourceFile, tmp: Path) -> None:
     """sha256 and encoding in one streaming pass; GB18030 transcoded to a UTF-8 temp file."""
     h = hashlib.sha256()
@@ -158,17 +172,8 @@ def _detect_and_hash(sf: SourceFile, tmp: Path) -> None:
         sf.read_path = sf.path
         return
     out = tmp / f"{len(list(tmp.iterdir()))}-{sf.path.name}"
-    dec = codecs.getincrementaldecoder("gb18030")("strict")
     try:
-        with open(sf.path, "rb") as f, open(out, "w", encoding="utf-8", newline="") as g:
-            first = True
-            while chunk := f.read(CHUNK):
-                text = dec.decode(chunk)
-                if first and text.startswith("\ufeff"):
-                    text = text[1:]
-                first = False
-                g.write(text)
-            g.write(dec.decode(b"", final=True))
+        transcode_gb18030(sf.path, out)
     except UnicodeDecodeError as e:
         raise RefusedInput(sf.rel, f"cannot be decoded as UTF-8 or GB18030 (byte offset about {e.start})") from None
     sf.encoding = "gb18030"
@@ -278,24 +283,23 @@ def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFr
 
 def normalise(extract: Extract, raw: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
     """Normalised values (DEVELOPERS.md staging types) plus ``c_valid`` and ``c__unparseable``
-    companions, row for row with ``raw``."""
-    exprs: list[pl.Expr] = []
+    companions, row for row with ``raw``.
+
+    Two passes so that no normalised column is computed twice (eager polars does not share
+    sub-expressions): first the values, then the flags that compare them with the raw text.
+    """
+    cleaners = {"id": normalise_id, "name": clean_name, "sex": clean_sex, "text": clean_text, **PARSERS}
+    values = raw.with_columns(cleaners[c.kind](pl.col(c.name)).alias(f"{c.name}__n") for c in extract.columns)
+    out: list[pl.Expr] = []
     for c in extract.columns:
-        col = pl.col(c.name)
+        n = pl.col(f"{c.name}__n")
+        out.append(n.alias(c.name))
         if c.kind == "id":
-            exprs.append(normalise_id(col).alias(c.name))
-        elif c.kind == "name":
-            exprs.append(clean_name(col).alias(c.name))
-        elif c.kind == "sex":
-            exprs.append(clean_sex(col).alias(c.name))
-        elif c.kind == "text":
-            exprs.append(clean_text(col).alias(c.name))
-        else:
-            parsed = PARSERS[c.kind](col)
-            exprs.append(parsed.alias(c.name))
-            exprs.append((clean_text(col).is_not_null() & parsed.is_null()).alias(f"{c.name}__unparseable"))
-    out = raw.select(*exprs, "_file", "_line")
-    return out.with_columns(id_valid(pl.col(c), as_of).alias(f"{c}_valid") for c in extract.id_columns)
+            out.append(id_valid(n, as_of).alias(f"{c.name}_valid"))
+        elif c.kind in PARSERS:
+            delivered = pl.col(c.name).str.contains(r"[^\s\u3000]").fill_null(False)
+            out.append((delivered & n.is_null()).alias(f"{c.name}__unparseable"))
+    return values.select(*out, "_file", "_line")
 
 
 def quarantine_reasons(extract: Extract, norm: pl.DataFrame) -> pl.DataFrame:

@@ -40,16 +40,22 @@ def check_char(first17: pl.Expr) -> pl.Expr:
     return pl.when(value == 10).then(pl.lit("X")).otherwise(value.cast(pl.String))
 
 
-def normalise_id(expr: pl.Expr) -> pl.Expr:
-    """Normalised identity number; empty strings become null."""
+def clean_id(expr: pl.Expr) -> pl.Expr:
+    """Trimmed, full-width folded, ``x`` as ``X``; empty as null (no legacy upgrade)."""
     s = fold_fullwidth(expr).str.strip_chars().str.replace_all("x", "X", literal=True)
-    first17 = s.str.slice(0, 6) + pl.lit("19") + s.str.slice(6, 9)
-    upgraded = first17 + check_char(first17)
-    return (
-        pl.when(s.str.len_chars() == 0).then(None)
-        .when(s.str.contains(r"^\d{15}$")).then(upgraded)
-        .otherwise(s)
-    )
+    return pl.when(s.str.len_chars() > 0).then(s)
+
+
+def upgrade_legacy(expr: pl.Expr) -> pl.Expr:
+    """A cleaned number with 15 digits becomes 18: ``19`` inserted before YYMMDD and the MOD 11-2
+    check character appended; anything else is returned unchanged."""
+    first17 = expr.str.replace(r"^(\d{6})(\d{9})$", "${1}19${2}")
+    return pl.when(expr.str.contains(r"^\d{15}$")).then(first17 + check_char(first17)).otherwise(expr)
+
+
+def normalise_id(expr: pl.Expr) -> pl.Expr:
+    """Normalised identity number (:func:`clean_id` then :func:`upgrade_legacy`); empty as null."""
+    return upgrade_legacy(clean_id(expr))
 
 
 def id_valid(expr: pl.Expr, as_of: dt.date) -> pl.Expr:

@@ -24,6 +24,13 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
 
 
+def _persons(text: str) -> int:
+    n = int(text) if text.isdigit() else -1
+    if n < 2_000:
+        raise argparse.ArgumentTypeError(f"{text!r}: a city needs at least 2000 persons to hold every planted case")
+    return n
+
+
 def cmd_generate(a: argparse.Namespace) -> int:
     from synthetic.city import generate
 
@@ -60,13 +67,25 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_feedback(a: argparse.Namespace) -> int:
+    from flows.feedback import apply_feedback
+
+    warehouse = Path(a.warehouse)
+    if not warehouse.is_file():
+        raise RefusedInput(warehouse, "no such warehouse")
+    res = apply_feedback(warehouse, [Path(f) for f in a.files], returned_by=a.by)
+    print(f"{res['conclusions_recorded']} conclusions recorded from {res['files']} file(s)"
+          f" ({res['files_already_recorded']} already recorded)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sentinel", description="welfare-sentinel: early warnings on benefit payments")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("generate", help="write a synthetic landing directory and its answer key")
-    g.add_argument("--persons", type=int, required=True)
+    g.add_argument("--persons", type=_persons, required=True)
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--out", required=True, help="landing directory to write (the answer key goes beside it)")
     g.add_argument("--as-of", type=_date, default=None, help="batch date (default 2026-11-01)")
@@ -79,9 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--as-of", type=_date, default=None, help="batch date (default: today)")
     r.set_defaults(func=cmd_run)
 
+    f = sub.add_parser("feedback", help="record the verifiers' conclusions from returned lists (.csv or .xlsx)")
+    f.add_argument("--warehouse", required=True)
+    f.add_argument("--by", default=None, help="who returned the lists (default: the folder they are in)")
+    f.add_argument("files", nargs="+")
+    f.set_defaults(func=cmd_feedback)
+
     d = sub.add_parser("demo", help="make a sample city under ./demo/ and run one batch on it")
     d.add_argument("--dir", default="demo")
-    d.add_argument("--persons", type=int, default=20_000)
+    d.add_argument("--persons", type=_persons, default=20_000)
     d.add_argument("--seed", type=int, default=2026)
     d.set_defaults(func=cmd_demo)
     return p

@@ -60,7 +60,7 @@ class Planter:
         if by_household:
             frame = frame.filter(~pl.col("household_id").is_in(list(self.used_hh))).unique("household_id", keep="first",
                                                                                                maintain_order=True)
-        frame = frame.unique("pid", keep="first", maintain_order=True)
+        frame = frame.unique("pid", keep="first", maintain_order=True).sort("pid")  # joins do not fix row order
         if frame.height > k:
             frame = frame.sample(n=k, seed=int(self.rng.integers(1 << 31)))
         self.used.update(frame["pid"].to_list())
@@ -366,6 +366,7 @@ class Planter:
         members = self.people().join(hh.select("household_id"), on="household_id").filter(
             ~pl.col("household_id").is_in(
                 self.people().filter(pl.col("pid").is_in(list(self.used)))["household_id"].implode()))
+        members = members.sort("pid")
         hhs = members["household_id"].unique(maintain_order=True).head(self.k)
         members = members.filter(pl.col("household_id").is_in(hhs.implode())).with_columns(
             r=pl.int_range(pl.len()).over("household_id")).filter(pl.col("r") < 3)
@@ -540,16 +541,17 @@ class Planter:
                 self.drop_payments(cut, program)
             self.note(kind, "service_order_anomaly", "person", t["id_number"], "YANGLAO_FUWU", variant)
         # a worker with two orders overlapping by 30 minutes; decoys: by 14 minutes, back to back
-        morning = orders.filter(pl.col("start_time").dt.hour().is_in([8, 14]))
+        morning = orders.filter(pl.col("start_time").dt.hour().is_in([8, 14])).with_columns(
+            order_key=pl.concat_str([pl.col("worker_id"), pl.col("start_time").cast(pl.String)]))
         for variant, overlap, kind in [("worker_overlap_30min", 30, "anomaly"), ("worker_overlap_14min", 14, "decoy"),
                                        ("worker_back_to_back", 0, "decoy")]:
             base = morning.filter(~pl.col("worker_id").is_in(list(self.used_hh))).unique("worker_id", keep="first",
                                                                                          maintain_order=True)
-            base = base.sample(n=min(self.k, base.height), seed=int(self.rng.integers(1 << 31)))
+            base = base.sort("order_key").sample(n=min(self.k, base.height), seed=int(self.rng.integers(1 << 31)))
             self.used_hh.update(base["worker_id"].to_list())
             extra = base.with_columns(start_time=pl.col("end_time") - pl.duration(minutes=overlap)).with_columns(
                 end_time=pl.col("start_time") + pl.duration(minutes=40), service_type=pl.lit("助洁"))
-            self.c["orders"] = pl.concat([self.c["orders"], extra])
+            self.c["orders"] = pl.concat([self.c["orders"], extra.drop("order_key")])
             self.note(kind, "service_order_anomaly", "worker", base["worker_id"], "YANGLAO_FUWU", variant)
         # an order longer than 8 hours; decoy: exactly 8 hours
         elders = self.free().filter(age_at(pl.col("birth_date"), cal.first) >= 65)

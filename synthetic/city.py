@@ -153,7 +153,8 @@ def _write(city: dict[str, pl.DataFrame], out: Path, rng: np.random.Generator, c
     rows["public_servants"], bad["public_servants"] = serv.height, 0
 
     # training_claims: GB18030 with canonical headers
-    c = city["claims"].sort("claim_date", "pid").with_columns(seq=pl.int_range(pl.len()))
+    c = city["claims"].sort("claim_date", "pid", "certificate_number", "amount", "occupation", "training_org",
+                               nulls_last=True).with_columns(seq=pl.int_range(pl.len()))
     c = c.with_columns(
         claim_id=pl.lit("PX") + pl.col("seq").cast(pl.String).str.zfill(8),
         certificate_number=pl.coalesce("certificate_number", pl.lit("ZS") + pl.col("seq").cast(pl.String).str.zfill(10)))
@@ -167,7 +168,7 @@ def _write(city: dict[str, pl.DataFrame], out: Path, rng: np.random.Generator, c
     rows["training_claims"], bad["training_claims"] = claims.height, 1
 
     # service_orders: two UTF-8-with-BOM parts by year, Chinese headers
-    o = city["orders"].sort("start_time", "worker_id", "pid").with_columns(seq=pl.int_range(pl.len()))
+    o = city["orders"].sort("start_time", "worker_id", "pid", "end_time", "service_type").with_columns(seq=pl.int_range(pl.len()))
     orders = o.select(order_id=pl.lit("GD") + pl.col("seq").cast(pl.String).str.zfill(9),
                       elder_id_number=messy.messy_id("elder_id_number", o.height, rng), worker_id="worker_id",
                       provider="provider", service_type="service_type",
@@ -180,7 +181,8 @@ def _write(city: dict[str, pl.DataFrame], out: Path, rng: np.random.Generator, c
     rows["service_orders"], bad["service_orders"] = orders.height, 1
 
     # payments: three parts (UTF-8 BOM, GB18030 with other aliases, Parquet); one part re-sends rows
-    pays = city["payments"].sort("idx", "program_code", "county_code", "pid", "pay_date").with_columns(
+    pays = city["payments"].sort("idx", "program_code", "county_code", "pid", "pay_date", "amount", "bank_account",
+                                 "name", "id_number").with_columns(
         seq=pl.int_range(pl.len()))
     forced = city["forced_forms"]
     pays = pays.join(forced, on="pid", how="left").with_columns(

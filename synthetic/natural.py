@@ -26,7 +26,8 @@ def _with_approver(df: pl.DataFrame, approvers: pl.DataFrame, rng: np.random.Gen
     df = df.with_columns(r=pl.Series(rng.integers(0, 1 << 30, df.height)))
     sizes = pool.group_by("county_code").agg(m=pl.len())
     df = df.join(sizes, on="county_code", how="left").with_columns(k=pl.col("r") % pl.col("m"))
-    return df.join(pool.select("county_code", "k", "approved_by"), on=["county_code", "k"], how="left").drop("r", "m", "k")
+    return df.join(pool.select("county_code", "k", "approved_by"), on=["county_code", "k"], how="left",
+                   maintain_order="left").drop("r", "m", "k")
 
 
 def programs(people: pl.DataFrame, hh_clean: pl.DataFrame, serv: pl.DataFrame, rng: np.random.Generator,
@@ -37,7 +38,7 @@ def programs(people: pl.DataFrame, hh_clean: pl.DataFrame, serv: pl.DataFrame, r
     hh = people.group_by("household_id").agg(
         size=pl.len(), all_full=FULL_YEAR.all(),
     ).join(hh_clean, on="household_id")
-    heads = people.filter(pl.col("relation_to_head") == "户主").join(hh, on="household_id")
+    heads = people.filter(pl.col("relation_to_head") == "户主").join(hh, on="household_id").sort("pid")
     adult = age_at(pl.col("birth_date"), cal.first) >= 18
     # DIBAO: 3% of households, among those that pass the tests and have no life event this year
     dibao = heads.filter(pl.col("clean") & pl.col("all_full") & adult)
@@ -73,7 +74,7 @@ def programs(people: pl.DataFrame, hh_clean: pl.DataFrame, serv: pl.DataFrame, r
 def training_claims(people: pl.DataFrame, serv: pl.DataFrame, rng: np.random.Generator, cal: Calendar) -> pl.DataFrame:
     """About 1% of working-age persons claim once or twice in the year, each on its own certificate."""
     age = age_at(pl.col("birth_date"), cal.as_of)
-    cand = people.filter(FULL_YEAR & (age >= 18) & (age <= 58)).join(serv.select("pid"), on="pid", how="anti")
+    cand = people.filter(FULL_YEAR & (age >= 18) & (age <= 58)).join(serv.select("pid"), on="pid", how="anti").sort("pid")
     cl = cand.filter(pl.Series(rng.random(cand.height) < 0.01))
     cl = pl.concat([cl, cl.filter(pl.Series(rng.random(cl.height) < 0.3))])
     return claims_for(cl, rng, cal.first, cal.as_of - dt.timedelta(days=1))

@@ -83,7 +83,7 @@ def make_people(n: int, rng: np.random.Generator, as_of: dt.date) -> pl.DataFram
     for cap in (3, 3, 4, 4, 5, 5, 5):
         if not len(todo):
             break
-        cand = heads[_assign(age[todo] + rng.integers(22, 41, len(todo)), head_age, rng, 300)]
+        cand = heads[_assign(age[todo] + rng.integers(22, 41, len(todo)), head_age, rng, max(50, len(heads) // 40))]
         target = hh[cand]
         # keep the first children that fit, in order; the rest try again
         order = np.argsort(target, kind="stable")
@@ -107,15 +107,28 @@ def make_people(n: int, rng: np.random.Generator, as_of: dt.date) -> pl.DataFram
 
     # elders who join a family: the head is 22-38 years younger; otherwise they live alone
     if len(e_join) and len(heads):
-        cand = heads[_assign(age[e_join] - rng.integers(22, 39, len(e_join)), head_age, rng, 300)]
+        cand = heads[_assign(age[e_join] - rng.integers(22, 39, len(e_join)), head_age, rng, max(50, len(heads) // 40))]
         target = hh[cand]
         ok = (size[target] < 6) & (age[e_join] - age[cand] >= 18)
         _, first_idx = np.unique(target[ok], return_index=True)  # one parent per household at most
         joined = np.zeros(len(e_join), dtype=bool)
         joined[np.flatnonzero(ok)[first_idx]] = True
         hh[e_join[joined]] = target[joined]
+        np.add.at(size, target[joined], 1)
         rel[e_join[joined]] = np.where(male[e_join[joined]], "父亲", "母亲")
-        alone = e_join[~joined]
+        # a second grandparent joins about half of those households (a parent couple of similar age)
+        parents = e_join[joined]
+        parents = parents[np.argsort(age[parents], kind="stable")]
+        rest = e_join[~joined]
+        cand = parents[_assign(age[rest], age[parents], rng, 3)] if len(parents) else rest
+        target = hh[cand]
+        ok = (size[target] < 6) & (rng.random(len(rest)) < 0.5) & (len(parents) > 0)
+        _, first_idx = np.unique(target[ok], return_index=True)
+        second = np.zeros(len(rest), dtype=bool)
+        second[np.flatnonzero(ok)[first_idx]] = True
+        hh[rest[second]] = target[second]
+        rel[rest[second]] = "父亲"
+        alone = rest[~second]
     else:
         alone = e_join
     hh[alone] = next_id + np.arange(len(alone))

@@ -1,0 +1,76 @@
+"""`sentinel serve`: run the nightly flow on a cron schedule for as long as it is left running.
+
+Prefect schedules only against a real API server. Where PREFECT_API_URL is set (a site with a
+Prefect server), serve registers the deployment there. Where it is not, serve starts a local
+server on loopback itself (`prefect server start --host 127.0.0.1`), supervises it, and stops
+it on exit, so the embedded default still needs nothing installed or started by hand.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def local_server(timeout: float = 180.0):
+    """A Prefect server on loopback for this process; yields its API URL."""
+    port = _free_port()
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    prefect = Path(sys.executable).with_name("prefect")
+    proc = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the local Prefect server exited with status {proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the local Prefect server did not become healthy within {timeout:.0f} s")
+            time.sleep(1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def serve(cron: str, input_dir: Path, warehouse: Path, out_dir: Path, timezone: str = "Asia/Shanghai",
+          name: str = "nightly", xlsx: bool = False, mask_ids: bool = False) -> None:
+    params = {"input_dir": str(input_dir), "warehouse": str(warehouse), "out_dir": str(out_dir),
+              "xlsx": xlsx, "mask_ids": mask_ids}
+
+    def _serve():
+        from prefect.schedules import Cron
+
+        from flows.nightly import nightly
+
+        nightly.serve(name=name, schedule=Cron(cron, timezone=timezone), parameters=params, pause_on_shutdown=False)
+
+    if os.environ.get("PREFECT_API_URL"):
+        _serve()
+        return
+    with local_server() as url:
+        os.environ["PREFECT_API_URL"] = url
+        print(f"serving the nightly batch on '{cron}' ({timezone}) with a local Prefect server at {url}", flush=True)
+        _serve()

@@ -1,0 +1,47 @@
+"""The run summary: counts per extract, rule and category, as markdown for summary.md and the
+Prefect artifact. Counts only: no name, no ID number, no account ever appears in it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+
+def _table(header: list[str], rows: list[tuple]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def render_summary(work: Path, summary: dict) -> str:
+    batch_id = summary["batch_id"]
+    with duckdb.connect(str(work), read_only=True) as con:
+        extracts = con.execute(
+            "SELECT extract, files, files_skipped, rows_read, rows_loaded, rows_quarantined FROM run_extracts "
+            "WHERE batch_id = ? AND delivered ORDER BY extract", [batch_id]).fetchall()
+        rules = con.execute(
+            "SELECT rule_id, rule_version, category, status, coalesce(reason, ''), hits, round(seconds, 2) "
+            "FROM rule_runs WHERE batch_id = ? ORDER BY rule_id", [batch_id]).fetchall()
+        categories = con.execute(
+            "SELECT category, count(*) FILTER (WHERE status = 'new'), count(*) FILTER (WHERE status = 'open'), "
+            "count(*) FILTER (WHERE status IN ('confirmed', 'rectified')), count(*) FILTER (WHERE status = 'cleared'), "
+            "count(*) FILTER (WHERE status = 'resolved'), sum(amount_at_risk) FILTER (WHERE status IN ('new', 'open', 'confirmed')) "
+            "FROM warnings GROUP BY category ORDER BY category").fetchall()
+    scorer = {k: v for k, v in summary.get("scorer", {}).items() if isinstance(v, (int, float, str, bool))}
+    w = summary["warnings"]
+    parts = [
+        f"# Nightly batch {batch_id} — {summary['as_of']}",
+        f"Finished in {summary.get('seconds', '?')} s. Warnings: {w['statuses'].get('new', 0)} new, "
+        f"{w['statuses'].get('open', 0)} open, {w['resolved_tonight']} resolved tonight; "
+        f"{summary['lists']['warnings_listed']} listed in {summary['lists']['township_lists']} township lists.",
+        "## Extracts",
+        _table(["extract", "files", "skipped (already loaded)", "rows read", "loaded", "quarantined"], extracts),
+        "## Rules",
+        _table(["rule", "version", "category", "status", "reason", "hits", "seconds"], rules),
+        "## Warnings by category",
+        _table(["category", "new", "open", "confirmed/rectified", "cleared", "resolved", "amount at risk (yuan)"],
+               categories),
+        "## Scorer",
+        _table(["measure", "value"], sorted(scorer.items())),
+    ]
+    return "\n\n".join(parts) + "\n"

@@ -27,6 +27,7 @@ incremental extracts are append-only history.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -495,28 +496,52 @@ def _ingest_extract(con, wcon, extract: Extract, files: list[SourceFile], batch_
     return n
 
 
-def ingest(input_dir: Path | str, warehouse: Path | str, as_of: dt.date) -> IngestResult:
-    """Ingest a landing directory into the warehouse as one new batch; RefusedInput leaves the
-    warehouse as it was."""
-    t0 = time.perf_counter()
-    started = dt.datetime.now()
-    input_dir, warehouse = Path(input_dir), Path(warehouse)
-    found = discover(input_dir)
+@contextlib.contextmanager
+def inspected(input_dir: Path | str):
+    """Phase 1: the landing directory's files, every one inspected (encoding, hash, header), with
+    GB18030 transcodes in a temporary directory removed on exit. Raises RefusedInput; writes nothing."""
+    found = discover(Path(input_dir))
     tmp = Path(tempfile.mkdtemp(prefix="sentinel-ingest-"))
     try:
         for files in found.values():
             for sf in files:
                 inspect(sf, tmp)
-        reader = duckdb.connect()
+        yield found
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ingest(input_dir: Path | str, warehouse: Path | str, as_of: dt.date) -> IngestResult:
+    """Ingest a landing directory into the warehouse file as one new batch. A refusal is raised
+    before the file is opened (or created), so it stays byte for byte as it was."""
+    t0, started = time.perf_counter(), dt.datetime.now()
+    with inspected(input_dir) as found:
+        Path(warehouse).parent.mkdir(parents=True, exist_ok=True)
+        with duckdb.connect(str(warehouse)) as con:
+            return _load(con, found, Path(input_dir), as_of, started, t0)
+
+
+def ingest_into(con: duckdb.DuckDBPyConnection, input_dir: Path | str, as_of: dt.date) -> IngestResult:
+    """The ingest stage on an open connection (DEVELOPERS.md stage interface): inspect everything,
+    then write the batch in one transaction on ``con``; returns the new batch's counts."""
+    t0, started = time.perf_counter(), dt.datetime.now()
+    with inspected(input_dir) as found:
+        return _load(con, found, Path(input_dir), as_of, started, t0)
+
+
+def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], input_dir: Path,
+          as_of: dt.date, started: dt.datetime, t0: float) -> IngestResult:
+    """Phases 2 and 3: read, normalise, validate and write every extract in one transaction."""
+    order = wcon.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    reader = duckdb.connect()
+    try:
         reader.execute("SET enable_progress_bar=false")
-        warehouse.parent.mkdir(parents=True, exist_ok=True)
-        wcon = duckdb.connect(str(warehouse))
+        wcon.execute("SET enable_progress_bar=false")
+        # row order in the warehouse carries no meaning (_file, _line do); unordered inserts
+        # run in parallel, about twice as fast
+        wcon.execute("SET preserve_insertion_order=false")
+        wcon.execute("BEGIN TRANSACTION")
         try:
-            wcon.execute("SET enable_progress_bar=false")
-            # row order in the warehouse carries no meaning (_file, _line do); unordered inserts
-            # run in parallel, about twice as fast
-            wcon.execute("SET preserve_insertion_order=false")
-            wcon.execute("BEGIN TRANSACTION")
             for stmt in COMMON_DDL:
                 wcon.execute(stmt)
             for e in EXTRACTS.values():
@@ -546,16 +571,13 @@ def ingest(input_dir: Path | str, warehouse: Path | str, as_of: dt.date) -> Inge
         except BaseException:
             wcon.execute("ROLLBACK")
             raise
-        finally:
-            wcon.close()
-            reader.close()
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        reader.close()
+        wcon.execute(f"SET preserve_insertion_order={'true' if str(order).lower() == 'true' else 'false'}")
     return IngestResult(batch_id, as_of, counts, time.perf_counter() - t0)
 
 
-def finish_run(warehouse: Path | str, batch_id: int, outcome: str) -> None:
+def finish_run(con: duckdb.DuckDBPyConnection, batch_id: int, outcome: str) -> None:
     """Close the batch's ``runs`` row (the flow calls this after its last stage)."""
-    with duckdb.connect(str(warehouse)) as con:
-        con.execute("UPDATE runs SET outcome = ?, finished_at = ? WHERE batch_id = ?",
-                    [outcome, dt.datetime.now(), batch_id])
+    con.execute("UPDATE runs SET outcome = ?, finished_at = ? WHERE batch_id = ?",
+                [outcome, dt.datetime.now(), batch_id])

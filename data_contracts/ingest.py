@@ -38,12 +38,14 @@ import re
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pandera.polars as pa
 import polars as pl
+import pyarrow
 import pyarrow.parquet as pq
 
 from data_contracts.errors import RefusedInput
@@ -433,10 +435,34 @@ def _already_loaded(con, extract: Extract, files: list[SourceFile]) -> set[str]:
     return {r[0] for r in rows}
 
 
-def _ingest_extract(con, wcon, extract: Extract, files: list[SourceFile], batch_id: int,
-                    as_of: dt.date) -> ExtractCounts:
+class _Clock:
+    """Seconds per step, logged at DEBUG (counts and timings only)."""
+
+    def __init__(self, label: str):
+        self.label, self.t = label, time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        now = time.perf_counter()
+        log.debug("%s: %s %.2f s", self.label, step, now - self.t)
+        self.t = now
+
+
+@dataclass
+class Prepared:
+    """One extract read, normalised and validated, ready to be written (Arrow tables)."""
+    counts: ExtractCounts
+    file_rows: list[tuple]
+    quarantine: pyarrow.Table | None = None
+    raw: pyarrow.Table | None = None
+    stg: pyarrow.Table | None = None
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, extract: Extract, files: list[SourceFile], skip: set[str],
+             batch_id: int, as_of: dt.date) -> Prepared:
+    """Phase 2 for one extract (no warehouse access): read its files, normalise, validate, split
+    into quarantine and loaded rows, keep the last row per key."""
     n = ExtractCounts(extract.name, delivered=True, files=len(files))
-    skip = _already_loaded(wcon, extract, files)
+    clock = _Clock(extract.name)
     seen: set[str] = set()
     raws, rejects, file_rows = [], [], []
     for sf in files:
@@ -452,14 +478,16 @@ def _ingest_extract(con, wcon, extract: Extract, files: list[SourceFile], batch_
         rejects.append(rej)
         file_rows.append((batch_id, extract.name, sf.rel, sf.fmt, sf.encoding, sf.size, sf.sha256, "loaded",
                           df.height + rej.height))
-    wcon.executemany("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", file_rows)
     if not raws:
-        return n
+        return Prepared(n, file_rows)
     raw = pl.concat(raws, how="vertical")
     del raws
     rej = pl.concat(rejects, how="vertical")
+    clock("read")
     norm = normalise(extract, raw, as_of)
+    clock("normalise")
     bad = quarantine_reasons(extract, norm)
+    clock("validate")
     value_cols = extract.column_names
     q = pl.concat([
         raw.with_row_index("index").join(bad.with_columns(pl.col("index").cast(pl.UInt32)), on="index")
@@ -469,6 +497,7 @@ def _ingest_extract(con, wcon, extract: Extract, files: list[SourceFile], batch_
     n.rows_read = raw.height + rej.height
     n.rows_quarantined = q.height
     good_raw, good = raw, norm.drop(c for c in norm.columns if c.endswith("__unparseable"))
+    del norm
     if bad.height:
         ok_mask = ~pl.int_range(0, raw.height, dtype=pl.Int64, eager=True).is_in(bad["index"].implode())
         good_raw, good = good_raw.filter(ok_mask), good.filter(ok_mask)
@@ -476,24 +505,36 @@ def _ingest_extract(con, wcon, extract: Extract, files: list[SourceFile], batch_
     # within one batch the later file/line wins (files are in sorted order, lines ascending)
     key = pl.col(extract.key[0]) if len(extract.key) == 1 else pl.struct(extract.key)
     good = good.filter(key.is_last_distinct())
+    out = Prepared(n, file_rows, q.to_arrow(), good_raw.to_arrow(), good.to_arrow())
+    clock("quarantine, dedupe, to Arrow")
+    return out
 
+
+def _write(wcon: duckdb.DuckDBPyConnection, extract: Extract, p: Prepared, batch_id: int) -> None:
+    """Phase 3 for one extract, inside the batch's transaction."""
+    clock = _Clock(extract.name)
+    wcon.executemany("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", p.file_rows)
+    if p.raw is None:
+        return
     name = extract.name
-    wcon.register("_q", q)
+    wcon.register("_q", p.quarantine)
     wcon.execute(f"INSERT INTO quarantine SELECT {batch_id}, '{name}', _file, _line, reason, record FROM _q")
     wcon.unregister("_q")
-    wcon.register("_raw", good_raw)
-    wcon.register("_stg", good)
+    wcon.register("_raw", p.raw)
+    wcon.register("_stg", p.stg)
     if extract.snapshot:
         wcon.execute(f"DELETE FROM raw_{name}")
         wcon.execute(f"DELETE FROM stg_{name}")
     else:
         k = extract.key[0]
         wcon.execute(f'DELETE FROM stg_{name} WHERE "{k}" IN (SELECT "{k}" FROM _stg)')
+    clock("delete")
     wcon.execute(f"INSERT INTO raw_{name} BY NAME SELECT *, {batch_id}::BIGINT AS _batch_id FROM _raw")
+    clock("write raw")
     wcon.execute(f"INSERT INTO stg_{name} BY NAME SELECT *, {batch_id}::BIGINT AS _batch_id FROM _stg")
+    clock("write stg")
     wcon.unregister("_raw")
     wcon.unregister("_stg")
-    return n
 
 
 @contextlib.contextmanager
@@ -548,13 +589,23 @@ def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], i
                 for stmt in ddl(e):
                     wcon.execute(stmt)
             batch_id = wcon.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM runs").fetchone()[0]
-            counts: dict[str, ExtractCounts] = {}
-            for name, e in EXTRACTS.items():
-                if name in found:
-                    counts[name] = _ingest_extract(reader, wcon, e, found[name], batch_id, as_of)
-                else:
-                    counts[name] = ExtractCounts(name)
-                c = counts[name]
+            counts = {name: ExtractCounts(name) for name in EXTRACTS}
+            skips = {name: _already_loaded(wcon, EXTRACTS[name], files) for name, files in found.items()}
+            todo = [name for name in EXTRACTS if name in found]
+            # a pipeline of two: the next extract is read and normalised (polars, DuckDB reader)
+            # in a worker thread while this one is written (both release the GIL)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                def submit(name: str):
+                    return pool.submit(_prepare, reader, EXTRACTS[name], found[name], skips[name], batch_id, as_of)
+
+                future = submit(todo[0]) if todo else None
+                for i, name in enumerate(todo):
+                    prepared = future.result()
+                    future = submit(todo[i + 1]) if i + 1 < len(todo) else None
+                    _write(wcon, EXTRACTS[name], prepared, batch_id)
+                    counts[name] = prepared.counts
+                    del prepared
+            for name, c in counts.items():
                 log.info("%s: %d files (%d skipped), %d rows read, %d loaded, %d quarantined", name, c.files,
                          c.files_skipped, c.rows_read, c.rows_loaded, c.rows_quarantined)
                 wcon.execute("INSERT INTO run_extracts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -24,8 +24,7 @@ _AMOUNT_RE = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$"
 
 def clean_text(expr: pl.Expr) -> pl.Expr:
     """Trimmed, full-width folded text; empty as null."""
-    s = fold_fullwidth(expr).str.strip_chars()
-    return pl.when(s.str.len_chars() > 0).then(s)
+    return fold_fullwidth(expr).str.strip_chars().replace("", None)
 
 
 def clean_name(expr: pl.Expr) -> pl.Expr:

@@ -442,3 +442,34 @@ def test_refusal_on_a_new_warehouse_creates_nothing(tmp_path):
     with pytest.raises(RefusedInput):
         ingest(d, tmp_path / "new.duckdb", AS_OF)
     assert not list(tmp_path.glob("new.duckdb*"))
+
+
+def _prop(cert: str, owner: str, area: str = "89.5") -> dict:
+    return dict(certificate_number=cert, owner_id_number=owner, owner_name="张三", usage="住宅", area_m2=area,
+                county_code="110105", registration_date="2020-05-01", status="现势")
+
+
+def test_snapshot_in_parts_is_replaced_whole_when_one_part_changes(tmp_path):
+    wh = tmp_path / "w.duckdb"
+    d1 = base_landing(tmp_path / "b1")
+    write_csv(d1 / "property_registration" / "part-1.csv", [_prop("C1", A), _prop("C1", B)])
+    write_csv(d1 / "property_registration" / "part-2.csv", [_prop("C2", C)])
+    ingest(d1, wh, AS_OF)
+    d2 = base_landing(tmp_path / "b2")
+    shutil.copytree(d1 / "property_registration", d2 / "property_registration")
+    write_csv(d2 / "property_registration" / "part-2.csv", [_prop("C2", C, area="120"), _prop("C3", C)])
+    r2 = ingest(d2, wh, AS_OF)
+    assert q(wh, "SELECT certificate_number, owner_id_number, area_m2 FROM stg_property_registration ORDER BY 1, 2") == [
+        ("C1", min(A, B), Decimal("89.50")), ("C1", max(A, B), Decimal("89.50")),
+        ("C2", C, Decimal("120.00")), ("C3", C, Decimal("89.50"))]
+    c = extract_counts(wh, r2.batch_id, "property_registration")
+    assert (c["files"], c["files_skipped"], c["rows_read"]) == (2, 0, 4)
+
+
+def test_header_only_files_deliver_nothing(tmp_path):
+    d = base_landing(tmp_path / "in")
+    (d / "death_records.csv").write_text("id_number,name,death_date,source")  # no newline, no rows
+    wh = tmp_path / "w.duckdb"
+    r = ingest(d, wh, AS_OF)
+    c = extract_counts(wh, r.batch_id, "death_records")
+    assert (c["delivered"], c["rows_read"], c["rows_loaded"]) == (True, 0, 0)

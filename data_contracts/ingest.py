@@ -32,9 +32,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
-import json
 import logging
-import re
 import shutil
 import tempfile
 import time

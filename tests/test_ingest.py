@@ -473,3 +473,23 @@ def test_header_only_files_deliver_nothing(tmp_path):
     r = ingest(d, wh, AS_OF)
     c = extract_counts(wh, r.batch_id, "death_records")
     assert (c["delivered"], c["rows_read"], c["rows_loaded"]) == (True, 0, 0)
+
+
+@pytest.mark.parametrize("name", list(EXTRACTS))
+def test_pandera_model_matches_the_catalogue_and_documents_every_column(name):
+    from data_contracts.schemas import MODELS
+
+    e = EXTRACTS[name]
+    expected = []
+    for c in e.columns:
+        expected.append(c.name)
+        if c.kind == "id":
+            expected.append(f"{c.name}_valid")
+        elif c.kind in ("date", "datetime", "period", "amount"):
+            expected.append(f"{c.name}__unparseable")
+    columns = MODELS[name].to_schema().columns
+    assert sorted(columns) == sorted(expected)
+    assert all(col.description for col in columns.values())
+    # keys are never nullable; a column the catalogue marks nullable is nullable in the model
+    assert not any(columns[k].nullable for k in e.key)
+    assert all(columns[c.name].nullable for c in e.columns if c.nullable)

@@ -33,6 +33,7 @@ import datetime as dt
 import hashlib
 import io
 import logging
+import re
 import shutil
 import tempfile
 import time
@@ -48,7 +49,7 @@ import pyarrow.parquet as pq
 
 from data_contracts.errors import RefusedInput
 from data_contracts.extracts import EXTRACTS, Extract
-from data_contracts.ids import clean_id, fold_fullwidth, id_valid, upgrade_legacy
+from data_contracts.ids import clean_id, fold_fullwidth, id_valid, mask_id, upgrade_legacy
 from data_contracts.normalise import PARSERS, clean_name, clean_sex, clean_text
 from data_contracts.schemas import MODELS
 
@@ -181,6 +182,12 @@ def _detect_and_hash(sf: SourceFile, tmp: Path) -> None:
     sf.read_path = out
 
 
+def _safe_label(text: str) -> str:
+    """A header cell for a log line; masked when it looks like data (a long digit run could be an
+    ID number from a file whose first line is not a header)."""
+    return mask_id(text) if re.search(r"\d{6,}", text) else repr(text)
+
+
 def _map_header(sf: SourceFile, names: list[str]) -> None:
     e = EXTRACTS[sf.extract]
     aliases = alias_map(e)
@@ -190,14 +197,16 @@ def _map_header(sf: SourceFile, names: list[str]) -> None:
         canon = aliases.get(_fold_header(n))
         if canon is not None:
             if canon in seen:
-                raise RefusedInput(sf.rel, f"columns {seen[canon]!r} and {n!r} both mean {canon}")
+                raise RefusedInput(sf.rel, f"columns {_safe_label(seen[canon])} and {_safe_label(n)} both mean {canon}")
             seen[canon] = n
         cols.append(canon)
+    if not seen:
+        raise RefusedInput(sf.rel, "no header row: the first line names none of the extract's columns")
     for c in e.columns:
         if c.name not in seen and not c.optional:
             spellings = ", ".join(c.aliases)
             raise RefusedInput(sf.rel, f"missing required column {c.name} ({spellings})")
-    unknown = [n for n, c in zip(names, cols) if c is None]
+    unknown = [_safe_label(n) for n, c in zip(names, cols) if c is None]
     if unknown:
         log.warning("%s: ignoring columns not in the contract: %s", sf.rel, ", ".join(unknown))
     sf.columns, sf.source_names = cols, names

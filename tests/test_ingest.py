@@ -493,3 +493,23 @@ def test_pandera_model_matches_the_catalogue_and_documents_every_column(name):
     # keys are never nullable; a column the catalogue marks nullable is nullable in the model
     assert not any(columns[k].nullable for k in e.key)
     assert all(columns[c.name].nullable for c in e.columns if c.nullable)
+
+
+def test_a_file_without_header_is_refused_and_no_id_reaches_the_log(tmp_path, caplog):
+    d = base_landing(tmp_path / "in")
+    p = d / "payments.csv"
+    p.write_text("\n".join(p.read_text(encoding="utf-8").splitlines()[1:]) + "\n", encoding="utf-8")  # header dropped
+    with caplog.at_level("DEBUG"), pytest.raises(RefusedInput) as e:
+        ingest(d, tmp_path / "w.duckdb", AS_OF)
+    assert e.value.file == "payments.csv" and "no header" in e.value.problem
+    for n in (A, B):
+        assert n not in str(e.value) and n not in caplog.text
+
+
+def test_unknown_columns_are_logged_masked(tmp_path, caplog):
+    d = tmp_path / "in"
+    write_csv(d / "household_registration.csv", [{**person(A), A: "x"}], HOUSEHOLD_HEADER + [A])
+    write_csv(d / "payments.csv", [payment("P1", A)], PAYMENT_HEADER)
+    with caplog.at_level("WARNING"):
+        ingest(d, tmp_path / "w.duckdb", AS_OF)
+    assert "ignoring columns" in caplog.text and A not in caplog.text and A[:6] in caplog.text

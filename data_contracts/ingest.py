@@ -635,7 +635,12 @@ def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], i
     return IngestResult(batch_id, as_of, counts, time.perf_counter() - t0)
 
 
-def finish_run(con: duckdb.DuckDBPyConnection, batch_id: int, outcome: str) -> None:
-    """Close the batch's ``runs`` row (the flow calls this after its last stage)."""
-    con.execute("UPDATE runs SET outcome = ?, finished_at = ? WHERE batch_id = ?",
-                [outcome, dt.datetime.now(), batch_id])
+def finish_run(target: duckdb.DuckDBPyConnection | Path | str, batch_id: int, outcome: str) -> None:
+    """Close the batch's ``runs`` row (the flow calls this after its last stage); ``target`` is
+    an open connection or the warehouse (working copy) file."""
+    if isinstance(target, duckdb.DuckDBPyConnection):
+        target.execute("UPDATE runs SET outcome = ?, finished_at = ? WHERE batch_id = ?",
+                       [outcome, dt.datetime.now(), batch_id])
+        return
+    with duckdb.connect(str(target)) as con:
+        finish_run(con, batch_id, outcome)

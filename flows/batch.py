@@ -1,7 +1,7 @@
 """What makes a batch safe, independent of Prefect: one batch at a time per warehouse, and a
 batch that either commits completely or leaves the warehouse as it was.
 
-- `batch_lock(warehouse)`: an exclusive, non-blocking `flock` on `<warehouse>.lock`. A second
+- `batch_lock(warehouse)`: an exclusive, non-blocking `flock` on `.<warehouse>.lock`. A second
   batch is refused (RefusedInput: exit 2). The operating system releases the lock when the
   process ends, however it ends, so a killed batch never leaves a stale lock behind.
 - `WorkingCopy`: the batch writes to `.<warehouse>.batch`, a copy of the warehouse (or a new
@@ -26,7 +26,7 @@ from data_contracts.errors import RefusedInput
 def batch_lock(warehouse: Path):
     warehouse = Path(warehouse)
     warehouse.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = warehouse.with_name(warehouse.name + ".lock")
+    lock_path = warehouse.with_name(f".{warehouse.name}.lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:

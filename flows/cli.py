@@ -79,6 +79,14 @@ def cmd_feedback(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rules(a: argparse.Namespace) -> int:
+    from rules.catalog import load_catalog
+    from rules.docs import listing
+
+    print(listing(load_catalog()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sentinel", description="welfare-sentinel: early warnings on benefit payments")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -109,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--persons", type=_persons, default=20_000)
     d.add_argument("--seed", type=int, default=2026)
     d.set_defaults(func=cmd_demo)
+    ru = sub.add_parser("rules", help="list the rule catalog (rules/*.yaml; documented in rules/CATALOG.md)")
+    ru.set_defaults(func=cmd_rules)
     return p
 
 

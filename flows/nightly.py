@@ -1,19 +1,26 @@
-"""The nightly batch as one thin Prefect flow: one task per stage, each calling a plain function
-that knows nothing of Prefect (the logic is tested with plain pytest).
+"""The nightly batch as one thin Prefect flow: one task per stage, each a call of a plain
+function that knows nothing of Prefect (the stages are tested with plain pytest).
 
-Batch safety comes from flows/batch.py: one batch at a time per warehouse (``batch_lock``) and
-every stage writing to a working copy that replaces the warehouse only when the whole batch
-has succeeded (``WorkingCopy``). Stages so far: ingest. The later stages (rules, scorer,
-warnings, lists) are added as tasks on ``(work, as_of, batch_id)`` between ingest and finish,
-as DEVELOPERS.md describes.
+    ingest -> rules -> scorer -> warnings -> lists -> commit
 
-Runs with Prefect's embedded defaults: with no ``PREFECT_API_URL`` Prefect starts a temporary
-local server itself; nothing else needs to be running.
+Safety (flows/batch.py): one batch at a time per warehouse (a second is refused, exit 2), and
+every stage writes to a working copy of the warehouse that replaces it only when all stages
+have succeeded; the lists are written beside the output directory and swapped in after the
+commit. A refused file, a failing stage or kill -9 leave the warehouse and the lists as they were.
+
+Retries only where I/O can fail transiently: reading the landing directory (a network share)
+and writing the lists. A refused input is never retried. Deterministic stages (rules, scorer,
+warnings) gain nothing from retries.
+
+Runs with Prefect's embedded defaults: with no PREFECT_API_URL, Prefect starts a temporary
+local server by itself; nothing else needs to be running. `sentinel serve` (flows/serve.py)
+runs the same flow on a schedule.
 """
 from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from pathlib import Path
 
 # offline and quiet unless the operator says otherwise (STACK-NOTES.md)
@@ -23,16 +30,33 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 import duckdb  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
 
-from data_contracts.ingest import finish_run, ingest_into  # noqa: E402
-from flows.batch import WorkingCopy, batch_lock  # noqa: E402
+from data_contracts import ingest as ingest_mod  # noqa: E402
+from data_contracts.errors import RefusedInput  # noqa: E402
+from flows import lists as lists_mod  # noqa: E402
+from flows import warnings as warnings_mod  # noqa: E402
+from flows.batch import WorkingCopy, batch_lock, swap_dir  # noqa: E402
+from flows.summary import render_summary  # noqa: E402
+from models import scorer  # noqa: E402
+from rules import run_rules  # noqa: E402
 
 
-@task(name="ingest")
+def _not_refused(task, task_run, state) -> bool:
+    """Retry transient I/O errors, never an input the batch refuses."""
+    try:
+        state.result()
+    except RefusedInput:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+@task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_not_refused)
 def ingest_task(input_dir: str, work: str, as_of: dt.date) -> dict:
-    """Landing directory -> raw_*, stg_*, quarantine, runs, run_extracts. Returns counts only."""
-    with duckdb.connect(work) as con:
-        summary = ingest_into(con, Path(input_dir), as_of).summary()
+    """Landing directory -> raw_*, stg_*, quarantine, runs. Counts only (no IDs)."""
+    summary = ingest_mod.ingest(Path(input_dir), Path(work), as_of).summary()
     logger = get_run_logger()
     for name, c in summary["extracts"].items():
         if c["delivered"]:
@@ -41,28 +65,72 @@ def ingest_task(input_dir: str, work: str, as_of: dt.date) -> dict:
     return summary
 
 
-@task(name="finish")
-def finish_task(work: str, batch_id: int, outcome: str) -> None:
+def _with_con(work: str, fn, *args, **kwargs) -> dict:
     with duckdb.connect(work) as con:
-        finish_run(con, batch_id, outcome)
+        con.execute("SET enable_progress_bar=false").fetchall()
+        return fn(con, *args, **kwargs)
+
+
+@task(name="rules")
+def rules_task(work: str, as_of: dt.date, batch_id: int) -> dict:
+    res = _with_con(work, run_rules, as_of, batch_id)
+    get_run_logger().info("rules: %s", {k: v for k, v in res.items() if not isinstance(v, (dict, list))})
+    return res
+
+
+@task(name="scorer")
+def scorer_task(work: str, as_of: dt.date, batch_id: int, model_dir: str, retrain: bool) -> dict:
+    res = _with_con(work, scorer.score, as_of, batch_id, Path(model_dir), retrain=retrain)
+    get_run_logger().info("scorer: %s", {k: v for k, v in res.items() if not isinstance(v, (dict, list))})
+    return res
+
+
+@task(name="warnings")
+def warnings_task(work: str, as_of: dt.date, batch_id: int) -> dict:
+    res = _with_con(work, warnings_mod.update_warnings, as_of, batch_id)
+    get_run_logger().info("warnings: %s", res["statuses"])
+    return res
+
+
+@task(name="lists", retries=2, retry_delay_seconds=[2, 10])
+def lists_task(work: str, staging: str, xlsx: bool, mask_ids: bool) -> dict:
+    res = _with_con(work, lists_mod.write_lists, Path(staging), xlsx=xlsx, mask=mask_ids)
+    get_run_logger().info("lists: %s", res)
+    return res
 
 
 @flow(name="nightly-batch")
-def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: dt.date | None = None,
-            xlsx: bool = False, mask_ids: bool = False) -> dict:
-    """One batch. ``xlsx`` and ``mask_ids`` are for the lists stage."""
+def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: dt.date | None = None, xlsx: bool = False,
+            mask_ids: bool = False, retrain: bool = False) -> dict:
+    """One nightly batch. `as_of` defaults to today (the date the schedule fires)."""
     as_of = as_of or dt.date.today()
-    wh = Path(warehouse)
+    started = time.perf_counter()
+    wh, out = Path(warehouse), Path(out_dir)
+    if not Path(input_dir).is_dir():
+        raise RefusedInput(input_dir, "landing directory not found")
+    staging = out.with_name(f".{out.name}.batch")
+    model_dir = scorer.default_model_dir(wh)
     with batch_lock(wh), WorkingCopy(wh) as work:
-        ingest = ingest_task(input_dir, str(work.path), as_of)
-        batch_id = ingest["batch_id"]
-        summary = {"batch_id": batch_id, "as_of": as_of.isoformat(), "ingest": ingest}
-        # later stages: rules, scorer, warnings, then lists into out_dir (xlsx, mask_ids)
-        finish_task(str(work.path), batch_id, "succeeded")
+        w = str(work.path)
+        ingested = ingest_task(input_dir, w, as_of)
+        batch_id = ingested["batch_id"]
+        rules = rules_task(w, as_of, batch_id)
+        scores = scorer_task(w, as_of, batch_id, str(model_dir), retrain)
+        warned = warnings_task(w, as_of, batch_id)
+        listed = lists_task(w, str(staging), xlsx, mask_ids)
+        summary = {"batch_id": batch_id, "as_of": as_of.isoformat(), "ingest": ingested, "rules": rules,
+                   "scorer": scores, "warnings": warned, "lists": listed}
+        summary["seconds"] = round(time.perf_counter() - started, 1)
+        markdown = render_summary(summary)
+        (staging / "summary.md").write_text(markdown, encoding="utf-8")
+        ingest_mod.finish_run(work.path, batch_id, "succeeded")
         work.commit()
+    swap_dir(staging, out)
+    create_markdown_artifact(markdown=markdown, key="nightly-summary", description=f"batch {batch_id} of {as_of}")
     return summary
 
 
-def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | None = None) -> dict:
-    """Entry point of ``sentinel run``: one nightly batch; ``as_of`` defaults to today."""
-    return nightly(str(input_dir), str(warehouse), str(out_dir), as_of)
+def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | None = None, *, xlsx: bool = False,
+              mask_ids: bool = False, retrain: bool = False) -> dict:
+    """Entry point of `sentinel run`."""
+    return nightly(str(input_dir), str(warehouse), str(out_dir), as_of, xlsx=xlsx, mask_ids=mask_ids, retrain=retrain)

@@ -205,8 +205,11 @@ class Planter:
             self.note(kind, "age_ineligible", "person", t["id_number"], "GUER", variant)
         # PEIXUN outside 16-60 at the claim date; decoys on the boundaries
         first, last = cal.first, cal.as_of - dt.timedelta(days=1)
-        for variant, years, kind in [("peixun_over_60", (61, 64), "anomaly"), ("peixun_under_16", (14, 15), "anomaly")]:
-            who = ppl.filter(age_at(pl.col("birth_date"), first).is_between(years[0], years[1]))
+        # ages on the day the claim ages are farthest from the limit's side: over 60 already on the first
+        # day, still under 16 on the last day of the window (claims fall anywhere in it)
+        for variant, years, on, kind in [("peixun_over_60", (61, 64), first, "anomaly"),
+                                         ("peixun_under_16", (14, 15), last, "anomaly")]:
+            who = ppl.filter(age_at(pl.col("birth_date"), on).is_between(years[0], years[1]))
             t = self.take(who)
             self._claims(t, None)
             self.note(kind, "age_ineligible", "person", t["id_number"], "PEIXUN", variant)
@@ -282,7 +285,10 @@ class Planter:
 
     def duplicate_identity(self):
         codes = sorted(pools.COUNTIES)
-        base = self.gaoling_full(min_age=81).filter(~pl.col("name").str.contains("·"))
+        # the twin is paid one amount all window: keep to elders who stay in one GAOLING tier throughout
+        base = self.gaoling_full(min_age=81).filter(~pl.col("name").str.contains("·")).filter(
+            gaoling_amount(age_at(pl.col("birth_date"), self.cal.first))
+            == gaoling_amount(age_at(pl.col("birth_date"), self.cal.month_end(11))))
         for variant, kind in [("homophone_name", "anomaly"), ("identical_name", "anomaly"),
                               ("other_sex", "decoy"), ("other_county", "decoy")]:
             t = self.take(base)
@@ -366,6 +372,10 @@ class Planter:
         members = self.people().join(hh.select("household_id"), on="household_id").filter(
             ~pl.col("household_id").is_in(
                 self.people().filter(pl.col("pid").is_in(list(self.used)))["household_id"].implode()))
+        # households where nobody is paid CANJI_SHENGHUO already (else the decoy's payment would be a duplicate)
+        sheng = self.c["payments"].filter(pl.col("program_code") == "CANJI_SHENGHUO").select("pid").unique()
+        members = members.filter(~pl.col("household_id").is_in(
+            self.people().join(sheng, on="pid")["household_id"].implode()))
         members = members.sort("pid")
         hhs = members["household_id"].unique(maintain_order=True).head(self.k)
         members = members.filter(pl.col("household_id").is_in(hhs.implode())).with_columns(

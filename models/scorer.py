@@ -1,0 +1,219 @@
+"""The scorer stage: isolation-forest anomaly scores for every paid person, and model_outlier hits.
+
+``score(con, as_of, batch_id, model_dir, retrain=False)`` (DEVELOPERS.md, stage interface):
+
+1. features per paid person, in DuckDB (``sql/model_features.sql``, models/features.py);
+2. the kept model under ``model_dir`` is used as it is, unless ``retrain`` or none is kept (or it
+   no longer fits the code's features): then a seeded IsolationForest is fitted on tonight's
+   features and kept with its metadata (models/store.py);
+3. drift check of tonight's features against the training data (PSI, models/drift.py): a warning
+   is logged and returned in the summary when a feature drifted;
+4. score = ``-IsolationForest.score_samples(x)``: the anomaly score of Liu, Ting and Zhou (2008),
+   ``s = 2 ** (-E[h(x)] / c(psi))``, which lies in (0, 1] by construction (about 0.5 and below
+   is ordinary, near 1 is isolated at once). It is absolute for a given model, so a person's
+   score means the same from night to night while the model is kept (a rank-normalised score
+   would not). Clipped to [0, 1];
+5. ``model_scores``: every person scored, with the three most unusual features (models/explain.py);
+6. ``model_hits``: the top k persons (default 0.1% of persons scored, at least 1) that no rule
+   raised (``rule_hits``, a missing table meaning no hits), category model_outlier, with
+   evidence in Chinese naming the three features, their values and the population's percentiles.
+
+Returns counts and model facts only, never an ID number.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+
+from models import drift, explain, features, store
+
+log = logging.getLogger(__name__)
+
+RULE_ID = "model_outlier"
+CATEGORY = "model_outlier"
+SEVERITY = "low"  # a lead for review, not proof (POLICY.md: leads like cadre_relative)
+DEFAULT_TOP_FRACTION = 0.001
+DEFAULT_WINDOW_MONTHS = 12
+
+
+def default_model_dir(warehouse: Path | str) -> Path:
+    """``<warehouse stem>.models/`` beside the warehouse file (``city.duckdb`` -> ``city.models/``).
+
+    Not ``city.duckdb.models``: whatever globs the warehouse's own files (``city.duckdb*``: the
+    file and its WAL) must not pick up the model directory."""
+    w = Path(warehouse)
+    return w.with_suffix(".models") if w.suffix else w.with_name(w.name + ".models")
+
+
+def _sql(name: str) -> str:
+    return (features.SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    # fetchall, not fetchone: DuckDB 2.0 keeps a result open until it is fetched to the end
+    rows = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]).fetchall()
+    return bool(rows and rows[0][0])
+
+
+def rule_raised(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Persons some rule raised (``sql/model_rule_raised.sql``); empty when rule_hits does not exist."""
+    if not _table_exists(con, "rule_hits"):
+        return pl.DataFrame(schema={"id_number": pl.String})
+    return pl.from_arrow(con.sql(_sql("model_rule_raised")).to_arrow_table())
+
+
+def top_k_count(n: int, top_fraction: float = DEFAULT_TOP_FRACTION, top_k: int | None = None) -> int:
+    if n == 0:
+        return 0
+    return min(n, top_k if top_k is not None else max(1, math.ceil(top_fraction * n)))
+
+
+def score(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_dir: Path | str,
+          retrain: bool = False, *, top_fraction: float = DEFAULT_TOP_FRACTION, top_k: int | None = None,
+          window_months: int = DEFAULT_WINDOW_MONTHS, drift_threshold: float = drift.DEFAULT_THRESHOLD,
+          params: dict | None = None) -> dict:
+    t0 = time.perf_counter()
+    model_dir = Path(model_dir)
+    names = features.FEATURE_NAMES
+    period_from, period_to = features.window(as_of, window_months)
+    feats = features.compute(con, as_of, window_months)
+    X = feats.select(names).to_numpy().astype(np.float64, copy=False)
+    n = X.shape[0]
+    t_feat = time.perf_counter()
+    summary: dict = {"persons_scored": n, "window": [period_from, period_to], "hits": 0}
+
+    if n == 0:
+        log.warning("scorer: no paid person in the window %s..%s; nothing scored", period_from, period_to)
+        _write(con, batch_id, pl.DataFrame(schema={"id_number": pl.String, "score": pl.Float64,
+                                                   "explanation": pl.String}), None)
+        return {**summary, "model_version": None, "retrained": False, "drift": None, "top_k": 0,
+                "excluded_by_rules": 0, "seconds": round(time.perf_counter() - t0, 3)}
+
+    kept, why = (None, "retrain requested") if retrain else store.load(model_dir, names)
+    retrained = kept is None
+    if retrained:
+        prev = (store.read_meta(model_dir) or {}).get("version", 0)
+        log.info("scorer: fitting a new model (%s) on %d persons", why, n)
+        model = store.fit(X, params)
+        kept = store.save(model_dir, model, names, as_of=as_of, window=(period_from, period_to),
+                          reference=drift.reference(X, names), previous_version=int(prev))
+    else:
+        log.info("scorer: using kept model v%d (trained %s on %d persons)", kept.version,
+                 kept.meta["trained_as_of"], kept.meta["train_rows"])
+    t_fit = time.perf_counter()
+
+    drift_report = drift.check(kept.meta["reference"], X, names, drift_threshold)
+    if drift_report["warning"]:
+        log.warning("scorer: features drifted from the training data of model v%d (PSI > %.2f): %s",
+                    kept.version, drift_threshold,
+                    ", ".join(f"{f} {drift_report['psi'][f]:.2f}" for f in drift_report["drifted_features"]))
+
+    s = np.clip(-kept.model.score_samples(X), 0.0, 1.0)
+    t_score = time.perf_counter()
+
+    top = explain.with_share_pct(explain.top_features(X, names))
+    scored = pl.concat([feats.select("id_number"), top], how="horizontal").with_columns(
+        score=pl.Series(s, dtype=pl.Float64))
+    scored = scored.with_columns(
+        explanation=explain.explanation_en(),
+        rank=pl.col("score").rank("ordinal", descending=True).cast(pl.Int64),
+    )
+
+    raised = rule_raised(con)
+    k = top_k_count(n, top_fraction, top_k)
+    candidates = scored.join(raised, on="id_number", how="anti")
+    chosen = candidates.sort(["score", "id_number"], descending=[True, False]).head(k)
+    hits = _hits(con, chosen, batch_id, kept, n, period_from, period_to)
+    _write(con, batch_id, scored.select("id_number", "score", "explanation"), hits)
+    t_end = time.perf_counter()
+
+    summary.update({
+        "model_version": kept.version,
+        "retrained": retrained,
+        "model_reason": why,
+        "trained_as_of": kept.meta["trained_as_of"],
+        "train_rows": kept.meta["train_rows"],
+        "drift": drift_report,
+        "top_k": k,
+        "excluded_by_rules": int(scored.height - candidates.height),
+        "hits": hits.height,
+        "score_quantiles": {q: round(float(np.quantile(s, q)), 4) for q in (0.5, 0.99, 0.999)},
+        "seconds": {"features": round(t_feat - t0, 3), "fit": round(t_fit - t_feat, 3),
+                    "score": round(t_score - t_fit, 3), "explain_write": round(t_end - t_score, 3),
+                    "total": round(t_end - t0, 3)},
+    })
+    log.info("scorer: %d persons scored, %d model_outlier hits (top %d, %d persons already raised by rules), "
+             "max PSI %.3f, %.1f s", n, hits.height, k, summary["excluded_by_rules"], drift_report["max_psi"],
+             t_end - t0)
+    return summary
+
+
+def _hits(con: duckdb.DuckDBPyConnection, chosen: pl.DataFrame, batch_id: int, kept: store.KeptModel,
+          n: int, period_from: str, period_to: str) -> pl.DataFrame:
+    """model_hits rows for the chosen persons: their facts from ``sql/model_hit_subjects.sql`` and
+    the Chinese evidence."""
+    model_top = chosen.select("id_number").to_arrow()
+    con.register("model_top", model_top)
+    try:
+        facts = pl.from_arrow(con.sql(_sql("model_hit_subjects"),
+                                      params={"period_from": period_from, "period_to": period_to}).to_arrow_table())
+    finally:
+        con.unregister("model_top")
+    df = chosen.join(facts, on="id_number", how="left")
+    meta = kept.meta
+    evidence = pl.format(
+        "孤立森林模型异常分 {}（本批 {} 名受助人员中第 {} 高），未被任何规则预警。最不寻常的三项特征："
+        "1) {}；2) {}；3) {}。{} 至 {} 共发放 {} 笔、{} 元（{}）。"
+        "模型 v{}，训练于 {}（{} 人）。此为线索，需核实。",
+        pl.col("score").round(3).cast(pl.Decimal(18, 3)).cast(pl.String), pl.lit(n), pl.col("rank"),
+        explain.feature_zh(1), explain.feature_zh(2), explain.feature_zh(3),
+        pl.col("first_period"), pl.col("last_period"), pl.col("evidence_size"),
+        pl.col("amount_at_risk").cast(pl.String), pl.col("programs"),
+        pl.lit(kept.version), pl.lit(meta["trained_as_of"]), pl.lit(meta["train_rows"]),
+    )
+    return df.sort("rank").select(
+        pl.lit(batch_id, pl.Int64).alias("batch_id"),
+        pl.lit(RULE_ID).alias("rule_id"),
+        pl.lit(kept.version, pl.Int32).alias("rule_version"),
+        pl.lit(CATEGORY).alias("category"),
+        pl.lit(SEVERITY).alias("severity"),
+        pl.lit("person").alias("subject_type"),
+        pl.col("id_number").alias("subject_id"),
+        "id_number", "name", "program_code", "county_code", "township", "village",
+        "first_period", "last_period", "amount_at_risk",
+        evidence.alias("evidence"),
+        "evidence_size",
+    )
+
+
+def _write(con: duckdb.DuckDBPyConnection, batch_id: int, scored: pl.DataFrame, hits: pl.DataFrame | None) -> None:
+    """Replace model_scores and model_hits in one transaction. The caller must not hold one open:
+    DuckDB cannot nest them, and a failed BEGIN aborts the caller's transaction, so it cannot be probed."""
+    scores_arrow = scored.select(pl.lit(batch_id, pl.Int64).alias("batch_id"), "id_number", "score",
+                                 "explanation").to_arrow()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(_sql("model_scores"))
+        con.execute(_sql("model_hits"))
+        con.register("_model_scores_new", scores_arrow)
+        con.execute("INSERT INTO model_scores BY NAME SELECT * FROM _model_scores_new")
+        if hits is not None and hits.height:
+            con.register("_model_hits_new", hits.to_arrow())
+            con.execute("INSERT INTO model_hits BY NAME SELECT * FROM _model_hits_new")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        for v in ("_model_scores_new", "_model_hits_new"):
+            try:
+                con.unregister(v)
+            except Exception:  # noqa: BLE001 - not registered
+                pass

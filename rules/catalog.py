@@ -1,0 +1,249 @@
+"""Parse the rule catalog: one YAML file per rule in ``rules/`` (file name = rule id).
+
+This module only turns YAML into typed :class:`Rule` objects and refuses anything doubtful,
+loudly, naming the file and the key: an unknown key, an unknown category, severity, program or
+extract, a duplicate id, a file name that is not the id, a parameter the query uses but does not
+declare (or declares but never uses), an override of an undeclared parameter. Turning a rule into
+SQL is :mod:`rules.compile`; running it is :mod:`rules.execute`.
+
+The shape of a rule file::
+
+    id: deceased_paid                # = file name
+    version: 1
+    category: deceased_paid          # one of POLICY.md's categories
+    severity: high                   # high | medium | low
+    title: {zh: ..., en: ...}
+    description: {zh: ..., en: ...}
+    programs: [GAOLING, ...]         # bound as $programs
+    requires: [payments]             # extracts; the rule is skipped if one was not delivered
+    params:                          # defaults; each bound as $name (never pasted into SQL)
+      grace_months: 0
+    overrides:                       # optional: per county and/or per program
+      - {county: "340521", program: GAOLING, params: {grace_months: 1}}
+    evidence: "死亡日期 {death_date} ..."   # {column} of the query's output
+    query: |                         # SELECT returning the standard hit columns (see compile.py)
+      SELECT ...
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from data_contracts.extracts import EXTRACTS
+
+RULES_DIR = Path(__file__).resolve().parent
+
+CATEGORIES = (
+    "deceased_paid", "residency_ineligible", "age_ineligible", "duplicate_payment", "duplicate_identity",
+    "identity_unverified", "shared_account", "asset_ineligible", "public_servant", "cadre_relative",
+    "training_claim_abuse", "service_order_anomaly", "eligible_not_receiving", "amount_mismatch", "model_outlier",
+)
+SEVERITIES = ("high", "medium", "low")
+PROGRAMS = ("DIBAO", "TEKUN", "GAOLING", "CANJI_SHENGHUO", "CANJI_HULI", "GUER", "YANGLAO_FUWU", "PEIXUN")
+# names the executor binds itself; a rule may use them but not declare them
+RESERVED_PARAMS = ("as_of", "programs")
+
+REQUIRED_KEYS = ("id", "version", "category", "severity", "title", "description", "programs", "requires",
+                 "params", "evidence", "query")
+OPTIONAL_KEYS = ("overrides",)
+OVERRIDE_KEYS = ("county", "program", "params")
+TEXT_KEYS = ("zh", "en")
+IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
+PARAM_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+FIELD_REF = re.compile(r"\{([^{}]*)\}")
+COUNTY = re.compile(r"^\d{6}$")
+
+
+class RuleError(ValueError):
+    """A rule file the catalog refuses: names the file and the key."""
+
+    def __init__(self, file: Path | str, key: str, problem: str):
+        self.file, self.key, self.problem = str(file), key, problem
+        super().__init__(f"{Path(file).name}: {key}: {problem}")
+
+
+@dataclass(frozen=True)
+class Override:
+    county: str | None
+    program: str | None
+    params: dict
+
+    @property
+    def scope_key(self) -> str:
+        return f"{self.county or '*'}|{self.program or '*'}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    version: int
+    category: str
+    severity: str
+    title: dict
+    description: dict
+    programs: tuple[str, ...]
+    requires: tuple[str, ...]
+    params: dict
+    evidence: str
+    query: str
+    overrides: tuple[Override, ...] = ()
+    file: Path = field(default=Path("."), compare=False)
+
+    @property
+    def evidence_fields(self) -> list[str]:
+        return FIELD_REF.findall(self.evidence)
+
+    def used_params(self) -> list[str]:
+        """Names the query binds, in order of first use."""
+        return list(dict.fromkeys(PARAM_REF.findall(self.query)))
+
+
+def _text(file, key, value) -> dict:
+    if not isinstance(value, dict):
+        raise RuleError(file, key, "expected a mapping with zh and en")
+    unknown = set(value) - set(TEXT_KEYS)
+    if unknown:
+        raise RuleError(file, f"{key}.{sorted(unknown)[0]}", "unknown key (expected zh, en)")
+    for lang in TEXT_KEYS:
+        if not isinstance(value.get(lang), str) or not value[lang].strip():
+            raise RuleError(file, f"{key}.{lang}", "missing or empty text")
+    return dict(value)
+
+
+def _param_value(file, key, value):
+    scalar = (bool, int, float, str)
+    if isinstance(value, scalar):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, scalar) for v in value) \
+            and len({type(v) for v in value}) == 1:
+        return list(value)
+    raise RuleError(file, key, "a parameter is a scalar or a non-empty list of scalars of one type")
+
+
+def _names(file, key, value, allowed, what) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise RuleError(file, key, f"expected a non-empty list of {what}")
+    for i, v in enumerate(value):
+        if v not in allowed:
+            raise RuleError(file, f"{key}[{i}]", f"unknown {what[:-1]} {v!r}")
+    if len(set(value)) != len(value):
+        raise RuleError(file, key, "listed twice")
+    return tuple(value)
+
+
+def parse_rule(file: Path) -> Rule:
+    """One rule file to a :class:`Rule`, or :class:`RuleError`."""
+    try:
+        doc = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "(yaml)"
+        raise RuleError(file, where, f"not valid YAML: {getattr(e, 'problem', e)}") from None
+    if not isinstance(doc, dict):
+        raise RuleError(file, "(top)", "expected a mapping of keys")
+    for k in doc:
+        if k not in REQUIRED_KEYS and k not in OPTIONAL_KEYS:
+            raise RuleError(file, str(k), "unknown key")
+    for k in REQUIRED_KEYS:
+        if k not in doc:
+            raise RuleError(file, k, "missing key")
+    rid = doc["id"]
+    if not isinstance(rid, str) or not IDENT.match(rid):
+        raise RuleError(file, "id", "expected a lower-case identifier")
+    if rid != file.stem:
+        raise RuleError(file, "id", f"{rid!r} differs from the file name {file.stem!r}")
+    if not isinstance(doc["version"], int) or isinstance(doc["version"], bool) or doc["version"] < 1:
+        raise RuleError(file, "version", "expected a positive integer")
+    if doc["category"] not in CATEGORIES:
+        raise RuleError(file, "category", f"unknown category {doc['category']!r}")
+    if doc["category"] == "model_outlier":
+        raise RuleError(file, "category", "model_outlier is raised by the scorer, not by a rule")
+    if doc["severity"] not in SEVERITIES:
+        raise RuleError(file, "severity", f"unknown severity {doc['severity']!r} (high, medium, low)")
+    title = _text(file, "title", doc["title"])
+    description = _text(file, "description", doc["description"])
+    programs = _names(file, "programs", doc["programs"], PROGRAMS, "programs")
+    requires = _names(file, "requires", doc["requires"], tuple(EXTRACTS), "extracts")
+
+    params = doc["params"] or {}
+    if not isinstance(params, dict):
+        raise RuleError(file, "params", "expected a mapping name: default")
+    for name, value in params.items():
+        if not isinstance(name, str) or not IDENT.match(name):
+            raise RuleError(file, f"params.{name}", "a parameter name is a lower-case identifier")
+        if name in RESERVED_PARAMS:
+            raise RuleError(file, f"params.{name}", "reserved: bound by the executor")
+        _param_value(file, f"params.{name}", value)
+
+    query = doc["query"]
+    if not isinstance(query, str) or not query.strip():
+        raise RuleError(file, "query", "expected the rule's SELECT")
+    if ";" in query:
+        raise RuleError(file, "query", "one SELECT, no ';'")
+    used = list(dict.fromkeys(PARAM_REF.findall(query)))
+    for name in used:
+        if name not in params and name not in RESERVED_PARAMS:
+            raise RuleError(file, f"params.{name}", "used by the query ($" + name + ") but not declared")
+    for name in params:
+        if name not in used:
+            raise RuleError(file, f"params.{name}", "declared but the query never uses it")
+
+    overrides = []
+    for i, o in enumerate(doc.get("overrides") or []):
+        key = f"overrides[{i}]"
+        if not isinstance(o, dict):
+            raise RuleError(file, key, "expected a mapping with county and/or program, and params")
+        for k in o:
+            if k not in OVERRIDE_KEYS:
+                raise RuleError(file, f"{key}.{k}", "unknown key (county, program, params)")
+        county, program = o.get("county"), o.get("program")
+        if county is None and program is None:
+            raise RuleError(file, key, "an override names a county, a program or both")
+        if county is not None and not (isinstance(county, str) and COUNTY.match(county)):
+            raise RuleError(file, f"{key}.county", "expected a 6-digit county code in quotes")
+        if program is not None and program not in programs:
+            raise RuleError(file, f"{key}.program", f"{program!r} is not one of the rule's programs")
+        op = o.get("params")
+        if not isinstance(op, dict) or not op:
+            raise RuleError(file, f"{key}.params", "expected a non-empty mapping")
+        for name, value in op.items():
+            if name not in params:
+                raise RuleError(file, f"{key}.params.{name}", "not a declared parameter")
+            _param_value(file, f"{key}.params.{name}", value)
+        ov = Override(county, program, dict(op))
+        if any(x.scope_key == ov.scope_key for x in overrides):
+            raise RuleError(file, key, f"a second override for {ov.scope_key}")
+        overrides.append(ov)
+
+    evidence = doc["evidence"]
+    if not isinstance(evidence, str) or not evidence.strip():
+        raise RuleError(file, "evidence", "expected a template")
+    for f in FIELD_REF.findall(evidence):
+        if not IDENT.match(f):
+            raise RuleError(file, "evidence", f"{{{f}}} is not a column name")
+    stripped = FIELD_REF.sub("", evidence)
+    if "{" in stripped or "}" in stripped:
+        raise RuleError(file, "evidence", "unbalanced brace")
+    return Rule(id=rid, version=doc["version"], category=doc["category"], severity=doc["severity"], title=title,
+                description=description, programs=programs, requires=requires, params=dict(params),
+                evidence=evidence, query=query.strip(), overrides=tuple(overrides), file=file)
+
+
+def load_catalog(rules_dir: Path | str | None = None) -> list[Rule]:
+    """Every ``*.yaml`` in the folder, sorted by id; refuses duplicates."""
+    d = Path(rules_dir) if rules_dir is not None else RULES_DIR
+    files = sorted(d.glob("*.yaml")) + sorted(d.glob("*.yml"))
+    if not files:
+        raise RuleError(d, "(folder)", "no rule files")
+    seen: dict[str, Path] = {}
+    rules = []
+    for f in files:
+        r = parse_rule(f)
+        if r.id in seen:
+            raise RuleError(f, "id", f"duplicate id {r.id!r} (also in {seen[r.id].name})")
+        seen[r.id] = f
+        rules.append(r)
+    return sorted(rules, key=lambda r: r.id)

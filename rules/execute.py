@@ -1,0 +1,113 @@
+"""Run the rule catalog on an open warehouse connection (the ``rules`` stage, DEVELOPERS.md).
+
+Prepares what the rules read (the shared SQL in ``sql/``, the ``name_reading`` table and the
+``name_similarity`` function), then runs every compiled rule, each scope once, inserting into
+``rule_hits``; writes one ``rule_runs`` row per rule (``ran`` or ``skipped``). Both tables are
+replaced each batch, in one transaction. Returns counts only, never ID numbers.
+
+A rule is skipped (no error) when an extract it ``requires`` has nothing in its staging table:
+it was never delivered (or the table does not exist).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+
+from rules.catalog import Rule, load_catalog
+from rules.compile import RULE_HITS_DDL, RULE_RUNS_DDL, Compiled, compile_rule
+from rules.names import build_name_readings, register_similarity, unregister_similarity
+from rules.views import create_views
+
+log = logging.getLogger(__name__)
+LONG_DIGITS = re.compile(r"\d{6}\d{8,}[\dXx]?")
+
+
+class RuleRunError(RuntimeError):
+    """A rule failed to run: names the rule file; the database message is masked."""
+
+
+def _mask(text: str) -> str:
+    return LONG_DIGITS.sub(lambda m: m.group(0)[:6] + "*" * (len(m.group(0)) - 10) + m.group(0)[-4:], text)
+
+
+def missing_extracts(con: duckdb.DuckDBPyConnection, rule: Rule) -> list[str]:
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    out = []
+    for e in rule.requires:
+        t = f"stg_{e}"
+        if t not in tables or con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT 1)").fetchone()[0] == 0:
+            out.append(e)
+    return out
+
+
+def prepare(con: duckdb.DuckDBPyConnection) -> None:
+    """Shared views and macros, the name readings and the similarity function."""
+    con.execute("SET enable_progress_bar=false")
+    create_views(con)
+    build_name_readings(con)
+    register_similarity(con)
+
+
+def run_compiled(con: duckdb.DuckDBPyConnection, c: Compiled, batch_id: int, as_of: dt.date) -> None:
+    for scope in c.scopes:
+        try:
+            con.execute(f"INSERT INTO rule_hits BY NAME\n{c.sql}", c.bindings(scope, batch_id, as_of))
+        except duckdb.Error as e:
+            first = str(e).splitlines()[0] if str(e) else ""
+            raise RuleRunError(f"{c.rule.file.name} (scope {scope.key}): {type(e).__name__}: {_mask(first)}") from None
+
+
+def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
+              rules_dir: Path | str | None = None, only: Iterable[str] | None = None) -> dict:
+    """Replace ``rule_hits`` and ``rule_runs`` with this batch's findings; counts only.
+    ``only``: run just these rule ids (tests, re-runs); the default runs the whole catalog."""
+    t0 = time.perf_counter()
+    rules = load_catalog(rules_dir)
+    if only is not None:
+        wanted = set(only)
+        unknown = wanted - {r.id for r in rules}
+        if unknown:
+            raise ValueError(f"unknown rule ids: {sorted(unknown)}")
+        rules = [r for r in rules if r.id in wanted]
+    catalog = [compile_rule(r) for r in rules]
+    prepare(con)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(RULE_HITS_DDL)
+        con.execute(RULE_RUNS_DDL)
+        for c in catalog:
+            r = c.rule
+            t = time.perf_counter()
+            missing = missing_extracts(con, r)
+            if missing:
+                reason = "not delivered: " + ", ".join(missing)
+                con.execute("INSERT INTO rule_runs VALUES (?, ?, ?, ?, 'skipped', ?, 0, 0)",
+                            [batch_id, r.id, r.version, r.category, reason])
+                log.info("rule %s skipped (%s)", r.id, reason)
+                continue
+            run_compiled(con, c, batch_id, as_of)
+            hits = con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = ?", [r.id]).fetchone()[0]
+            secs = time.perf_counter() - t
+            con.execute("INSERT INTO rule_runs VALUES (?, ?, ?, ?, 'ran', NULL, ?, ?)",
+                        [batch_id, r.id, r.version, r.category, hits, secs])
+            log.info("rule %s: %d hits in %.2f s", r.id, hits, secs)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        unregister_similarity(con)
+    runs = con.execute("SELECT status, count(*), sum(hits) FROM rule_runs GROUP BY status").fetchall()
+    by_cat = dict(con.execute("SELECT category, count(*) FROM rule_hits GROUP BY category ORDER BY category").fetchall())
+    status = {s: (n, int(h or 0)) for s, n, h in runs}
+    return {
+        "batch_id": batch_id, "rules": len(catalog), "ran": status.get("ran", (0, 0))[0],
+        "skipped": status.get("skipped", (0, 0))[0], "hits": sum(by_cat.values()), "hits_by_category": by_cat,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }

@@ -1,0 +1,209 @@
+"""The rule catalog's loader, compiler and generated artefacts.
+
+- loading fails loudly, naming file and key: unknown key, unknown category, duplicate id, a
+  parameter the query uses but does not declare, ...;
+- parameters are bound, never pasted; overrides resolve per county/program scope;
+- CATALOG.md and the compiled SQL snapshots (rules/compiled/) are up to date with the YAML.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from rules.catalog import RULES_DIR, RuleError, load_catalog, parse_rule
+from rules.compile import compile_rule
+from rules.docs import CATALOG_MD, COMPILED_DIR, compiled_files, render_catalog
+from rules.names import name_readings, similarity
+from rules.views import read_sql_dir
+from tests.test_rules_cases import AS_OF, B, C, hits, make_db, pay, person
+
+BASE = yaml.safe_load((RULES_DIR / "deceased_paid.yaml").read_text(encoding="utf-8"))
+POLICY_CATEGORIES = {"deceased_paid", "residency_ineligible", "age_ineligible", "duplicate_payment",
+                     "duplicate_identity", "identity_unverified", "shared_account", "asset_ineligible", "public_servant",
+                     "cadre_relative", "training_claim_abuse", "service_order_anomaly", "eligible_not_receiving",
+                     "amount_mismatch"}
+
+
+def write(tmp_path: Path, doc: dict, name: str = "deceased_paid") -> Path:
+    f = tmp_path / f"{name}.yaml"
+    f.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return f
+
+
+def edit(**changes) -> dict:
+    doc = {**BASE, **changes}
+    return {k: v for k, v in doc.items() if v is not None}
+
+
+LOADER_ERRORS = [
+    dict(description="unknown top-level key", doc=edit(severty="high"), key="severty", problem="unknown key"),
+    dict(description="unknown category", doc=edit(category="dead_paid"), key="category", problem="unknown category"),
+    dict(description="model_outlier is the scorer's", doc=edit(category="model_outlier"), key="category",
+         problem="scorer"),
+    dict(description="unknown severity", doc=edit(severity="urgent"), key="severity", problem="unknown severity"),
+    dict(description="missing key", doc=edit(evidence=None), key="evidence", problem="missing key"),
+    dict(description="parameter used but not declared", doc=edit(params={}), key="params.grace_months",
+         problem="not declared"),
+    dict(description="parameter declared but unused", doc=edit(params={"grace_months": 0, "spare": 1}),
+         key="params.spare", problem="never uses"),
+    dict(description="unknown program", doc=edit(programs=["GAOLING", "LAOYOU"]), key="programs[1]",
+         problem="unknown program"),
+    dict(description="unknown extract", doc=edit(requires=["payments", "tax_records"]), key="requires[1]",
+         problem="unknown extract"),
+    dict(description="override of an undeclared parameter",
+         doc=edit(overrides=[{"county": "340503", "params": {"grace": 1}}]), key="overrides[0].params.grace",
+         problem="not a declared parameter"),
+    dict(description="unknown override key",
+         doc=edit(overrides=[{"county": "340503", "params": {"grace_months": 1}, "note": "x"}]),
+         key="overrides[0].note", problem="unknown key"),
+    dict(description="county code not 6 digits",
+         doc=edit(overrides=[{"county": "3405", "params": {"grace_months": 1}}]), key="overrides[0].county",
+         problem="6-digit"),
+    dict(description="unknown title language", doc=edit(title={"zh": "x", "en": "y", "fr": "z"}), key="title.fr",
+         problem="unknown key"),
+    dict(description="id differs from file name", doc=edit(id="deceased"), key="id", problem="file name"),
+    dict(description="two statements", doc=edit(query=BASE["query"] + "; DROP TABLE x"), key="query",
+         problem="one SELECT"),
+    dict(description="evidence field not an identifier", doc=edit(evidence="死亡 {death date}"), key="evidence",
+         problem="not a column name"),
+]
+
+
+@pytest.mark.parametrize("case", LOADER_ERRORS, ids=[c["description"] for c in LOADER_ERRORS])
+def test_loader_refuses(tmp_path, case):
+    f = write(tmp_path, case["doc"])
+    with pytest.raises(RuleError) as e:
+        load_catalog(tmp_path)
+    assert e.value.key == case["key"] and case["problem"] in e.value.problem
+    assert str(e.value).startswith("deceased_paid.yaml: ")
+    assert e.value.file == str(f)
+
+
+def test_loader_refuses_a_duplicate_id(tmp_path):
+    write(tmp_path, BASE)
+    shutil.copy(tmp_path / "deceased_paid.yaml", tmp_path / "deceased_paid.yml")
+    with pytest.raises(RuleError, match="duplicate id"):
+        load_catalog(tmp_path)
+
+
+def test_loader_refuses_bad_yaml(tmp_path):
+    (tmp_path / "deceased_paid.yaml").write_text("id: [unclosed\n", encoding="utf-8")
+    with pytest.raises(RuleError, match="deceased_paid.yaml: line"):
+        load_catalog(tmp_path)
+
+
+def test_catalog_covers_every_policy_category_but_model_outlier():
+    rules = load_catalog()
+    assert {r.category for r in rules} == POLICY_CATEGORIES
+    assert all(r.file.stem == r.id for r in rules)
+
+
+def test_parameters_are_bound_not_pasted():
+    for r in load_catalog():
+        sql = compile_rule(r).sql
+        for name, value in r.params.items():
+            assert f"${name}" in sql
+            for v in value if isinstance(value, list) else [value]:
+                if isinstance(v, str):
+                    assert f"'{v}'" not in sql, f"{r.id}: the value of {name} is pasted into the SQL"
+        assert r.evidence.split("{")[0] not in sql or not r.evidence.split("{")[0].strip(), \
+            f"{r.id}: evidence text pasted"
+
+
+def test_overrides_per_county_and_per_program(tmp_path):
+    doc = edit(overrides=[{"county": "340504", "params": {"grace_months": 2}},
+                          {"program": "CANJI_HULI", "params": {"grace_months": 1}}])
+    write(tmp_path, doc)
+    c = compile_rule(parse_rule(tmp_path / "deceased_paid.yaml"))
+    assert [s.key for s in c.scopes] == ["*|*", "340504|*", "*|CANJI_HULI"]
+    pays = [pay(B, p, program=prog) for p in ("2026-04", "2026-05", "2026-06") for prog in ("GAOLING", "CANJI_HULI")]
+    pays += [pay(C, p, county="340504") for p in ("2026-04", "2026-05", "2026-06")]
+    con = make_db({"household_registration": [
+        person(B, "张三", "1940-01-01", status="死亡", status_date="2026-03-20"),
+        person(C, "李四", "1940-01-01", sex="女", household="H2", county="340504", status="死亡", status_date="2026-03-02")],
+        "payments": pays})
+    from rules import run_rules
+
+    run_rules(con, AS_OF, 1, rules_dir=tmp_path)
+    got = con.execute("SELECT county_code, program_code, first_period, evidence_size FROM rule_hits "
+                      "ORDER BY county_code, program_code").fetchall()
+    # default: April on; county 340504: two months' grace -> June; CANJI_HULI: one month -> May
+    assert got == [("340503", "CANJI_HULI", "2026-05", 2), ("340503", "GAOLING", "2026-04", 3),
+                   ("340504", "GAOLING", "2026-06", 1)]
+
+
+def test_catalog_md_is_up_to_date():
+    assert CATALOG_MD.read_text(encoding="utf-8") == render_catalog(load_catalog()), \
+        "rules/CATALOG.md is stale: run `python -m rules generate`"
+
+
+def test_compiled_sql_snapshots_are_up_to_date():
+    """A reviewer sees every change of a rule's SQL as a diff of rules/compiled/<id>.sql."""
+    want = compiled_files(load_catalog())
+    have = {f.name: f.read_text(encoding="utf-8") for f in COMPILED_DIR.glob("*.sql")}
+    assert have == want, "rules/compiled/ is stale: run `python -m rules generate`"
+
+
+def test_sql_dir_one_statement_per_file_named_after_its_object():
+    order = [n for n, _ in read_sql_dir()]
+    assert order.index("age_years") < order.index("v_payment") and order.index("v_person") < order.index("v_payment")
+    for name, stmt in read_sql_dir():
+        assert re.search(rf"CREATE OR REPLACE (VIEW|TABLE|MACRO) {name}\b", stmt)
+
+
+@pytest.mark.parametrize("a,b,at_least,below", [
+    ("王秀英", "王秀瑛", 100, None), ("张伟", "张玮", 100, None), ("阿依古丽·吐尔逊", "阿依古丽•吐尔逊", 100, None),
+    ("王秀英", "钱英富", None, 60), ("李建国", "王秀英", None, 60), ("张建华", "张建成", 60, 85),
+])
+def test_name_similarity_hears_homophones(a, b, at_least, below):
+    r = name_readings(__import__("polars").Series([a, b]))
+    sound = dict(zip(r["name"], r["sound"]))
+    s = similarity([sound[a]], [sound[b]])[0] if a != b and sound[a] != sound[b] else 100.0
+    if at_least is not None:
+        assert s >= at_least
+    if below is not None:
+        assert s < below
+
+
+def test_sentinel_rules_lists_the_catalog(capsys):
+    from flows.cli import main
+
+    assert main(["rules"]) == 0
+    out = capsys.readouterr().out
+    for r in load_catalog():
+        assert r.id in out
+
+
+def test_a_failing_rule_names_its_file_and_masks_ids(tmp_path):
+    doc = edit(query=BASE["query"].replace("FROM v_payment p", "FROM v_payment_missing p"))
+    write(tmp_path, doc)
+    con = make_db({"household_registration": [person(B, "张三", "1940-01-01")], "payments": [pay(B, "2026-04")]})
+    from rules import run_rules
+    from rules.execute import RuleRunError
+
+    with pytest.raises(RuleRunError, match="deceased_paid.yaml") as e:
+        run_rules(con, AS_OF, 1, rules_dir=tmp_path)
+    assert B not in str(e.value)
+
+
+def test_mask_of_database_messages():
+    from rules.execute import _mask
+
+    assert _mask(f"Could not convert '{B}'") == f"Could not convert '{B[:6]}{'*' * 8}{B[-4:]}'"
+
+
+def test_one_rule_only():
+    con = make_db({"household_registration": [person(B, "张三", "1940-01-01", status="死亡", status_date="2026-03-31")],
+                   "payments": [pay(B, "2026-04")]})
+    assert hits(con, "deceased_paid") == [("person", B)]
+    assert con.execute("SELECT count(*) FROM rule_runs").fetchone()[0] == 1
+    with pytest.raises(ValueError, match="unknown rule"):
+        from rules import run_rules
+
+        run_rules(con, AS_OF, 1, only=["nope"])

@@ -513,3 +513,15 @@ def test_unknown_columns_are_logged_masked(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         ingest(d, tmp_path / "w.duckdb", AS_OF)
     assert "ignoring columns" in caplog.text and A not in caplog.text and A[:6] in caplog.text
+
+
+def test_gb18030_with_windows_line_endings(tmp_path):
+    d = tmp_path / "in"
+    for name, rows, header in [("household_registration", [person(A, "王五", status_date="")], HOUSEHOLD_HEADER),
+                               ("payments", [payment("P1", A, name="王五")], PAYMENT_HEADER)]:
+        p = write_csv(d / f"{name}.csv", rows, header, encoding="gb18030")
+        p.write_bytes(p.read_bytes().replace(b"\n", b"\r\n"))
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert q(wh, "SELECT name, status_date, _line FROM stg_household_registration") == [("王五", None, 2)]
+    assert q(wh, "SELECT approved_by, village FROM raw_payments") == [(None, "幸福村")]

@@ -15,7 +15,8 @@ Plain functions, no Prefect. Three phases:
    polars expressions; the pandera model validates the collected frame (``lazy=True``) and
    failing rows are quarantined with file, line and reason.
 3. **Write** everything in one DuckDB transaction (raw, staging, quarantine, file log, run
-   counts); any error rolls it back.
+   counts); any error rolls it back. Phases 2 and 3 overlap by one extract: the next extract
+   is read and normalised in a worker thread while this one is written.
 
 Re-delivery (decision): a file whose sha256 was already loaded for the same extract is
 skipped (recorded in ``ingested_files`` with status ``skipped``; its rows are not read
@@ -530,6 +531,8 @@ def _write(wcon: duckdb.DuckDBPyConnection, extract: Extract, p: Prepared, batch
     wcon.register("_raw", p.raw)
     wcon.register("_stg", p.stg)
     if extract.snapshot:
+        if p.stg.num_rows == 0:
+            log.warning("%s: the snapshot delivered tonight has no loadable row; it replaces the last one", name)
         wcon.execute(f"DELETE FROM raw_{name}")
         wcon.execute(f"DELETE FROM stg_{name}")
     else:

@@ -22,7 +22,7 @@ flag, not a reason to drop the record.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ Plain functions, no Prefect. Three phases:
    polars expressions; the pandera model validates the collected frame (``lazy=True``) and
    failing rows are quarantined with file, line and reason.
 3. **Write** everything in one DuckDB transaction (raw, staging, quarantine, file log, run
-   counts); any error rolls it back.
+   counts); any error rolls it back. Phases 2 and 3 overlap by one extract: the next extract
+   is read and normalised in a worker thread while this one is written.
 
 Re-delivery (decision): a file whose sha256 was already loaded for the same extract is
 skipped (recorded in ``ingested_files`` with status ``skipped``; its rows are not read
@@ -27,27 +28,29 @@ incremental extracts are append-only history.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import datetime as dt
 import hashlib
 import io
-import json
 import logging
 import re
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pandera.polars as pa
 import polars as pl
+import pyarrow
 import pyarrow.parquet as pq
 
 from data_contracts.errors import RefusedInput
 from data_contracts.extracts import EXTRACTS, Extract
-from data_contracts.ids import fold_fullwidth, id_valid, normalise_id
+from data_contracts.ids import clean_id, fold_fullwidth, id_valid, mask_id, upgrade_legacy
 from data_contracts.normalise import PARSERS, clean_name, clean_sex, clean_text
 from data_contracts.schemas import MODELS
 
@@ -131,6 +134,20 @@ def discover(input_dir: Path) -> dict[str, list[SourceFile]]:
     return found
 
 
+def transcode_gb18030(src: Path, dst: Path) -> None:
+    """Stream a GB18030 file into a UTF-8 copy, 4 MB at a time (strict: raises UnicodeDecodeError)."""
+    dec = codecs.getincrementaldecoder("gb18030")("strict")
+    with open(src, "rb") as f, open(dst, "w", encoding="utf-8", newline="") as g:
+        first = True
+        while chunk := f.read(CHUNK):
+            text = dec.decode(chunk)
+            if first and text.startswith("\ufeff"):
+                text = text[1:]
+            first = False
+            g.write(text)
+        g.write(dec.decode(b"", final=True))
+
+
 def _detect_and_hash(sf: SourceFile, tmp: Path) -> None:
     """sha256 and encoding in one streaming pass; GB18030 transcoded to a UTF-8 temp file."""
     h = hashlib.sha256()
@@ -158,21 +175,18 @@ def _detect_and_hash(sf: SourceFile, tmp: Path) -> None:
         sf.read_path = sf.path
         return
     out = tmp / f"{len(list(tmp.iterdir()))}-{sf.path.name}"
-    dec = codecs.getincrementaldecoder("gb18030")("strict")
     try:
-        with open(sf.path, "rb") as f, open(out, "w", encoding="utf-8", newline="") as g:
-            first = True
-            while chunk := f.read(CHUNK):
-                text = dec.decode(chunk)
-                if first and text.startswith("\ufeff"):
-                    text = text[1:]
-                first = False
-                g.write(text)
-            g.write(dec.decode(b"", final=True))
+        transcode_gb18030(sf.path, out)
     except UnicodeDecodeError as e:
         raise RefusedInput(sf.rel, f"cannot be decoded as UTF-8 or GB18030 (byte offset about {e.start})") from None
     sf.encoding = "gb18030"
     sf.read_path = out
+
+
+def _safe_label(text: str) -> str:
+    """A header cell for a log line; masked when it looks like data (a long digit run could be an
+    ID number from a file whose first line is not a header)."""
+    return mask_id(text) if re.search(r"\d{6,}", text) else repr(text)
 
 
 def _map_header(sf: SourceFile, names: list[str]) -> None:
@@ -184,14 +198,16 @@ def _map_header(sf: SourceFile, names: list[str]) -> None:
         canon = aliases.get(_fold_header(n))
         if canon is not None:
             if canon in seen:
-                raise RefusedInput(sf.rel, f"columns {seen[canon]!r} and {n!r} both mean {canon}")
+                raise RefusedInput(sf.rel, f"columns {_safe_label(seen[canon])} and {_safe_label(n)} both mean {canon}")
             seen[canon] = n
         cols.append(canon)
+    if not seen:
+        raise RefusedInput(sf.rel, "no header row: the first line names none of the extract's columns")
     for c in e.columns:
         if c.name not in seen and not c.optional:
             spellings = ", ".join(c.aliases)
             raise RefusedInput(sf.rel, f"missing required column {c.name} ({spellings})")
-    unknown = [n for n, c in zip(names, cols) if c is None]
+    unknown = [_safe_label(n) for n, c in zip(names, cols) if c is None]
     if unknown:
         log.warning("%s: ignoring columns not in the contract: %s", sf.rel, ", ".join(unknown))
     sf.columns, sf.source_names = cols, names
@@ -276,26 +292,53 @@ def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFr
     return df, rejects
 
 
+def _via_distinct(s: pl.Series, fn) -> pl.Series | None:
+    """``fn`` applied to the distinct values of a low-cardinality column and mapped back (dates,
+    periods, codes, townships repeat a lot); None when the column is mostly distinct."""
+    if s.len() < 20_000 or s.approx_n_unique() * 4 > s.len():  # HyperLogLog: a cheap look first
+        return None
+    u = s.unique()
+    mapped = pl.DataFrame({"v": u}).select(fn(pl.col("v")))[:, 0]
+    return s.replace_strict(u, mapped, return_dtype=mapped.dtype).alias(s.name)
+
+
 def normalise(extract: Extract, raw: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
     """Normalised values (DEVELOPERS.md staging types) plus ``c_valid`` and ``c__unparseable``
-    companions, row for row with ``raw``."""
-    exprs: list[pl.Expr] = []
+    companions, row for row with ``raw``.
+
+    Columns with few distinct values are normalised once per distinct value; the others in one
+    parallel ``select``. Flags are computed in a second pass from the materialised values (eager
+    polars does not share sub-expressions, so nothing is computed twice).
+    """
+    cleaners = {"id": clean_id, "name": clean_name, "sex": clean_sex, "text": clean_text, **PARSERS}
+    done: list[pl.Series] = []
+    todo: list[pl.Expr] = []
     for c in extract.columns:
-        col = pl.col(c.name)
-        if c.kind == "id":
-            exprs.append(normalise_id(col).alias(c.name))
-        elif c.kind == "name":
-            exprs.append(clean_name(col).alias(c.name))
-        elif c.kind == "sex":
-            exprs.append(clean_sex(col).alias(c.name))
-        elif c.kind == "text":
-            exprs.append(clean_text(col).alias(c.name))
+        fn = cleaners[c.kind]
+        mapped = _via_distinct(raw[c.name], fn)
+        if mapped is None:
+            todo.append(fn(pl.col(c.name)).alias(f"{c.name}__n"))
         else:
-            parsed = PARSERS[c.kind](col)
-            exprs.append(parsed.alias(c.name))
-            exprs.append((clean_text(col).is_not_null() & parsed.is_null()).alias(f"{c.name}__unparseable"))
-    out = raw.select(*exprs, "_file", "_line")
-    return out.with_columns(id_valid(pl.col(c), as_of).alias(f"{c}_valid") for c in extract.id_columns)
+            done.append(mapped.alias(f"{c.name}__n"))
+    values = raw.with_columns(todo).with_columns(done)
+    # normalise_id in two steps: legacy 15-digit numbers upgraded on the cleaned column, and only
+    # on the (few) rows that have 15 characters
+    for c in extract.id_columns:
+        s = values[f"{c}__n"]
+        idx = (s.str.len_chars() == 15).arg_true()
+        if idx.len():
+            up = pl.DataFrame({"v": s.gather(idx)}).select(upgrade_legacy(pl.col("v")))[:, 0]
+            values = values.with_columns(s.scatter(idx, up))
+    out: list[pl.Expr] = []
+    for c in extract.columns:
+        n = pl.col(f"{c.name}__n")
+        out.append(n.alias(c.name))
+        if c.kind == "id":
+            out.append(id_valid(n, as_of).alias(f"{c.name}_valid"))
+        elif c.kind in PARSERS:
+            delivered = pl.col(c.name).str.contains(r"[^\s\u3000]").fill_null(False)
+            out.append((delivered & n.is_null()).alias(f"{c.name}__unparseable"))
+    return values.select(*out, "_file", "_line")
 
 
 def quarantine_reasons(extract: Extract, norm: pl.DataFrame) -> pl.DataFrame:
@@ -400,10 +443,34 @@ def _already_loaded(con, extract: Extract, files: list[SourceFile]) -> set[str]:
     return {r[0] for r in rows}
 
 
-def _ingest_extract(con, wcon, extract: Extract, files: list[SourceFile], batch_id: int,
-                    as_of: dt.date) -> ExtractCounts:
+class _Clock:
+    """Seconds per step, logged at DEBUG (counts and timings only)."""
+
+    def __init__(self, label: str):
+        self.label, self.t = label, time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        now = time.perf_counter()
+        log.debug("%s: %s %.2f s", self.label, step, now - self.t)
+        self.t = now
+
+
+@dataclass
+class Prepared:
+    """One extract read, normalised and validated, ready to be written (Arrow tables)."""
+    counts: ExtractCounts
+    file_rows: list[tuple]
+    quarantine: pyarrow.Table | None = None
+    raw: pyarrow.Table | None = None
+    stg: pyarrow.Table | None = None
+
+
+def _prepare(con: duckdb.DuckDBPyConnection, extract: Extract, files: list[SourceFile], skip: set[str],
+             batch_id: int, as_of: dt.date) -> Prepared:
+    """Phase 2 for one extract (no warehouse access): read its files, normalise, validate, split
+    into quarantine and loaded rows, keep the last row per key."""
     n = ExtractCounts(extract.name, delivered=True, files=len(files))
-    skip = _already_loaded(wcon, extract, files)
+    clock = _Clock(extract.name)
     seen: set[str] = set()
     raws, rejects, file_rows = [], [], []
     for sf in files:
@@ -419,15 +486,16 @@ def _ingest_extract(con, wcon, extract: Extract, files: list[SourceFile], batch_
         rejects.append(rej)
         file_rows.append((batch_id, extract.name, sf.rel, sf.fmt, sf.encoding, sf.size, sf.sha256, "loaded",
                           df.height + rej.height))
-    wcon.executemany("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", file_rows)
     if not raws:
-        return n
+        return Prepared(n, file_rows)
     raw = pl.concat(raws, how="vertical")
     del raws
     rej = pl.concat(rejects, how="vertical")
+    clock("read")
     norm = normalise(extract, raw, as_of)
+    clock("normalise")
     bad = quarantine_reasons(extract, norm)
-    ok_mask = ~pl.int_range(0, raw.height, dtype=pl.Int64, eager=True).is_in(bad["index"].implode())
+    clock("validate")
     value_cols = extract.column_names
     q = pl.concat([
         raw.with_row_index("index").join(bad.with_columns(pl.col("index").cast(pl.UInt32)), on="index")
@@ -436,65 +504,118 @@ def _ingest_extract(con, wcon, extract: Extract, files: list[SourceFile], batch_
     ])
     n.rows_read = raw.height + rej.height
     n.rows_quarantined = q.height
-    good_raw = raw.filter(ok_mask).with_columns(pl.lit(batch_id, dtype=pl.Int64).alias("_batch_id"))
-    good = norm.filter(ok_mask).with_columns(pl.lit(batch_id, dtype=pl.Int64).alias("_batch_id"))
+    good_raw, good = raw, norm.drop(c for c in norm.columns if c.endswith("__unparseable"))
+    del norm
+    if bad.height:
+        ok_mask = ~pl.int_range(0, raw.height, dtype=pl.Int64, eager=True).is_in(bad["index"].implode())
+        good_raw, good = good_raw.filter(ok_mask), good.filter(ok_mask)
     n.rows_loaded = good.height
     # within one batch the later file/line wins (files are in sorted order, lines ascending)
-    good = good.unique(subset=list(extract.key), keep="last", maintain_order=True)
-    stg_cols = [c for c in good.columns if not c.endswith("__unparseable")]
-    good = good.select(stg_cols)
+    key = pl.col(extract.key[0]) if len(extract.key) == 1 else pl.struct(extract.key)
+    good = good.filter(key.is_last_distinct())
+    out = Prepared(n, file_rows, q.to_arrow(), good_raw.to_arrow(), good.to_arrow())
+    clock("quarantine, dedupe, to Arrow")
+    return out
 
+
+def _write(wcon: duckdb.DuckDBPyConnection, extract: Extract, p: Prepared, batch_id: int) -> None:
+    """Phase 3 for one extract, inside the batch's transaction."""
+    clock = _Clock(extract.name)
+    wcon.executemany("INSERT INTO ingested_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", p.file_rows)
+    if p.raw is None:
+        return
     name = extract.name
-    wcon.register("_q", q)
+    wcon.register("_q", p.quarantine)
     wcon.execute(f"INSERT INTO quarantine SELECT {batch_id}, '{name}', _file, _line, reason, record FROM _q")
     wcon.unregister("_q")
-    wcon.register("_raw", good_raw)
-    wcon.register("_stg", good)
+    wcon.register("_raw", p.raw)
+    wcon.register("_stg", p.stg)
     if extract.snapshot:
+        if p.stg.num_rows == 0:
+            log.warning("%s: the snapshot delivered tonight has no loadable row; it replaces the last one", name)
         wcon.execute(f"DELETE FROM raw_{name}")
         wcon.execute(f"DELETE FROM stg_{name}")
     else:
         k = extract.key[0]
         wcon.execute(f'DELETE FROM stg_{name} WHERE "{k}" IN (SELECT "{k}" FROM _stg)')
-    wcon.execute(f"INSERT INTO raw_{name} BY NAME SELECT * FROM _raw")
-    wcon.execute(f"INSERT INTO stg_{name} BY NAME SELECT * FROM _stg")
+    clock("delete")
+    wcon.execute(f"INSERT INTO raw_{name} BY NAME SELECT *, {batch_id}::BIGINT AS _batch_id FROM _raw")
+    clock("write raw")
+    wcon.execute(f"INSERT INTO stg_{name} BY NAME SELECT *, {batch_id}::BIGINT AS _batch_id FROM _stg")
+    clock("write stg")
     wcon.unregister("_raw")
     wcon.unregister("_stg")
-    return n
 
 
-def ingest(input_dir: Path | str, warehouse: Path | str, as_of: dt.date) -> IngestResult:
-    """Ingest a landing directory into the warehouse as one new batch; RefusedInput leaves the
-    warehouse as it was."""
-    t0 = time.perf_counter()
-    started = dt.datetime.now()
-    input_dir, warehouse = Path(input_dir), Path(warehouse)
-    found = discover(input_dir)
+@contextlib.contextmanager
+def inspected(input_dir: Path | str):
+    """Phase 1: the landing directory's files, every one inspected (encoding, hash, header), with
+    GB18030 transcodes in a temporary directory removed on exit. Raises RefusedInput; writes nothing."""
+    found = discover(Path(input_dir))
     tmp = Path(tempfile.mkdtemp(prefix="sentinel-ingest-"))
     try:
         for files in found.values():
             for sf in files:
                 inspect(sf, tmp)
-        reader = duckdb.connect()
+        yield found
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ingest(input_dir: Path | str, warehouse: Path | str, as_of: dt.date) -> IngestResult:
+    """Ingest a landing directory into the warehouse file as one new batch. A refusal is raised
+    before the file is opened (or created), so it stays byte for byte as it was."""
+    t0, started = time.perf_counter(), dt.datetime.now()
+    with inspected(input_dir) as found:
+        Path(warehouse).parent.mkdir(parents=True, exist_ok=True)
+        with duckdb.connect(str(warehouse)) as con:
+            return _load(con, found, Path(input_dir), as_of, started, t0)
+
+
+def ingest_into(con: duckdb.DuckDBPyConnection, input_dir: Path | str, as_of: dt.date) -> IngestResult:
+    """The ingest stage on an open connection (DEVELOPERS.md stage interface): inspect everything,
+    then write the batch in one transaction on ``con``; returns the new batch's counts."""
+    t0, started = time.perf_counter(), dt.datetime.now()
+    with inspected(input_dir) as found:
+        return _load(con, found, Path(input_dir), as_of, started, t0)
+
+
+def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], input_dir: Path,
+          as_of: dt.date, started: dt.datetime, t0: float) -> IngestResult:
+    """Phases 2 and 3: read, normalise, validate and write every extract in one transaction."""
+    order = wcon.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    reader = duckdb.connect()
+    try:
         reader.execute("SET enable_progress_bar=false")
-        warehouse.parent.mkdir(parents=True, exist_ok=True)
-        wcon = duckdb.connect(str(warehouse))
+        wcon.execute("SET enable_progress_bar=false")
+        # row order in the warehouse carries no meaning (_file, _line do); unordered inserts
+        # run in parallel, about twice as fast
+        wcon.execute("SET preserve_insertion_order=false")
+        wcon.execute("BEGIN TRANSACTION")
         try:
-            wcon.execute("SET enable_progress_bar=false")
-            wcon.execute("BEGIN TRANSACTION")
             for stmt in COMMON_DDL:
                 wcon.execute(stmt)
             for e in EXTRACTS.values():
                 for stmt in ddl(e):
                     wcon.execute(stmt)
             batch_id = wcon.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM runs").fetchone()[0]
-            counts: dict[str, ExtractCounts] = {}
-            for name, e in EXTRACTS.items():
-                if name in found:
-                    counts[name] = _ingest_extract(reader, wcon, e, found[name], batch_id, as_of)
-                else:
-                    counts[name] = ExtractCounts(name)
-                c = counts[name]
+            counts = {name: ExtractCounts(name) for name in EXTRACTS}
+            skips = {name: _already_loaded(wcon, EXTRACTS[name], files) for name, files in found.items()}
+            todo = [name for name in EXTRACTS if name in found]
+            # a pipeline of two: the next extract is read and normalised (polars, DuckDB reader)
+            # in a worker thread while this one is written (both release the GIL)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                def submit(name: str):
+                    return pool.submit(_prepare, reader, EXTRACTS[name], found[name], skips[name], batch_id, as_of)
+
+                future = submit(todo[0]) if todo else None
+                for i, name in enumerate(todo):
+                    prepared = future.result()
+                    future = submit(todo[i + 1]) if i + 1 < len(todo) else None
+                    _write(wcon, EXTRACTS[name], prepared, batch_id)
+                    counts[name] = prepared.counts
+                    del prepared
+            for name, c in counts.items():
                 log.info("%s: %d files (%d skipped), %d rows read, %d loaded, %d quarantined", name, c.files,
                          c.files_skipped, c.rows_read, c.rows_loaded, c.rows_quarantined)
                 wcon.execute("INSERT INTO run_extracts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -511,16 +632,18 @@ def ingest(input_dir: Path | str, warehouse: Path | str, as_of: dt.date) -> Inge
         except BaseException:
             wcon.execute("ROLLBACK")
             raise
-        finally:
-            wcon.close()
-            reader.close()
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        reader.close()
+        wcon.execute(f"SET preserve_insertion_order={'true' if str(order).lower() == 'true' else 'false'}")
     return IngestResult(batch_id, as_of, counts, time.perf_counter() - t0)
 
 
-def finish_run(warehouse: Path | str, batch_id: int, outcome: str) -> None:
-    """Close the batch's ``runs`` row (the flow calls this after its last stage)."""
-    with duckdb.connect(str(warehouse)) as con:
-        con.execute("UPDATE runs SET outcome = ?, finished_at = ? WHERE batch_id = ?",
-                    [outcome, dt.datetime.now(), batch_id])
+def finish_run(target: duckdb.DuckDBPyConnection | Path | str, batch_id: int, outcome: str) -> None:
+    """Close the batch's ``runs`` row (the flow calls this after its last stage); ``target`` is
+    an open connection or the warehouse (working copy) file."""
+    if isinstance(target, duckdb.DuckDBPyConnection):
+        target.execute("UPDATE runs SET outcome = ?, finished_at = ? WHERE batch_id = ?",
+                       [outcome, dt.datetime.now(), batch_id])
+        return
+    with duckdb.connect(str(target)) as con:
+        finish_run(con, batch_id, outcome)

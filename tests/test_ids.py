@@ -63,6 +63,8 @@ def test_legacy_15_digit_upgrade_matches_stdnum_check_digit():
     ("legacy 15 full-width digits", "１１０１０５４９１２３１００２", "11010519491231002X"),
     ("empty is null", "   ", None),
     ("garbage kept as delivered", "abc", "abc"),
+    ("15 characters that are not digits kept", "ABCDEFGHIJKLMNO", "ABCDEFGHIJKLMNO"),
+    ("17 digits kept (invalid, not upgraded)", "11010519491231002", "11010519491231002"),
 ])
 def test_normalise_id(description, raw, expected):
     assert _run([raw])["norm"].item() == expected, description

@@ -442,3 +442,86 @@ def test_refusal_on_a_new_warehouse_creates_nothing(tmp_path):
     with pytest.raises(RefusedInput):
         ingest(d, tmp_path / "new.duckdb", AS_OF)
     assert not list(tmp_path.glob("new.duckdb*"))
+
+
+def _prop(cert: str, owner: str, area: str = "89.5") -> dict:
+    return dict(certificate_number=cert, owner_id_number=owner, owner_name="张三", usage="住宅", area_m2=area,
+                county_code="110105", registration_date="2020-05-01", status="现势")
+
+
+def test_snapshot_in_parts_is_replaced_whole_when_one_part_changes(tmp_path):
+    wh = tmp_path / "w.duckdb"
+    d1 = base_landing(tmp_path / "b1")
+    write_csv(d1 / "property_registration" / "part-1.csv", [_prop("C1", A), _prop("C1", B)])
+    write_csv(d1 / "property_registration" / "part-2.csv", [_prop("C2", C)])
+    ingest(d1, wh, AS_OF)
+    d2 = base_landing(tmp_path / "b2")
+    shutil.copytree(d1 / "property_registration", d2 / "property_registration")
+    write_csv(d2 / "property_registration" / "part-2.csv", [_prop("C2", C, area="120"), _prop("C3", C)])
+    r2 = ingest(d2, wh, AS_OF)
+    assert q(wh, "SELECT certificate_number, owner_id_number, area_m2 FROM stg_property_registration ORDER BY 1, 2") == [
+        ("C1", min(A, B), Decimal("89.50")), ("C1", max(A, B), Decimal("89.50")),
+        ("C2", C, Decimal("120.00")), ("C3", C, Decimal("89.50"))]
+    c = extract_counts(wh, r2.batch_id, "property_registration")
+    assert (c["files"], c["files_skipped"], c["rows_read"]) == (2, 0, 4)
+
+
+def test_header_only_files_deliver_nothing(tmp_path):
+    d = base_landing(tmp_path / "in")
+    (d / "death_records.csv").write_text("id_number,name,death_date,source")  # no newline, no rows
+    wh = tmp_path / "w.duckdb"
+    r = ingest(d, wh, AS_OF)
+    c = extract_counts(wh, r.batch_id, "death_records")
+    assert (c["delivered"], c["rows_read"], c["rows_loaded"]) == (True, 0, 0)
+
+
+@pytest.mark.parametrize("name", list(EXTRACTS))
+def test_pandera_model_matches_the_catalogue_and_documents_every_column(name):
+    from data_contracts.schemas import MODELS
+
+    e = EXTRACTS[name]
+    expected = []
+    for c in e.columns:
+        expected.append(c.name)
+        if c.kind == "id":
+            expected.append(f"{c.name}_valid")
+        elif c.kind in ("date", "datetime", "period", "amount"):
+            expected.append(f"{c.name}__unparseable")
+    columns = MODELS[name].to_schema().columns
+    assert sorted(columns) == sorted(expected)
+    assert all(col.description for col in columns.values())
+    # keys are never nullable; a column the catalogue marks nullable is nullable in the model
+    assert not any(columns[k].nullable for k in e.key)
+    assert all(columns[c.name].nullable for c in e.columns if c.nullable)
+
+
+def test_a_file_without_header_is_refused_and_no_id_reaches_the_log(tmp_path, caplog):
+    d = base_landing(tmp_path / "in")
+    p = d / "payments.csv"
+    p.write_text("\n".join(p.read_text(encoding="utf-8").splitlines()[1:]) + "\n", encoding="utf-8")  # header dropped
+    with caplog.at_level("DEBUG"), pytest.raises(RefusedInput) as e:
+        ingest(d, tmp_path / "w.duckdb", AS_OF)
+    assert e.value.file == "payments.csv" and "no header" in e.value.problem
+    for n in (A, B):
+        assert n not in str(e.value) and n not in caplog.text
+
+
+def test_unknown_columns_are_logged_masked(tmp_path, caplog):
+    d = tmp_path / "in"
+    write_csv(d / "household_registration.csv", [{**person(A), A: "x"}], HOUSEHOLD_HEADER + [A])
+    write_csv(d / "payments.csv", [payment("P1", A)], PAYMENT_HEADER)
+    with caplog.at_level("WARNING"):
+        ingest(d, tmp_path / "w.duckdb", AS_OF)
+    assert "ignoring columns" in caplog.text and A not in caplog.text and A[:6] in caplog.text
+
+
+def test_gb18030_with_windows_line_endings(tmp_path):
+    d = tmp_path / "in"
+    for name, rows, header in [("household_registration", [person(A, "王五", status_date="")], HOUSEHOLD_HEADER),
+                               ("payments", [payment("P1", A, name="王五")], PAYMENT_HEADER)]:
+        p = write_csv(d / f"{name}.csv", rows, header, encoding="gb18030")
+        p.write_bytes(p.read_bytes().replace(b"\n", b"\r\n"))
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert q(wh, "SELECT name, status_date, _line FROM stg_household_registration") == [("王五", None, 2)]
+    assert q(wh, "SELECT approved_by, village FROM raw_payments") == [(None, "幸福村")]

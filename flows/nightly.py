@@ -56,7 +56,7 @@ def _not_refused(task, task_run, state) -> bool:
 @task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_not_refused)
 def ingest_task(input_dir: str, work: str, as_of: dt.date) -> dict:
     """Landing directory -> raw_*, stg_*, quarantine, runs. Counts only (no IDs)."""
-    summary = ingest_mod.ingest(Path(input_dir), Path(work), as_of).summary()
+    summary = _with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of).summary()
     logger = get_run_logger()
     for name, c in summary["extracts"].items():
         if c["delivered"]:
@@ -121,7 +121,7 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: dt.date | None 
         summary["seconds"] = round(time.perf_counter() - started, 1)
         markdown = render_summary(work.path, summary)
         (staging / "summary.md").write_text(markdown, encoding="utf-8")
-        ingest_mod.finish_run(work.path, batch_id, "succeeded")
+        _with_con(str(work.path), ingest_mod.finish_run, batch_id, "succeeded")
         work.commit()
     swap_dir(staging, out)
     create_markdown_artifact(markdown=markdown, key="nightly-summary", description=f"batch {batch_id} of {as_of}")

@@ -1,0 +1,83 @@
+"""The whole nightly run on a city, then a night that adds one day of payments, side by side.
+
+    /usr/bin/time -v .venv/bin/python benchmarks/nightly.py LANDING_DIR [--work DIR]
+
+1. full: `run_batch` on LANDING_DIR into a fresh warehouse (ingest, rules, scorer, warnings, lists);
+2. incremental: the same landing directory plus one new file with one day of payments (a thirtieth
+   of the last month's, for the next month, paid the day after), one day later. The files already
+   loaded are recognised by their bytes and skipped; the rules, scorer and warnings run on the
+   whole warehouse again.
+
+Prints both wall times and their ratio; peak memory is the process's (run under /usr/bin/time -v).
+Never part of `make test`.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="sentinel-bench-prefect-"))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import duckdb  # noqa: E402
+import polars as pl  # noqa: E402
+
+from flows.nightly import run_batch  # noqa: E402
+
+
+def one_day_of_payments(warehouse: Path, target: Path, as_of: dt.date) -> int:
+    """A thirtieth of the last period's payments, for the next period, paid on `as_of`."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        last = con.execute("SELECT max(period) FROM stg_payments").fetchall()[0][0]
+        df = pl.from_arrow(con.sql(
+            "SELECT * EXCLUDE (_batch_id, _file, _line) FROM stg_payments WHERE period = $p AND hash(payment_id) % 30 = 0",
+            params={"p": last}).to_arrow_table())
+    y, m = int(last[:4]), int(last[5:])
+    nxt = f"{y + m // 12}-{m % 12 + 1:02d}"
+    df = df.select([c for c in df.columns if not c.endswith("_valid")]).with_columns(
+        payment_id=pl.lit("D") + pl.col("payment_id"), period=pl.lit(nxt), pay_date=pl.lit(as_of))
+    df.write_csv(target)
+    return df.height
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("landing", type=Path)
+    ap.add_argument("--as-of", type=dt.date.fromisoformat, default=dt.date(2026, 11, 1))
+    ap.add_argument("--work", type=Path, default=None)
+    a = ap.parse_args()
+    work = a.work or Path(tempfile.mkdtemp(prefix="sentinel-bench-"))
+    wh = work / "warehouse.duckdb"
+    for p in work.glob("*"):
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+    t0 = time.perf_counter()
+    s1 = run_batch(a.landing, wh, work / "out", a.as_of)
+    full = time.perf_counter() - t0
+    loaded = sum(c["rows_loaded"] for c in s1["ingest"]["extracts"].values())
+    print(f"full run:        {full:7.1f} s  ({loaded:,} rows loaded; {sum(s1['warnings']['statuses'].values())} warnings)",
+          flush=True)
+
+    night2 = work / "landing-night2"
+    shutil.copytree(a.landing, night2)
+    day = a.as_of + dt.timedelta(days=1)
+    n = one_day_of_payments(wh, night2 / f"payments-{day:%Y%m%d}.csv", day)
+    t0 = time.perf_counter()
+    s2 = run_batch(night2, wh, work / "out", day)
+    incr = time.perf_counter() - t0
+    skipped = sum(c["files_skipped"] for c in s2["ingest"]["extracts"].values())
+    print(f"one more day:    {incr:7.1f} s  ({n} new payments; {skipped} files already loaded, skipped)")
+    print(f"ratio incremental / full: {incr / full:.2f}")
+
+
+if __name__ == "__main__":
+    main()

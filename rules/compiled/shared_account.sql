@@ -23,8 +23,13 @@ WITH h AS (
   )
   SELECT
       'account' AS subject_type, r.bank_account AS subject_id, NULL AS id_number, NULL AS name, NULL AS program_code,
-      mode(r.county_code) AS county_code, mode(coalesce(r.reg_township, r.township)) AS township,
-      mode(coalesce(r.reg_village, r.village)) AS village,
+      -- one place (county, township and village of one payee, taken together)
+      min({'c': r.county_code, 't': coalesce(r.reg_township, r.township), 'v': coalesce(r.reg_village, r.village)}).c
+          AS county_code,
+      min({'c': r.county_code, 't': coalesce(r.reg_township, r.township), 'v': coalesce(r.reg_village, r.village)}).t
+          AS township,
+      min({'c': r.county_code, 't': coalesce(r.reg_township, r.township), 'v': coalesce(r.reg_village, r.village)}).v
+          AS village,
       min(r.period) AS first_period, max(r.period) AS last_period,
       sum(r.amount) AS amount_at_risk, count(*) AS evidence_size,
       r.bank_account, count(DISTINCT r.period) AS n_periods,

@@ -21,7 +21,7 @@ merged AS (
            max(CASE severity WHEN 'high' THEN 0.8 WHEN 'medium' THEN 0.5 ELSE 0.3 END) AS severity_floor,
            bool_or(category = 'model_outlier') AS from_model,
            min(id_number) AS id_number, min(name) AS name,
-           min(county_code) AS county_code, min(township) AS township, min(village) AS village,
+           min({'c': county_code, 't': township, 'v': village}) AS place,  -- one hit's place, not a mix
            min(first_period) AS first_period, max(last_period) AS last_period,
            sum(amount_at_risk)::DECIMAL(18, 2) AS amount_at_risk,
            string_agg(evidence, '；' ORDER BY evidence) AS evidence,
@@ -32,7 +32,8 @@ merged AS (
 SELECT
     'W' || upper(substr(sha256((SELECT value FROM settings WHERE key = 'warning_id_salt') || '|' || m.category
         || '|' || m.subject_type || '|' || m.subject_id || '|' || coalesce(m.program_code, '')), 1, 16)) AS warning_id,
-    m.* EXCLUDE (severity_floor, from_model),
+    m.* EXCLUDE (severity_floor, from_model, place),
+    m.place.c AS county_code, m.place.t AS township, m.place.v AS village,
     round(CASE WHEN m.from_model THEN coalesce(s.score, 0)
                ELSE greatest(m.severity_floor, coalesce(s.score, 0)) END, 4)::DOUBLE AS score
 FROM merged m

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -108,22 +109,32 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: dt.date | None 
     wh, out = Path(warehouse), Path(out_dir)
     staging = out.with_name(f".{out.name}.batch")
     model_dir = scorer.default_model_dir(wh)
+    model_work = model_dir.with_name(f".{model_dir.name}.batch")  # the kept model, too, changes only on commit
     with batch_lock(wh), WorkingCopy(wh) as work:
-        w = str(work.path)
-        ingested = ingest_task(input_dir, w, as_of)
-        batch_id = ingested["batch_id"]
-        rules = rules_task(w, as_of, batch_id)
-        scores = scorer_task(w, as_of, batch_id, str(model_dir), retrain)
-        warned = warnings_task(w, as_of, batch_id)
-        listed = lists_task(w, str(staging), xlsx, mask_ids)
-        summary = {"batch_id": batch_id, "as_of": as_of.isoformat(), "ingest": ingested, "rules": rules,
-                   "scorer": scores, "warnings": warned, "lists": listed}
-        summary["seconds"] = round(time.perf_counter() - started, 1)
-        markdown = render_summary(work.path, summary)
-        (staging / "summary.md").write_text(markdown, encoding="utf-8")
-        _with_con(str(work.path), ingest_mod.finish_run, batch_id, "succeeded")
-        work.commit()
-    swap_dir(staging, out)
+        try:
+            shutil.rmtree(model_work, ignore_errors=True)
+            if model_dir.exists():
+                shutil.copytree(model_dir, model_work)
+            w = str(work.path)
+            ingested = ingest_task(input_dir, w, as_of)
+            batch_id = ingested["batch_id"]
+            rules = rules_task(w, as_of, batch_id)
+            scores = scorer_task(w, as_of, batch_id, str(model_work), retrain)
+            warned = warnings_task(w, as_of, batch_id)
+            listed = lists_task(w, str(staging), xlsx, mask_ids)
+            summary = {"batch_id": batch_id, "as_of": as_of.isoformat(), "ingest": ingested, "rules": rules,
+                       "scorer": scores, "warnings": warned, "lists": listed}
+            summary["seconds"] = round(time.perf_counter() - started, 1)
+            markdown = render_summary(work.path, summary)
+            (staging / "summary.md").write_text(markdown, encoding="utf-8")
+            _with_con(w, ingest_mod.finish_run, batch_id, "succeeded")
+            work.commit()  # the commit point: before it nothing changed, after it the rest is renames
+            if model_work.exists():
+                swap_dir(model_work, model_dir)
+            swap_dir(staging, out)
+        finally:  # whatever a failed batch staged goes with it
+            shutil.rmtree(model_work, ignore_errors=True)
+            shutil.rmtree(staging, ignore_errors=True)
     create_markdown_artifact(markdown=markdown, key="nightly-summary", description=f"batch {batch_id} of {as_of}")
     return summary
 

@@ -82,3 +82,18 @@ def mask_id(value: object) -> str:
     if len(s) <= 10:
         return "*" * len(s)
     return s[:6] + "*" * (len(s) - 10) + s[-4:]
+
+
+_LONG_DIGITS = None
+
+
+def mask_ids_in_text(text: str) -> str:
+    """Every run of 14 or more digits (an ID number, 15 or 18 characters, or anything as long) in a
+    message: first 6 and last 4 kept. For error messages and log lines, where erring on the safe
+    side costs nothing."""
+    global _LONG_DIGITS
+    if _LONG_DIGITS is None:
+        import re
+
+        _LONG_DIGITS = re.compile(r"\d{14,}[\dXx]?")
+    return _LONG_DIGITS.sub(lambda m: m.group(0)[:6] + "*" * (len(m.group(0)) - 10) + m.group(0)[-4:], text)

@@ -50,15 +50,32 @@ class WorkingCopy:
     def __enter__(self) -> WorkingCopy:
         self.discard()  # what a killed batch may have left
         if self.warehouse.exists():
-            # fold any write-ahead log into the file first, so that the copy is the whole state
-            with duckdb.connect(str(self.warehouse)) as con:
-                con.execute("CHECKPOINT").fetchall()
+            if self.wal.exists():
+                # fold the write-ahead log into the file first, so that the copy is the whole state
+                # (only then: opening the warehouse to write would fail while a notebook reads it)
+                try:
+                    with duckdb.connect(str(self.warehouse)) as con:
+                        con.execute("CHECKPOINT").fetchall()
+                except duckdb.IOException as e:
+                    raise RefusedInput(self.warehouse, f"has unsaved changes and is in use by another process ({e})"
+                                       ) from None
             shutil.copyfile(self.warehouse, self.path)
         return self
+
+    @property
+    def wal(self) -> Path:
+        return self.warehouse.with_name(self.warehouse.name + ".wal")
 
     def commit(self) -> None:
         with duckdb.connect(str(self.path)) as con:
             con.execute("CHECKPOINT").fetchall()
+        if self.wal.exists():  # nobody may write the warehouse under the lock; a log now is not ours
+            raise RuntimeError(f"{self.wal} appeared during the batch; the warehouse was left as it was")
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(self.path, self.warehouse)
 
     def discard(self) -> None:

@@ -10,9 +10,11 @@ import argparse
 import datetime as dt
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 from data_contracts.errors import RefusedInput
+from data_contracts.ids import mask_ids_in_text
 
 log = logging.getLogger("sentinel")
 
@@ -160,16 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return a.func(a)
     except RefusedInput as e:
-        print(f"sentinel: {e}", file=sys.stderr)
+        print(f"sentinel: {mask_ids_in_text(str(e))}", file=sys.stderr)
         return 2
     except (FileNotFoundError, NotADirectoryError) as e:
         # bad arguments: name the problem in one line (no ID numbers are in these messages)
         print(f"sentinel: {e}", file=sys.stderr)
         return 2
-    except Exception as e:  # anything else: one line, exit 1 (the traceback with -v)
+    except Exception as e:  # anything else: one line, exit 1 (the traceback with -v), ID numbers masked
         if a.verbose:
-            log.exception("failed")
-        print(f"sentinel: {type(e).__name__}: {e}", file=sys.stderr)
+            log.error("failed: %s", mask_ids_in_text(traceback.format_exc()))
+        print(f"sentinel: {type(e).__name__}: {mask_ids_in_text(str(e))}", file=sys.stderr)
         return 1
 
 

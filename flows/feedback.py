@@ -21,6 +21,7 @@ import duckdb
 import polars as pl
 
 from data_contracts.errors import RefusedInput
+from flows.batch import batch_lock
 from flows.sqlfiles import execute, query_pl
 from flows.warnings import ensure_tables
 
@@ -79,7 +80,9 @@ def apply_feedback(warehouse: Path, files: list[Path], returned_by: str | None =
         rows = read_returned(Path(f))
         digest = hashlib.sha256(Path(f).read_bytes()).hexdigest()
         batches.append((Path(f), digest, rows))
-    with duckdb.connect(str(warehouse)) as con:
+    # under the batch lock: a conclusion recorded while a batch runs would be lost when the batch
+    # swaps in its copy of the warehouse
+    with batch_lock(Path(warehouse)), duckdb.connect(str(warehouse)) as con:
         execute(con, "SET enable_progress_bar=false")
         ensure_tables(con)
         known = query_pl(con, "SELECT warning_id FROM warnings")

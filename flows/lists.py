@@ -1,9 +1,11 @@
 """The warning lists handed to verifiers (OUTPUTS.md).
 
 - `warnings.csv`: every warning that is not cleared or resolved, canonical English columns.
-- `lists/<county_code>/<township>.csv`: one list per township, UTF-8 with BOM (Excel opens it
-  right), Chinese headers, sorted by risk (severity, then score, then amount), and the two
-  empty columns 核查结论 / 核查说明 for the verifier. Warnings with no township (an account, a
+- `lists/<county_code>/<township>.csv`: one list per township of the warnings that await a
+  verifier's conclusion (new and open: a confirmed, rectified or cleared one has had its
+  conclusion, and a cleared one comes back only when its evidence grows), UTF-8 with BOM (Excel
+  opens it right), Chinese headers, sorted by risk (severity, then score, then amount), and the
+  two empty columns 核查结论 / 核查说明 for the verifier. Warnings with no township (an account, a
   worker) go to `lists/<county_code>/未分配乡镇.csv`.
 - optionally one `lists/<county_code>.xlsx` per county with a sheet per township;
 - optionally ID numbers masked (first 6 and last 4 kept), everywhere in the output directory,
@@ -108,7 +110,7 @@ def write_lists(con: duckdb.DuckDBPyConnection, out_dir: Path, xlsx: bool = Fals
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         _write_bom_csv(w, tmp / "warnings.csv")
-        rows = to_list_rows(w)
+        rows = to_list_rows(w.filter(pl.col("status").is_in(["new", "open"])))
         n_lists = 0
         for (county, township), part in rows.partition_by("区县", "乡镇街道", as_dict=True, maintain_order=True).items():
             _write_bom_csv(part, tmp / "lists" / _safe(str(county)) / f"{_safe(str(township))}.csv")

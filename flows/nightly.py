@@ -35,6 +35,7 @@ from prefect.artifacts import create_markdown_artifact  # noqa: E402
 
 from data_contracts import ingest as ingest_mod  # noqa: E402
 from data_contracts.errors import RefusedInput  # noqa: E402
+from data_contracts.ids import mask_ids_in_text  # noqa: E402
 from flows import lists as lists_mod  # noqa: E402
 from flows import warnings as warnings_mod  # noqa: E402
 from flows.batch import WorkingCopy, batch_lock, swap_dir  # noqa: E402
@@ -43,18 +44,25 @@ from models import scorer  # noqa: E402
 from rules import run_rules  # noqa: E402
 
 
-def _not_refused(task, task_run, state) -> bool:
-    """Retry transient I/O errors, never an input the batch refuses."""
+def _transient(task, task_run, state) -> bool:
+    """Retry I/O errors (a landing directory on a network share), never a refused input or a bug."""
     try:
         state.result()
     except RefusedInput:
         return False
-    except Exception:
+    except OSError:
         return True
+    except Exception:
+        return False
     return False
 
 
-@task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_not_refused)
+class StageError(RuntimeError):
+    """A stage failed; the message is the original's with any ID number masked (it reaches logs,
+    Prefect's database and the operator's terminal)."""
+
+
+@task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
 def ingest_task(input_dir: str, work: str, as_of: dt.date) -> dict:
     """Landing directory -> raw_*, stg_*, quarantine, runs. Counts only (no IDs)."""
     summary = _with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of).summary()
@@ -69,7 +77,15 @@ def ingest_task(input_dir: str, work: str, as_of: dt.date) -> dict:
 def _with_con(work: str, fn, *args, **kwargs) -> dict:
     with duckdb.connect(work) as con:
         con.execute("SET enable_progress_bar=false").fetchall()
-        return fn(con, *args, **kwargs)
+        try:
+            return fn(con, *args, **kwargs)
+        except (RefusedInput, OSError):
+            raise
+        except Exception as e:
+            masked = mask_ids_in_text(str(e))
+            if masked == str(e):
+                raise
+            raise StageError(f"{type(e).__name__}: {masked}") from None
 
 
 @task(name="rules")
@@ -93,18 +109,26 @@ def warnings_task(work: str, as_of: dt.date, batch_id: int) -> dict:
     return res
 
 
-@task(name="lists", retries=2, retry_delay_seconds=[2, 10])
+@task(name="lists", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
 def lists_task(work: str, staging: str, xlsx: bool, mask_ids: bool) -> dict:
     res = _with_con(work, lists_mod.write_lists, Path(staging), xlsx=xlsx, mask=mask_ids)
     get_run_logger().info("lists: %s", res)
     return res
 
 
+def today() -> dt.date:
+    """The batch date: today where the city is (SENTINEL_TIMEZONE, default Asia/Shanghai), not on
+    the host's clock (a 02:00 run on a UTC host would otherwise be dated yesterday)."""
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo(os.environ.get("SENTINEL_TIMEZONE", "Asia/Shanghai"))).date()
+
+
 @flow(name="nightly-batch")
 def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: dt.date | None = None, xlsx: bool = False,
             mask_ids: bool = False, retrain: bool = False) -> dict:
     """One nightly batch. `as_of` defaults to today (the date the schedule fires)."""
-    as_of = as_of or dt.date.today()
+    as_of = as_of or today()
     started = time.perf_counter()
     wh, out = Path(warehouse), Path(out_dir)
     staging = out.with_name(f".{out.name}.batch")
@@ -135,7 +159,10 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: dt.date | None 
         finally:  # whatever a failed batch staged goes with it
             shutil.rmtree(model_work, ignore_errors=True)
             shutil.rmtree(staging, ignore_errors=True)
-    create_markdown_artifact(markdown=markdown, key="nightly-summary", description=f"batch {batch_id} of {as_of}")
+    try:  # the batch has committed: a hiccup of Prefect's API must not make it look failed
+        create_markdown_artifact(markdown=markdown, key="nightly-summary", description=f"batch {batch_id} of {as_of}")
+    except Exception as e:
+        get_run_logger().warning("could not publish the run summary artifact: %s", type(e).__name__)
     return summary
 
 

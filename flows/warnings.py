@@ -1,7 +1,8 @@
 """The warnings stage: merge tonight's rule and model hits into one warning per
 (category, subject, program) and carry each warning's status across nights (OUTPUTS.md).
 
-warning_id is a salted SHA-256 of (category, subject_type, subject_id, program_code): the same
+warning_id is a salted SHA-256 of (category, subject_type, subject_id, program_code and, where a
+rule tells several findings of one subject apart, its finding_key): the same
 finding keeps its id from night to night, and the id reveals nothing about the person (the salt
 is made once per warehouse and kept in `settings`).
 
@@ -10,9 +11,8 @@ Status rules (sql/warnings_next.sql):
 - open: raised before and again tonight; also a resolved warning raised again;
 - resolved: a new or open warning whose evidence stopped (not raised tonight);
 - confirmed / cleared / rectified: the verifiers' conclusions (flows/feedback.py). A confirmed
-  warning stays confirmed. A cleared or rectified one stays so, and off the lists, unless its
-  evidence grows past what the verifier saw (a later period, more money, more records): then
-  it reopens as open.
+  warning stays confirmed. A cleared or rectified one stays so unless its evidence grows past
+  what the verifier saw (a later period, more money, more records): then it reopens as open.
 """
 from __future__ import annotations
 
@@ -28,9 +28,10 @@ HIT_COLUMNS = """batch_id BIGINT, rule_id VARCHAR, rule_version INTEGER, categor
     subject_type VARCHAR, subject_id VARCHAR, id_number VARCHAR, name VARCHAR, program_code VARCHAR,
     county_code VARCHAR, township VARCHAR, village VARCHAR, first_period VARCHAR, last_period VARCHAR,
     amount_at_risk DECIMAL(18,2), evidence VARCHAR, evidence_size INTEGER"""
+RULE_HIT_COLUMNS = HIT_COLUMNS + ", finding_key VARCHAR"
 
 DDL = [
-    f"CREATE TABLE IF NOT EXISTS rule_hits ({HIT_COLUMNS})",
+    f"CREATE TABLE IF NOT EXISTS rule_hits ({RULE_HIT_COLUMNS})",
     f"CREATE TABLE IF NOT EXISTS model_hits ({HIT_COLUMNS})",
     "CREATE TABLE IF NOT EXISTS model_scores (batch_id BIGINT, id_number VARCHAR, score DOUBLE, explanation VARCHAR)",
     "CREATE TABLE IF NOT EXISTS settings (key VARCHAR PRIMARY KEY, value VARCHAR)",

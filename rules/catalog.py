@@ -21,6 +21,8 @@ The shape of a rule file::
     overrides:                       # optional: per county and/or per program
       - {county: "340521", program: GAOLING, params: {grace_months: 1}}
     evidence: "死亡日期 {death_date} ..."   # {column} of the query's output
+    finding_key: other_id            # optional: a column telling apart several findings of one subject
+                                     # (one warning each), e.g. each pair of duplicate_identity
     query: |                         # SELECT returning the standard hit columns (see compile.py)
       SELECT ...
 """
@@ -48,7 +50,7 @@ RESERVED_PARAMS = ("as_of", "programs")
 
 REQUIRED_KEYS = ("id", "version", "category", "severity", "title", "description", "programs", "requires",
                  "params", "evidence", "query")
-OPTIONAL_KEYS = ("overrides",)
+OPTIONAL_KEYS = ("overrides", "finding_key")
 OVERRIDE_KEYS = ("county", "program", "params")
 TEXT_KEYS = ("zh", "en")
 IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -90,6 +92,7 @@ class Rule:
     evidence: str
     query: str
     overrides: tuple[Override, ...] = ()
+    finding_key: str | None = None
     file: Path = field(default=Path("."), compare=False)
 
     @property
@@ -227,9 +230,13 @@ def parse_rule(file: Path) -> Rule:
     stripped = FIELD_REF.sub("", evidence)
     if "{" in stripped or "}" in stripped:
         raise RuleError(file, "evidence", "unbalanced brace")
+    finding_key = doc.get("finding_key")
+    if finding_key is not None and not (isinstance(finding_key, str) and IDENT.match(finding_key)):
+        raise RuleError(file, "finding_key", f"{finding_key!r} is not a column name")
     return Rule(id=rid, version=doc["version"], category=doc["category"], severity=doc["severity"], title=title,
                 description=description, programs=programs, requires=requires, params=dict(params),
-                evidence=evidence, query=query.strip(), overrides=tuple(overrides), file=file)
+                evidence=evidence, query=query.strip(), overrides=tuple(overrides), finding_key=finding_key,
+                file=file)
 
 
 def load_catalog(rules_dir: Path | str | None = None) -> list[Rule]:

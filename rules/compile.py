@@ -28,7 +28,7 @@ RULE_HITS_DDL = """CREATE OR REPLACE TABLE rule_hits (
     batch_id BIGINT, rule_id VARCHAR, rule_version INTEGER, category VARCHAR, severity VARCHAR,
     subject_type VARCHAR, subject_id VARCHAR, id_number VARCHAR, name VARCHAR, program_code VARCHAR,
     county_code VARCHAR, township VARCHAR, village VARCHAR, first_period VARCHAR, last_period VARCHAR,
-    amount_at_risk DECIMAL(18,2), evidence VARCHAR, evidence_size INTEGER)"""
+    amount_at_risk DECIMAL(18,2), evidence VARCHAR, evidence_size INTEGER, finding_key VARCHAR)"""
 RULE_RUNS_DDL = """CREATE OR REPLACE TABLE rule_runs (
     batch_id BIGINT, rule_id VARCHAR, rule_version INTEGER, category VARCHAR, status VARCHAR,
     reason VARCHAR, hits BIGINT, seconds DOUBLE)"""
@@ -104,6 +104,8 @@ def compile_rule(rule: Rule) -> Compiled:
         "CAST(h.amount_at_risk AS DECIMAL(18,2)) AS amount_at_risk",
         f"{evidence_sql(rule.evidence)} AS evidence",
         "CAST(h.evidence_size AS INTEGER) AS evidence_size",
+        f"CAST(h.{rule.finding_key} AS VARCHAR) AS finding_key" if rule.finding_key
+        else "CAST(NULL AS VARCHAR) AS finding_key",
     ])
     where = ""
     if len(sc) > 1:

@@ -12,28 +12,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
 
+from data_contracts.ids import mask_ids_in_text
 from rules.catalog import Rule, load_catalog
 from rules.compile import RULE_HITS_DDL, RULE_RUNS_DDL, Compiled, compile_rule
 from rules.names import build_name_readings, register_similarity, unregister_similarity
 from rules.views import create_views
 
 log = logging.getLogger(__name__)
-LONG_DIGITS = re.compile(r"\d{6}\d{8,}[\dXx]?")
 
 
 class RuleRunError(RuntimeError):
     """A rule failed to run: names the rule file; the database message is masked."""
-
-
-def _mask(text: str) -> str:
-    return LONG_DIGITS.sub(lambda m: m.group(0)[:6] + "*" * (len(m.group(0)) - 10) + m.group(0)[-4:], text)
 
 
 def missing_extracts(con: duckdb.DuckDBPyConnection, rule: Rule) -> list[str]:
@@ -60,7 +55,7 @@ def run_compiled(con: duckdb.DuckDBPyConnection, c: Compiled, batch_id: int, as_
             con.execute(f"INSERT INTO rule_hits BY NAME\n{c.sql}", c.bindings(scope, batch_id, as_of))
         except duckdb.Error as e:
             first = str(e).splitlines()[0] if str(e) else ""
-            raise RuleRunError(f"{c.rule.file.name} (scope {scope.key}): {type(e).__name__}: {_mask(first)}") from None
+            raise RuleRunError(f"{c.rule.file.name} (scope {scope.key}): {type(e).__name__}: {mask_ids_in_text(first)}") from None
 
 
 def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,

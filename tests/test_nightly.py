@@ -150,3 +150,31 @@ def test_no_full_id_number_in_any_log_line(small_city, tmp_path, prefect_harness
     logs = r.stdout + r.stderr
     assert "ingest" in logs and "warnings" in logs  # the logs were captured
     assert not FULL_ID.findall(logs)
+
+
+def test_a_stage_error_carrying_an_id_number_is_masked(demo_run, tmp_path, monkeypatch, capsys, caplog):
+    import flows.nightly as nightly
+
+    wh = copy_warehouse(demo_run["warehouse"], tmp_path / "masked")
+    secret = "11010519491231002X"
+
+    def boom(*a, **k):
+        raise ValueError(f"Conversion Error: could not convert '{secret}' to DATE")
+
+    monkeypatch.setattr(nightly.warnings_mod, "update_warnings", boom)
+    rc = main(["-v", "run", "--input", str(demo_run["landing"]), "--warehouse", str(wh), "--out",
+               str(tmp_path / "o"), "--as-of", "2026-11-02"])
+    assert rc == 1
+    captured = capsys.readouterr()
+    everything = captured.out + captured.err + caplog.text
+    assert "could not convert" in captured.err and "110105********002X" in captured.err
+    assert secret not in everything
+
+
+def test_feedback_waits_for_no_batch(demo_run, tmp_path, capsys):
+    wh = copy_warehouse(demo_run["warehouse"], tmp_path / "fb")
+    returned = tmp_path / "r.csv"
+    returned.write_bytes("预警编号,核查结论,核查说明\n".encode("gb18030"))
+    with batch_lock(wh):
+        rc = main(["feedback", "--warehouse", str(wh), str(returned)])
+    assert rc == 2 and "another batch is running" in capsys.readouterr().err

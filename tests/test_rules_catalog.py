@@ -193,7 +193,7 @@ def test_a_failing_rule_names_its_file_and_masks_ids(tmp_path):
 
 
 def test_mask_of_database_messages():
-    from rules.execute import _mask
+    from data_contracts.ids import mask_ids_in_text as _mask
 
     assert _mask(f"Could not convert '{B}'") == f"Could not convert '{B[:6]}{'*' * 8}{B[-4:]}'"
 

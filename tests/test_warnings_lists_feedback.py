@@ -210,3 +210,35 @@ def test_cleared_suppressed_until_evidence_grows_and_figures(wh, tmp_path):
     hist = con.execute("SELECT count(*) FROM warning_history WHERE source = 'feedback'").fetchone()[0]
     assert hist == 2
     con.close()
+
+
+def test_one_warning_per_finding_and_no_money_counted_twice(wh):
+    path, con = wh
+    car = hit("asset_ineligible", "household", "340503000000001", "DIBAO", "2026-03", 2960, 4, id_number=ID_A)
+    shop = dict(car, rule_id="asset_ineligible_property", evidence="名下商业不动产")
+    pair_b = hit("duplicate_identity", "person", ID_B, "GAOLING", "2026-03", 100, 1)
+    pair_c = dict(pair_b)
+    pair_b["finding_key"], pair_c["finding_key"] = ID_A, ID_C
+    night(con, 1, dt.date(2026, 4, 1), [car, shop, pair_b, pair_c])
+    rows = con.execute("SELECT category, amount_at_risk, evidence_size, rule_id FROM warnings ORDER BY category").fetchall()
+    assert [r[0] for r in rows] == ["asset_ineligible", "duplicate_identity", "duplicate_identity"]
+    assert rows[0][1:3] == (2960, 4) and rows[0][3] == "asset_ineligible@v1,asset_ineligible_property@v1"
+    assert {r[1] for r in rows[1:]} == {100}
+    ids = con.execute("SELECT warning_id FROM warnings WHERE category = 'duplicate_identity'").fetchall()
+    assert len(set(ids)) == 2
+
+
+@pytest.mark.parametrize("grow", [
+    {"last_period": "2026-04"}, {"amount_at_risk": 201}, {"evidence_size": 3}, {},
+])
+def test_a_cleared_warning_reopens_on_each_kind_of_growth_only(wh, grow):
+    path, con = wh
+    h = hit("deceased_paid", "person", ID_A, "GAOLING", "2026-03", 200, 2)
+    night(con, 1, dt.date(2026, 4, 1), [h])
+    wid = con.execute("SELECT warning_id FROM warnings").fetchall()[0][0]
+    execute = con.execute
+    execute("UPDATE warnings SET status = 'cleared', concluded_last_period = last_period, "
+            "concluded_amount = amount_at_risk, concluded_evidence_size = evidence_size").fetchall()
+    night(con, 2, dt.date(2026, 4, 2), [dict(h, **grow)])
+    expected = "open" if grow else "cleared"
+    assert con.execute("SELECT status FROM warnings WHERE warning_id = ?", [wid]).fetchall()[0][0] == expected

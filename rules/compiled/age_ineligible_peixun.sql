@@ -35,5 +35,6 @@ SELECT
     CAST(h.last_period AS VARCHAR) AS last_period,
     CAST(h.amount_at_risk AS DECIMAL(18,2)) AS amount_at_risk,
     concat($sys_ev_0, coalesce(CAST(h.birth_date AS VARCHAR), ''), $sys_ev_1, coalesce(CAST(h.claim_dates AS VARCHAR), ''), $sys_ev_2, coalesce(CAST(h.ages AS VARCHAR), ''), $sys_ev_3, coalesce(CAST(h.min_age AS VARCHAR), ''), $sys_ev_4, coalesce(CAST(h.max_age AS VARCHAR), ''), $sys_ev_5, coalesce(CAST(h.evidence_size AS VARCHAR), ''), $sys_ev_6, coalesce(CAST(h.amount AS VARCHAR), ''), $sys_ev_7, coalesce(CAST(h.claim_ids AS VARCHAR), ''), $sys_ev_8) AS evidence,
-    CAST(h.evidence_size AS INTEGER) AS evidence_size
+    CAST(h.evidence_size AS INTEGER) AS evidence_size,
+    CAST(NULL AS VARCHAR) AS finding_key
 FROM h

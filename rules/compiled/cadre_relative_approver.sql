@@ -33,5 +33,6 @@ SELECT
     CAST(h.last_period AS VARCHAR) AS last_period,
     CAST(h.amount_at_risk AS DECIMAL(18,2)) AS amount_at_risk,
     concat($sys_ev_0, coalesce(CAST(h.approver AS VARCHAR), ''), $sys_ev_1, coalesce(CAST(h.first_period AS VARCHAR), ''), $sys_ev_2, coalesce(CAST(h.last_period AS VARCHAR), ''), $sys_ev_3, coalesce(CAST(h.program_name AS VARCHAR), ''), $sys_ev_4, coalesce(CAST(h.evidence_size AS VARCHAR), ''), $sys_ev_5, coalesce(CAST(h.amount_at_risk AS VARCHAR), ''), $sys_ev_6, coalesce(CAST(h.name AS VARCHAR), ''), $sys_ev_7) AS evidence,
-    CAST(h.evidence_size AS INTEGER) AS evidence_size
+    CAST(h.evidence_size AS INTEGER) AS evidence_size,
+    CAST(NULL AS VARCHAR) AS finding_key
 FROM h

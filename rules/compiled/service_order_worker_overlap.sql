@@ -47,5 +47,6 @@ SELECT
     CAST(h.last_period AS VARCHAR) AS last_period,
     CAST(h.amount_at_risk AS DECIMAL(18,2)) AS amount_at_risk,
     concat($sys_ev_0, coalesce(CAST(h.worker_id AS VARCHAR), ''), $sys_ev_1, coalesce(CAST(h.providers AS VARCHAR), ''), $sys_ev_2, coalesce(CAST(h.n_overlaps AS VARCHAR), ''), $sys_ev_3, coalesce(CAST(h.overlap_list AS VARCHAR), ''), $sys_ev_4) AS evidence,
-    CAST(h.evidence_size AS INTEGER) AS evidence_size
+    CAST(h.evidence_size AS INTEGER) AS evidence_size,
+    CAST(NULL AS VARCHAR) AS finding_key
 FROM h

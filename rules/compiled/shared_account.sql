@@ -57,5 +57,6 @@ SELECT
     CAST(h.last_period AS VARCHAR) AS last_period,
     CAST(h.amount_at_risk AS DECIMAL(18,2)) AS amount_at_risk,
     concat($sys_ev_0, coalesce(CAST(h.bank_account AS VARCHAR), ''), $sys_ev_1, coalesce(CAST(h.n_periods AS VARCHAR), ''), $sys_ev_2, coalesce(CAST(h.first_period AS VARCHAR), ''), $sys_ev_3, coalesce(CAST(h.last_period AS VARCHAR), ''), $sys_ev_4, coalesce(CAST(h.max_persons AS VARCHAR), ''), $sys_ev_5, coalesce(CAST(h.max_households AS VARCHAR), ''), $sys_ev_6, coalesce(CAST(h.persons AS VARCHAR), ''), $sys_ev_7, coalesce(CAST(h.evidence_size AS VARCHAR), ''), $sys_ev_8, coalesce(CAST(h.amount_at_risk AS VARCHAR), ''), $sys_ev_9) AS evidence,
-    CAST(h.evidence_size AS INTEGER) AS evidence_size
+    CAST(h.evidence_size AS INTEGER) AS evidence_size,
+    CAST(NULL AS VARCHAR) AS finding_key
 FROM h

@@ -1,40 +1,44 @@
--- grain: one row per (category, subject_type, subject_id, program_code) raised in batch $batch_id.
--- Rule hits and model hits merged: several hits of one key become one warning; its score is the
--- model's score of the person or the severity's floor, whichever is higher.
+-- grain: one row per (category, subject_type, subject_id, program_code, finding_key) raised in batch
+-- $batch_id. Rule hits and model hits merged: several hits of one key (two rules of one category
+-- on the same subject, e.g. a household's car and its shop) become one warning. They rest on the
+-- same payments, so the warning's amount and record count are the largest hit's, not their sum.
+-- Its score is the model's score of the person or the severity's floor, whichever is higher.
 CREATE OR REPLACE TEMP TABLE warnings_tonight AS
 WITH hits AS (
     SELECT rule_id || '@v' || rule_version AS rule_ref, category, severity, subject_type, subject_id, id_number,
            name, program_code, county_code, township, village, first_period, last_period, amount_at_risk,
-           evidence, evidence_size
+           evidence, evidence_size, finding_key
     FROM rule_hits WHERE batch_id = $batch_id
     UNION ALL
     SELECT rule_id || '@v' || rule_version, category, severity, subject_type, subject_id, id_number, name,
            program_code, county_code, township, village, first_period, last_period, amount_at_risk, evidence,
-           evidence_size
+           evidence_size, NULL
     FROM model_hits WHERE batch_id = $batch_id
 ),
 merged AS (
-    SELECT category, subject_type, subject_id, program_code,
+    SELECT category, subject_type, subject_id, program_code, finding_key,
            string_agg(DISTINCT rule_ref, ',' ORDER BY rule_ref) AS rule_id,
            CASE max(CASE severity WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END)
                 WHEN 3 THEN 'high' WHEN 2 THEN 'medium' ELSE 'low' END AS severity,
            max(CASE severity WHEN 'high' THEN 0.8 WHEN 'medium' THEN 0.5 ELSE 0.3 END) AS severity_floor,
            bool_or(category = 'model_outlier') AS from_model,
-           min(id_number) AS id_number, min(name) AS name,
+           min({'i': id_number, 'n': name}) AS who,  -- one hit's person, not a mix
            min({'c': county_code, 't': township, 'v': village}) AS place,  -- one hit's place, not a mix
            min(first_period) AS first_period, max(last_period) AS last_period,
-           sum(amount_at_risk)::DECIMAL(18, 2) AS amount_at_risk,
+           max(amount_at_risk)::DECIMAL(18, 2) AS amount_at_risk,
            string_agg(evidence, '；' ORDER BY evidence) AS evidence,
-           sum(evidence_size)::INTEGER AS evidence_size
+           max(evidence_size)::INTEGER AS evidence_size
     FROM hits
-    GROUP BY category, subject_type, subject_id, program_code
+    GROUP BY category, subject_type, subject_id, program_code, finding_key
 )
 SELECT
     'W' || upper(substr(sha256((SELECT value FROM settings WHERE key = 'warning_id_salt') || '|' || m.category
-        || '|' || m.subject_type || '|' || m.subject_id || '|' || coalesce(m.program_code, '')), 1, 16)) AS warning_id,
-    m.* EXCLUDE (severity_floor, from_model, place),
+        || '|' || m.subject_type || '|' || m.subject_id || '|' || coalesce(m.program_code, '')
+        || coalesce('|' || m.finding_key, '')), 1, 16)) AS warning_id,
+    m.* EXCLUDE (severity_floor, from_model, place, who, finding_key),
+    m.who.i AS id_number, m.who.n AS name,
     m.place.c AS county_code, m.place.t AS township, m.place.v AS village,
     round(CASE WHEN m.from_model THEN coalesce(s.score, 0)
                ELSE greatest(m.severity_floor, coalesce(s.score, 0)) END, 4)::DOUBLE AS score
 FROM merged m
-LEFT JOIN model_scores s ON s.batch_id = $batch_id AND s.id_number = m.id_number
+LEFT JOIN model_scores s ON s.batch_id = $batch_id AND s.id_number = m.who.i

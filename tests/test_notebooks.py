@@ -40,7 +40,7 @@ def test_morning_review_shows_charts_and_top_warnings(demo_run):
     assert len(outputs(nb, "image/png")) >= 4
     assert "live warnings tonight" in text(nb)
     html = "\n".join(outputs(nb, "text/html"))
-    assert "死亡日期" in html or "evidence" in html
+    assert "evidence" in html and "元" in html  # the top warnings with their evidence in Chinese
 
 
 def test_drill_down_gathers_every_record_of_a_subject(demo_run):

@@ -2,8 +2,11 @@
 WITH h AS (
   WITH p AS (
       SELECT p.*,
+             -- a payment with no ID number at all is a finding of its own, not one with every other
+             coalesce(p.id_number, '（空）' || p.payment_id) AS id_key,
              CASE WHEN NOT p.id_number_valid THEN 'invalid'
                   WHEN NOT p.registered THEN 'unregistered'
+                  WHEN p.name IS NULL THEN 'name'
                   WHEN a.sound IS NOT DISTINCT FROM b.sound THEN NULL
                   WHEN name_similarity(a.sound, b.sound) < $min_name_similarity THEN 'name'
              END AS problem_kind,
@@ -14,7 +17,7 @@ WITH h AS (
       WHERE list_contains($programs, p.program_code)
   )
   SELECT
-      'person' AS subject_type, coalesce(p.id_number, '（空）' || min(p.payment_id)) AS subject_id, p.id_number,
+      'person' AS subject_type, p.id_key AS subject_id, p.id_number,
       coalesce(any_value(p.reg_name), any_value(p.name)) AS name, p.program_code,
       arg_max(p.county_code, p.period) AS county_code,
       coalesce(arg_max(p.reg_township, p.period), arg_max(p.township, p.period)) AS township,
@@ -27,14 +30,14 @@ WITH h AS (
                                                    WHEN id_birth_date(p.id_number) IS NULL THEN '出生日期不存在'
                                                    ELSE '校验位错误' END || '）'
           WHEN 'unregistered' THEN '户籍库中查无此身份证号'
-          ELSE '领取人姓名与户籍姓名不符（读音相似度 ' || CAST(round(min(p.similarity)) AS INTEGER) || '）'
+          ELSE '领取人姓名与户籍姓名不符（读音相似度 ' || CAST(round(coalesce(min(p.similarity), 0)) AS INTEGER) || '）'
       END AS problem,
       program_name(p.program_code) AS program_name,
       string_agg(DISTINCT p.name, '、') AS paid_names, coalesce(any_value(p.reg_name), '无') AS reg_name,
       string_agg(p.payment_id, '、' ORDER BY p.period, p.payment_id) AS payment_ids
   FROM p
   WHERE p.problem_kind IS NOT NULL
-  GROUP BY p.id_number, p.program_code, p.problem_kind
+  GROUP BY p.id_key, p.id_number, p.program_code, p.problem_kind
 )
 SELECT
     CAST($sys_batch_id AS BIGINT) AS batch_id,

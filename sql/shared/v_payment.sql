@@ -9,7 +9,7 @@ SELECT
     CAST(strptime(p.period || '-01', '%Y-%m-%d') AS DATE) AS period_start,
     period_end(p.period) AS period_end,
     p.pay_date, p.county_code, p.township, p.village, p.approved_by,
-    r.id_number IS NOT NULL AS registered,
+    coalesce(r.registered, false) AS registered,
     r.name AS reg_name,
     coalesce(r.sex, CASE WHEN p.id_number_valid THEN id_sex(p.id_number) END) AS sex,
     coalesce(r.birth_date, CASE WHEN p.id_number_valid THEN id_birth_date(p.id_number) END) AS birth_date,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -154,15 +155,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _release(e: BaseException) -> None:
+    """Drop the failed batch's frames (they hold DuckDB objects) before the interpreter exits, so
+    that its shutdown stays quiet."""
+    import gc
+
+    e.__traceback__ = None
+    e.__context__ = e.__cause__ = None
+    gc.collect()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if not a.verbose and a.command in ("run", "demo", "feedback"):
+        # a batch at the terminal prints one line (its result, or what it refused and why);
+        # -v shows Prefect's progress. `serve` keeps Prefect's logging as configured.
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
     try:
         return a.func(a)
     except RefusedInput as e:
         print(f"sentinel: {mask_ids_in_text(str(e))}", file=sys.stderr)
+        _release(e)
         return 2
     except (FileNotFoundError, NotADirectoryError) as e:
         # bad arguments: name the problem in one line (no ID numbers are in these messages)
@@ -172,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.verbose:
             log.error("failed: %s", mask_ids_in_text(traceback.format_exc()))
         print(f"sentinel: {type(e).__name__}: {mask_ids_in_text(str(e))}", file=sys.stderr)
+        _release(e)
         return 1
 
 

@@ -9,6 +9,10 @@ nothing is half-applied. A file already recorded (same bytes) is skipped.
 属实 -> confirmed, 不属实 -> cleared, 已整改 -> rectified. The first amount written as
 "<number>元" in 核查说明 is kept as the amount the verifier reports recovered (for
 eligible_not_receiving: back-paid).
+
+A conclusion holds for the evidence the verifier saw: the last period (涉及期间) and amount
+(涉及金额) printed on the returned list, not the warning as it stands when the file comes back.
+A list from Monday answered on Wednesday still reopens if Tuesday's batch added a period.
 """
 from __future__ import annotations
 
@@ -56,17 +60,23 @@ def read_returned(path: Path) -> pl.DataFrame:
         raise RefusedInput(path, "not a returned list (.csv or .xlsx)")
     if df.is_empty():
         return pl.DataFrame(schema={"warning_id": pl.String, "conclusion": pl.String, "note": pl.String,
+                                    "seen_last_period": pl.String, "seen_amount": pl.Decimal(18, 2),
                                     "where": pl.String, "line": pl.Int64})
     df = df.rename({c: c.strip() for c in df.columns})
     missing = [c for c in ("预警编号", "核查结论") if c not in df.columns]
     if missing:
         raise RefusedInput(path, f"lacks column {', '.join(missing)}")
-    if "核查说明" not in df.columns:
-        df = df.with_columns(pl.lit(None, pl.String).alias("核查说明"))
+    for optional in ("核查说明", "涉及期间", "涉及金额"):
+        if optional not in df.columns:
+            df = df.with_columns(pl.lit(None, pl.String).alias(optional))
     out = df.select(
         pl.col("预警编号").str.strip_chars().alias("warning_id"),
         pl.col("核查结论").str.strip_chars().alias("conclusion"),
         pl.col("核查说明").str.strip_chars().alias("note"),
+        # what the verifier saw: the last period and the amount printed on the list
+        pl.col("涉及期间").cast(pl.String).str.extract(r"(\d{4}-\d{2})\s*$", 1).alias("seen_last_period"),
+        pl.col("涉及金额").cast(pl.String).str.replace_all(",", "").cast(pl.Decimal(18, 2), strict=False)
+        .alias("seen_amount"),
         (pl.col("_sheet") + pl.lit("line ") + pl.col("_line").cast(pl.String)).alias("where"),
         pl.col("_line").cast(pl.Int64).alias("line"),
     )
@@ -96,7 +106,7 @@ def apply_feedback(warehouse: Path, files: list[Path], returned_by: str | None =
             if msgs:
                 problems[path] = msgs
         if problems:
-            detail = " | ".join(f"{p.name}: {'; '.join(m)}" for p, m in problems.items())
+            detail = " | ".join(("" if len(problems) == 1 else f"{p.name}: ") + "; ".join(m) for p, m in problems.items())
             raise RefusedInput(", ".join(str(p) for p in problems), f"{detail} (nothing recorded)")
         now = dt.datetime.now()
         applied = skipped_files = 0
@@ -119,8 +129,14 @@ def apply_feedback(warehouse: Path, files: list[Path], returned_by: str | None =
                 # the last conclusion in a file wins for a warning listed twice
                 execute(con, """
                     UPDATE warnings w SET status = r.status, conclusion = r.conclusion, conclusion_note = r.note,
-                        concluded_at = r.recorded_at, concluded_last_period = w.last_period,
-                        concluded_amount = w.amount_at_risk, concluded_evidence_size = w.evidence_size
+                        concluded_at = r.recorded_at,
+                        concluded_last_period = coalesce(r.seen_last_period, w.last_period),
+                        concluded_amount = coalesce(r.seen_amount, w.amount_at_risk),
+                        concluded_evidence_size = coalesce((
+                            SELECT h.evidence_size FROM warning_history h
+                            WHERE h.warning_id = w.warning_id AND h.source = 'batch'
+                              AND h.last_period = r.seen_last_period AND h.amount_at_risk = r.seen_amount
+                            ORDER BY h.batch_id DESC LIMIT 1), w.evidence_size)
                     FROM (SELECT * FROM returned QUALIFY row_number() OVER (PARTITION BY warning_id ORDER BY line DESC) = 1) r
                     WHERE w.warning_id = r.warning_id""")
                 execute(con, """

@@ -48,12 +48,15 @@ SEVERITY_ZH = {"high": "高", "medium": "中", "low": "低"}
 LIST_HEADERS = ["预警编号", "预警类型", "风险等级", "姓名", "公民身份号码", "项目", "区县", "乡镇街道", "村社区",
                 "涉及期间", "涉及金额", "风险分值", "预警依据", "首次预警日期", "核查结论", "核查说明"]
 NO_TOWNSHIP = "未分配乡镇"
-ID_IN_TEXT = r"(\d{6})\d{8}(\d{3}[\dX])"
+# an 18-character ID number standing alone (not part of a longer run of digits, e.g. a bank card)
+ID_IN_TEXT = r"(^|[^0-9])(\d{6})\d{8}(\d{3}[\dX])($|[^0-9X])"
 
 
 def mask_ids(e: pl.Expr) -> pl.Expr:
-    """Every 18-character ID number in a text: first 6 and last 4 kept."""
-    return e.str.replace_all(ID_IN_TEXT, "${1}********${2}")
+    """Every 18-character ID number in a text: first 6 and last 4 kept. Twice, because a match
+    takes the character after a number, which may be the one before the next number."""
+    once = e.str.replace_all(ID_IN_TEXT, "${1}${2}********${3}${4}")
+    return once.str.replace_all(ID_IN_TEXT, "${1}${2}********${3}${4}")
 
 
 def live_warnings(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:

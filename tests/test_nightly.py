@@ -125,13 +125,15 @@ def test_kill_9_in_the_middle_leaves_the_warehouse_as_it_was(demo_run, tmp_path)
     env = {**os.environ, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
     proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--input", str(demo_run["landing"]),
                              "--warehouse", str(wh), "--out", str(tmp_path / "o"), "--as-of", "2026-11-02"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     while not work.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)  # into the batch: the working copy is being written
     assert proc.poll() is None, "the batch ended before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
+    # kill -9 the batch and everything it started (Prefect's temporary server too, as an operator's
+    # `kill -9 -<pgid>` would; a bare kill -9 of the batch alone would leave that server running)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert snapshot_of(wh) == before
     # the next batch runs normally and cleans what the killed one left

@@ -117,6 +117,9 @@ def test_lists_conform_sorted_masked_and_xlsx(wh, tmp_path):
         for full in (ID_A, ID_B, ID_C):
             assert full not in text
     assert "110105********002X" in (masked / "warnings.csv").read_text(encoding="utf-8-sig")
+    # two IDs one character apart are both masked; a 19-digit bank card is not an ID number
+    text = pl.select(lists.mask_ids(pl.lit(f"{ID_A}、{ID_B} 账户 6217000000000001211")).alias("t"))["t"][0]
+    assert text == "110105********002X、340503********2773 账户 6217000000000001211"
 
 
 def fill(path: Path, answers: dict[str, tuple[str, str]], encoding: str) -> Path:
@@ -242,3 +245,23 @@ def test_a_cleared_warning_reopens_on_each_kind_of_growth_only(wh, grow):
     night(con, 2, dt.date(2026, 4, 2), [dict(h, **grow)])
     expected = "open" if grow else "cleared"
     assert con.execute("SELECT status FROM warnings WHERE warning_id = ?", [wid]).fetchall()[0][0] == expected
+
+
+def test_a_conclusion_holds_for_the_evidence_the_verifier_saw(wh, tmp_path):
+    path, con = wh
+    h = hit("deceased_paid", "person", ID_A, "GAOLING", "2026-03", 200, 2)
+    night(con, 1, dt.date(2026, 4, 1), [h])
+    out = tmp_path / "monday"
+    lists.write_lists(con, out)
+    wid = con.execute("SELECT warning_id FROM warnings").fetchall()[0][0]
+    grown = dict(h, last_period="2026-04", amount_at_risk=300, evidence_size=3)
+    night(con, 2, dt.date(2026, 4, 2), [grown])  # Tuesday: one more period paid after death
+    con.close()
+    returned = fill(out / "lists" / "340503" / "江东街道.csv", {wid: ("不属实", "")}, "gb18030")
+    feedback.apply_feedback(path, [returned])  # Wednesday: Monday's list comes back
+    con = duckdb.connect(str(path))
+    seen = con.execute("SELECT concluded_last_period, concluded_amount, concluded_evidence_size FROM warnings").fetchall()
+    assert seen == [("2026-03", 200, 2)]
+    night(con, 3, dt.date(2026, 4, 3), [grown])
+    assert con.execute("SELECT status FROM warnings").fetchall()[0][0] == "open"
+    con.close()

@@ -48,9 +48,7 @@ def _transient(task, task_run, state) -> bool:
     """Retry I/O errors (a landing directory on a network share), never a refused input or a bug."""
     try:
         state.result()
-    except RefusedInput:
-        return False
-    except OSError:
+    except OSError:  # RefusedInput is not one
         return True
     except Exception:
         return False

@@ -63,6 +63,7 @@ STG_TYPES = {
     "date": "DATE", "datetime": "TIMESTAMP", "amount": "DECIMAL(18,2)",
 }
 LINEAGE = {"_batch_id": "BIGINT", "_file": "VARCHAR", "_line": "BIGINT"}
+CLEANERS = {"id": clean_id, "name": clean_name, "sex": clean_sex, "text": clean_text, **PARSERS}
 
 
 # ---------------------------------------------------------------------------- phase 1: inspect
@@ -302,43 +303,76 @@ def _via_distinct(s: pl.Series, fn) -> pl.Series | None:
     return s.replace_strict(u, mapped, return_dtype=mapped.dtype).alias(s.name)
 
 
+def _apply(s: pl.Series, fn) -> pl.Series:
+    """``fn`` on every value of ``s`` (through its distinct values when they repeat a lot)."""
+    mapped = _via_distinct(s, fn)
+    return mapped if mapped is not None else pl.DataFrame({"v": s}).select(fn(pl.col("v")))[:, 0]
+
+
+_FW = "\uff01-\uff5e\u3000"  # what fold_fullwidth rewrites
+_SEP = "•.・‧∙⋅"  # what clean_name folds to ·
+# Values already in canonical form, for which a cheap operation gives exactly what the kind's full
+# cleaner gives (no full-width character to fold, no surrounding or repeated whitespace to trim, no
+# separator to fold, one fixed date layout): most delivered values are. Null stays null either way.
+PLAIN: dict[str, tuple[str, object]] = {
+    "text": (rf"^[^\s{_FW}](?:[^{_FW}]*[^\s{_FW}])?$", lambda s: s),
+    "name": (rf"^[^\s{_FW}{_SEP}](?:[^{_FW}{_SEP}]*[^\s{_FW}{_SEP}])?$", lambda s: s),
+    "id": (r"^[0-9]{17}[0-9X]$", lambda s: s),
+    "date": (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", lambda s: s.str.to_date("%Y-%m-%d", strict=False)),
+    "datetime": (r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$",
+                 lambda s: s.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us")),
+}
+
+
+def normalise_column(s: pl.Series, kind: str) -> pl.Series:
+    """``s`` (text as delivered) normalised as its kind says: the same values as the kind's
+    cleaner (``clean_id``, ``clean_text``, ``parse_date``, ...) applied to every row, computed
+    cheaply for values already in canonical form (:data:`PLAIN`) and with the full cleaner, once per
+    distinct value, for the others."""
+    fn = CLEANERS[kind]
+    if kind not in PLAIN:
+        return _apply(s, fn).alias(s.name)
+    pattern, cheap = PLAIN[kind]
+    rest = (~s.str.contains(pattern).fill_null(True)).arg_true()
+    out = cheap(s)
+    if rest.len():
+        out = out.clone().scatter(rest, _apply(s.gather(rest), fn))  # a copy: never write into raw
+    return out.alias(s.name)
+
+
 def normalise(extract: Extract, raw: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
     """Normalised values (DEVELOPERS.md staging types) plus ``c_valid`` and ``c__unparseable``
     companions, row for row with ``raw``.
 
-    Columns with few distinct values are normalised once per distinct value; the others in one
-    parallel ``select``. Flags are computed in a second pass from the materialised values (eager
-    polars does not share sub-expressions, so nothing is computed twice).
+    Column by column (:func:`normalise_column`): values already in canonical form take a cheap
+    path, the others the full cleaner once per distinct value. Companion flags are computed from
+    the materialised values, and ``__unparseable`` only looks at the (few) rows whose value is null.
     """
-    cleaners = {"id": clean_id, "name": clean_name, "sex": clean_sex, "text": clean_text, **PARSERS}
-    done: list[pl.Series] = []
-    todo: list[pl.Expr] = []
+    out: dict[str, pl.Series] = {}
     for c in extract.columns:
-        fn = cleaners[c.kind]
-        mapped = _via_distinct(raw[c.name], fn)
-        if mapped is None:
-            todo.append(fn(pl.col(c.name)).alias(f"{c.name}__n"))
-        else:
-            done.append(mapped.alias(f"{c.name}__n"))
-    values = raw.with_columns(todo).with_columns(done)
-    # normalise_id in two steps: legacy 15-digit numbers upgraded on the cleaned column, and only
-    # on the (few) rows that have 15 characters
-    for c in extract.id_columns:
-        s = values[f"{c}__n"]
-        idx = (s.str.len_chars() == 15).arg_true()
-        if idx.len():
-            up = pl.DataFrame({"v": s.gather(idx)}).select(upgrade_legacy(pl.col("v")))[:, 0]
-            values = values.with_columns(s.scatter(idx, up))
-    out: list[pl.Expr] = []
-    for c in extract.columns:
-        n = pl.col(f"{c.name}__n")
-        out.append(n.alias(c.name))
+        s = raw[c.name]
+        n = normalise_column(s, c.kind)
         if c.kind == "id":
-            out.append(id_valid(n, as_of).alias(f"{c.name}_valid"))
+            # legacy 15-digit numbers upgraded on the cleaned column, only on the rows with 15 characters
+            idx = (n.str.len_chars() == 15).arg_true()
+            if idx.len():
+                up = pl.DataFrame({"v": n.gather(idx)}).select(upgrade_legacy(pl.col("v")))[:, 0]
+                n = n.clone().scatter(idx, up)
+        out[c.name] = n
+        if c.kind == "id":
+            valid = _via_distinct(n, lambda e: id_valid(e, as_of))
+            if valid is None:
+                valid = pl.DataFrame({"v": n}).select(id_valid(pl.col("v"), as_of))[:, 0]
+            out[f"{c.name}_valid"] = valid.fill_null(False).alias(f"{c.name}_valid")
         elif c.kind in PARSERS:
-            delivered = pl.col(c.name).str.contains(r"[^\s\u3000]").fill_null(False)
-            out.append((delivered & n.is_null()).alias(f"{c.name}__unparseable"))
-    return values.select(*out, "_file", "_line")
+            # delivered (not only whitespace) but parsed as nothing
+            flag = pl.zeros(s.len(), dtype=pl.Boolean, eager=True)
+            cand = (n.is_null() & s.is_not_null()).arg_true()
+            if cand.len():
+                delivered = s.gather(cand).str.contains(r"[^\s\u3000]").fill_null(False)
+                flag = flag.scatter(cand.filter(delivered), True)
+            out[f"{c.name}__unparseable"] = flag.alias(f"{c.name}__unparseable")
+    return pl.DataFrame([*out.values(), raw["_file"], raw["_line"]])
 
 
 def quarantine_reasons(extract: Extract, norm: pl.DataFrame) -> pl.DataFrame:
@@ -591,6 +625,9 @@ def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], i
     reader = duckdb.connect()
     try:
         reader.execute("SET enable_progress_bar=false")
+        # text as Arrow string views, the layout polars keeps strings in: no conversion on the way
+        reader.execute("SET arrow_output_version='1.5'")
+        reader.execute("SET produce_arrow_string_view=true")
         wcon.execute("SET enable_progress_bar=false")
         # row order in the warehouse carries no meaning (_file, _line do); unordered inserts
         # run in parallel, about twice as fast

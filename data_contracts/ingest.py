@@ -311,33 +311,56 @@ def _apply(s: pl.Series, fn) -> pl.Series:
 
 _FW = "\uff01-\uff5e\u3000"  # what fold_fullwidth rewrites
 _SEP = "•.・‧∙⋅"  # what clean_name folds to ·
-# Values already in canonical form, for which a cheap operation gives exactly what the kind's full
-# cleaner gives (no full-width character to fold, no surrounding or repeated whitespace to trim, no
-# separator to fold, one fixed date layout): most delivered values are. Null stays null either way.
-PLAIN: dict[str, tuple[str, object]] = {
-    "text": (rf"^[^\s{_FW}](?:[^{_FW}]*[^\s{_FW}])?$", lambda s: s),
-    "name": (rf"^[^\s{_FW}{_SEP}](?:[^{_FW}{_SEP}]*[^\s{_FW}{_SEP}])?$", lambda s: s),
-    "id": (r"^[0-9]{17}[0-9X]$", lambda s: s),
-    "date": (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", lambda s: s.str.to_date("%Y-%m-%d", strict=False)),
-    "datetime": (r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$",
-                 lambda s: s.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us")),
+
+
+def _to_date(fmt: str):
+    return lambda s: s.str.to_date(fmt, strict=False)
+
+
+def _to_datetime(fmt: str):
+    return lambda s: s.str.to_datetime(fmt, strict=False, time_unit="us")
+
+
+# Layouts in which most delivered values arrive, each with a cheap operation that gives exactly
+# what the kind's full cleaner gives for a value in that layout (no full-width character to fold,
+# no surrounding or repeated whitespace to trim, no separator to fold, digits in fixed places).
+# Tried in order on the values the earlier layouts did not match; the rest go through the full
+# cleaner. Null stays null either way.
+PLAIN: dict[str, tuple[tuple[str, object], ...]] = {
+    "text": ((rf"^[^\s{_FW}](?:[^{_FW}]*[^\s{_FW}])?$", lambda s: s),),
+    "name": ((rf"^[^\s{_FW}{_SEP}](?:[^{_FW}{_SEP}]*[^\s{_FW}{_SEP}])?$", lambda s: s),),
+    "id": ((r"^[0-9]{17}[0-9X]$", lambda s: s),),
+    "date": ((r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", _to_date("%Y-%m-%d")),
+             (r"^[0-9]{8}$", _to_date("%Y%m%d")),
+             (r"^[0-9]{4}/[0-9]{1,2}/[0-9]{1,2}$", _to_date("%Y/%m/%d"))),
+    "datetime": ((r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$", _to_datetime("%Y-%m-%d %H:%M:%S")),
+                 (r"^[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}$", _to_datetime("%Y/%m/%d %H:%M"))),
 }
+
+
+def _layered(s: pl.Series, fn, layouts) -> pl.Series:
+    if not layouts:
+        return _apply(s, fn)
+    (pattern, cheap), more = layouts[0], layouts[1:]
+    rest = (~s.str.contains(pattern).fill_null(True)).arg_true()
+    out = cheap(s)
+    if rest.len():
+        out = out.clone().scatter(rest, _layered(s.gather(rest), fn, more))  # a copy: never write into raw
+    return out
 
 
 def normalise_column(s: pl.Series, kind: str) -> pl.Series:
     """``s`` (text as delivered) normalised as its kind says: the same values as the kind's
     cleaner (``clean_id``, ``clean_text``, ``parse_date``, ...) applied to every row, computed
-    cheaply for values already in canonical form (:data:`PLAIN`) and with the full cleaner, once per
-    distinct value, for the others."""
+    once per distinct value when values repeat a lot (dates, periods, amounts), else cheaply for
+    values in a canonical layout (:data:`PLAIN`) and with the full cleaner for the others."""
     fn = CLEANERS[kind]
-    if kind not in PLAIN:
-        return _apply(s, fn).alias(s.name)
-    pattern, cheap = PLAIN[kind]
-    rest = (~s.str.contains(pattern).fill_null(True)).arg_true()
-    out = cheap(s)
-    if rest.len():
-        out = out.clone().scatter(rest, _apply(s.gather(rest), fn))  # a copy: never write into raw
-    return out.alias(s.name)
+    layouts = PLAIN.get(kind, ())
+    if kind not in ("text", "name", "id"):
+        mapped = _via_distinct(s, fn)
+        if mapped is not None:
+            return mapped.alias(s.name)
+    return _layered(s, fn, layouts).alias(s.name)
 
 
 def normalise(extract: Extract, raw: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:

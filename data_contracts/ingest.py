@@ -149,27 +149,41 @@ def transcode_gb18030(src: Path, dst: Path) -> None:
         g.write(dec.decode(b"", final=True))
 
 
+def _utf8_boundary(buf: bytes) -> int:
+    """Where a UTF-8 sequence cut off by the end of ``buf`` starts (``len(buf)`` when none is)."""
+    for k in range(1, min(4, len(buf)) + 1):
+        b = buf[-k]
+        if b & 0xC0 != 0x80:  # ASCII or a lead byte
+            need = 1 if b < 0x80 else 2 if b < 0xE0 else 3 if b < 0xF0 else 4
+            return len(buf) - k if need > k else len(buf)
+    return len(buf)
+
+
+def _valid_utf8(buf: bytes) -> bool:
+    """Strict UTF-8 (what ``bytes.decode('utf-8')`` accepts), checked without building a str."""
+    try:
+        pl.Series([buf], dtype=pl.Binary).cast(pl.String)
+        return True
+    except pl.exceptions.ComputeError:
+        return False
+
+
 def _detect_and_hash(sf: SourceFile, tmp: Path) -> None:
     """sha256 and encoding in one streaming pass; GB18030 transcoded to a UTF-8 temp file."""
     h = hashlib.sha256()
-    dec = codecs.getincrementaldecoder("utf-8")("strict")
-    utf8 = True
+    utf8, carry = True, b""
     with open(sf.path, "rb") as f:
         head = f.read(3)
         bom = head == codecs.BOM_UTF8
         f.seek(0)
         while chunk := f.read(CHUNK):
             h.update(chunk)
-            if utf8:
-                try:
-                    dec.decode(chunk)
-                except UnicodeDecodeError:
-                    utf8 = False
-        if utf8:
-            try:
-                dec.decode(b"", final=True)
-            except UnicodeDecodeError:
-                utf8 = False
+            if utf8:  # a sequence cut by the chunk's end is checked with the next chunk
+                buf = carry + chunk if carry else chunk
+                cut = _utf8_boundary(buf)
+                utf8, carry = _valid_utf8(buf[:cut]), buf[cut:]
+        if carry:
+            utf8 = False
     sf.sha256 = h.hexdigest()
     if utf8:
         sf.encoding = "utf-8-sig" if bom else "utf-8"
@@ -567,9 +581,11 @@ def _prepare(con: duckdb.DuckDBPyConnection, extract: Extract, files: list[Sourc
         ok_mask = ~pl.int_range(0, raw.height, dtype=pl.Int64, eager=True).is_in(bad["index"].implode())
         good_raw, good = good_raw.filter(ok_mask), good.filter(ok_mask)
     n.rows_loaded = good.height
-    # within one batch the later file/line wins (files are in sorted order, lines ascending)
-    key = pl.col(extract.key[0]) if len(extract.key) == 1 else pl.struct(extract.key)
-    good = good.filter(key.is_last_distinct())
+    # within one batch the later file/line wins (files are in sorted order, lines ascending); a
+    # single key is usually unique already, which is cheaper to see than to filter
+    if len(extract.key) > 1 or good[extract.key[0]].n_unique() < good.height:
+        key = pl.col(extract.key[0]) if len(extract.key) == 1 else pl.struct(extract.key)
+        good = good.filter(key.is_last_distinct())
     # string views as polars holds them: no copy, and DuckDB scans them faster than large strings
     newest = pl.CompatLevel.newest()
     out = Prepared(n, file_rows, q.to_arrow(compat_level=newest), good_raw.to_arrow(compat_level=newest),
@@ -651,6 +667,7 @@ def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], i
         # text as Arrow string views, the layout polars keeps strings in: no conversion on the way
         reader.execute("SET arrow_output_version='1.5'")
         reader.execute("SET produce_arrow_string_view=true")
+        reader.execute("SET threads=1")  # it overlaps with the writer: one thread each
         wcon.execute("SET enable_progress_bar=false")
         # row order in the warehouse carries no meaning (_file, _line do); unordered inserts
         # run in parallel, about twice as fast

@@ -78,3 +78,35 @@ def test_normalise_flags_match_the_values():
     assert n["approved_by"].to_list()[:2] == [None, None] and len(n["approved_by"][2]) == 18
     assert n["approved_by_valid"].to_list() == [False, False, True]
     assert n["_line"].to_list() == [2, 3, 4]
+
+
+def test_streaming_utf8_check_agrees_with_python_decode():
+    import random
+
+    from data_contracts.ingest import _utf8_boundary, _valid_utf8
+
+    def streamed(data: bytes, size: int) -> bool:
+        ok, carry = True, b""
+        for i in range(0, len(data), size):
+            buf = carry + data[i:i + size]
+            cut = _utf8_boundary(buf)
+            ok, carry = ok and _valid_utf8(buf[:cut]), buf[cut:]
+        return ok and not carry
+
+    rng = random.Random(7)
+    text = "公民身份号码,姓名,阿依古丽·买买提 𠀋 é ＡＢ\r\n".encode() * 20
+    samples = [text, text[:-1], text[:-2], text + b"\xe5", b"", b"\xff", b"\xed\xa0\x80", b"\xc0\x80",
+               "张".encode("gb18030") * 9, b"\xf4\x90\x80\x80", b"ab\x80", b"\xe5\xbc"]
+    for _ in range(300):
+        b = bytearray(text)
+        for _ in range(rng.randint(0, 3)):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        samples.append(bytes(b))
+    for data in samples:
+        try:
+            data.decode("utf-8")
+            want = True
+        except UnicodeDecodeError:
+            want = False
+        for size in (1, 2, 3, 5, 7, 64, 1 << 20):
+            assert streamed(data, size) == want, (data[:40], size)

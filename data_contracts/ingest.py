@@ -314,6 +314,11 @@ def _via_distinct(s: pl.Series, fn) -> pl.Series | None:
         return None
     u = s.unique()
     mapped = pl.DataFrame({"v": u}).select(fn(pl.col("v")))[:, 0]
+    if mapped.dtype == s.dtype:  # text: most values come out as they went in
+        changed = mapped.ne_missing(u)
+        if not changed.any():
+            return s
+        return s.replace(u.filter(changed), mapped.filter(changed)).alias(s.name)
     return s.replace_strict(u, mapped, return_dtype=mapped.dtype).alias(s.name)
 
 
@@ -370,7 +375,7 @@ def normalise_column(s: pl.Series, kind: str) -> pl.Series:
     values in a canonical layout (:data:`PLAIN`) and with the full cleaner for the others."""
     fn = CLEANERS[kind]
     layouts = PLAIN.get(kind, ())
-    if kind not in ("text", "name", "id"):
+    if kind != "id":
         mapped = _via_distinct(s, fn)
         if mapped is not None:
             return mapped.alias(s.name)
@@ -569,7 +574,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, extract: Extract, files: list[Sourc
     clock("validate")
     value_cols = extract.column_names
     q = pl.concat([
-        raw.with_row_index("index").join(bad.with_columns(pl.col("index").cast(pl.UInt32)), on="index")
+        raw[bad["index"]].with_columns(reason=bad["reason"])
         .select("_file", "_line", "reason", pl.struct(value_cols).struct.json_encode().alias("record")),
         rej.select("_file", "_line", "reason", "record"),
     ])

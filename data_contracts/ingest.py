@@ -701,7 +701,9 @@ def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], i
             batch_id = wcon.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM runs").fetchone()[0]
             counts = {name: ExtractCounts(name) for name in EXTRACTS}
             skips = {name: _already_loaded(wcon, EXTRACTS[name], files) for name, files in found.items()}
-            todo = [name for name in EXTRACTS if name in found]
+            # largest first: the write of one big extract overlaps the preparation of the next big one
+            todo = sorted((name for name in EXTRACTS if name in found),
+                          key=lambda name: -sum(sf.size for sf in found[name]))
             # a pipeline of two: the next extract is read and normalised (polars, DuckDB reader)
             # in a worker thread while this one is written (both release the GIL)
             with ThreadPoolExecutor(max_workers=1) as pool:

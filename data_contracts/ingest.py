@@ -12,11 +12,14 @@ Plain functions, no Prefect. Three phases:
 2. **Read and normalise**, extract by extract, in bulk: DuckDB ``read_csv`` (all columns as
    text, explicit dialect) or ``read_parquet`` into Arrow/polars; rows DuckDB cannot split
    into the header's columns are quarantined from its rejects table; values normalised with
-   polars expressions; the pandera model validates the collected frame (``lazy=True``) and
-   failing rows are quarantined with file, line and reason.
+   polars, column by column (once per distinct value where values repeat, a cheap exact path for
+   values already in a canonical layout, the full cleaner for the rest); the pandera model
+   validates the collected frame (``lazy=True``) and failing rows are quarantined with file,
+   line and reason.
 3. **Write** everything in one DuckDB transaction (raw, staging, quarantine, file log, run
    counts); any error rolls it back. Phases 2 and 3 overlap by one extract: the next extract
-   is read and normalised in a worker thread while this one is written.
+   is read and normalised in a worker thread while this one is written (largest extracts first;
+   one DuckDB thread for the reader and one for the writer).
 
 Re-delivery (decision): a file whose sha256 was already loaded for the same extract is
 skipped (recorded in ``ingested_files`` with status ``skipped``; its rows are not read

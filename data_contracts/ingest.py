@@ -19,7 +19,7 @@ Plain functions, no Prefect. Three phases:
 3. **Write** everything in one DuckDB transaction (raw, staging, quarantine, file log, run
    counts); any error rolls it back. Phases 2 and 3 overlap by one extract: the next extract
    is read and normalised in a worker thread while this one is written (largest extracts first;
-   one DuckDB thread for the reader and one for the writer).
+   the reader on one DuckDB thread).
 
 Re-delivery (decision): a file whose sha256 was already loaded for the same extract is
 skipped (recorded in ``ingested_files`` with status ``skipped``; its rows are not read
@@ -678,22 +678,20 @@ def ingest_into(con: duckdb.DuckDBPyConnection, input_dir: Path | str, as_of: dt
 def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], input_dir: Path,
           as_of: dt.date, started: dt.datetime, t0: float) -> IngestResult:
     """Phases 2 and 3: read, normalise, validate and write every extract in one transaction."""
-    saved = {k: wcon.execute(f"SELECT current_setting('{k}')").fetchall()[0][0]
-             for k in ("preserve_insertion_order", "threads")}
+    order = wcon.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
     reader = duckdb.connect()
     try:
         reader.execute("SET enable_progress_bar=false")
         # text as Arrow string views, the layout polars keeps strings in: no conversion on the way
         reader.execute("SET arrow_output_version='1.5'")
         reader.execute("SET produce_arrow_string_view=true")
-        reader.execute("SET threads=1")  # it overlaps with the writer: one thread each
+        # one reader thread: it runs alongside the writer (the connection's threads), and a second
+        # one buys little on two cores but costs CPU
+        reader.execute("SET threads=1")
         wcon.execute("SET enable_progress_bar=false")
         # row order in the warehouse carries no meaning (_file, _line do); unordered inserts
         # run in parallel, about twice as fast
         wcon.execute("SET preserve_insertion_order=false")
-        # one writer thread: the next extract is read and normalised in parallel with the write, so
-        # a second DuckDB thread buys no time on two cores and costs about 20 % more CPU per insert
-        wcon.execute("SET threads=1")
         wcon.execute("BEGIN TRANSACTION")
         try:
             for stmt in COMMON_DDL:
@@ -739,9 +737,7 @@ def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], i
             raise
     finally:
         reader.close()
-        order = "true" if str(saved["preserve_insertion_order"]).lower() == "true" else "false"
-        wcon.execute(f"SET preserve_insertion_order={order}")
-        wcon.execute(f"SET threads={int(saved['threads'])}")
+        wcon.execute(f"SET preserve_insertion_order={'true' if str(order).lower() == 'true' else 'false'}")
     return IngestResult(batch_id, as_of, counts, time.perf_counter() - t0)
 
 

@@ -12,11 +12,14 @@ Plain functions, no Prefect. Three phases:
 2. **Read and normalise**, extract by extract, in bulk: DuckDB ``read_csv`` (all columns as
    text, explicit dialect) or ``read_parquet`` into Arrow/polars; rows DuckDB cannot split
    into the header's columns are quarantined from its rejects table; values normalised with
-   polars expressions; the pandera model validates the collected frame (``lazy=True``) and
-   failing rows are quarantined with file, line and reason.
+   polars, column by column (once per distinct value where values repeat, a cheap exact path for
+   values already in a canonical layout, the full cleaner for the rest); the pandera model
+   validates the collected frame (``lazy=True``) and failing rows are quarantined with file,
+   line and reason.
 3. **Write** everything in one DuckDB transaction (raw, staging, quarantine, file log, run
    counts); any error rolls it back. Phases 2 and 3 overlap by one extract: the next extract
-   is read and normalised in a worker thread while this one is written.
+   is read and normalised in a worker thread while this one is written (largest extracts first;
+   the reader on one DuckDB thread).
 
 Re-delivery (decision): a file whose sha256 was already loaded for the same extract is
 skipped (recorded in ``ingested_files`` with status ``skipped``; its rows are not read
@@ -63,6 +66,7 @@ STG_TYPES = {
     "date": "DATE", "datetime": "TIMESTAMP", "amount": "DECIMAL(18,2)",
 }
 LINEAGE = {"_batch_id": "BIGINT", "_file": "VARCHAR", "_line": "BIGINT"}
+CLEANERS = {"id": clean_id, "name": clean_name, "sex": clean_sex, "text": clean_text, **PARSERS}
 
 
 # ---------------------------------------------------------------------------- phase 1: inspect
@@ -148,27 +152,41 @@ def transcode_gb18030(src: Path, dst: Path) -> None:
         g.write(dec.decode(b"", final=True))
 
 
+def _utf8_boundary(buf: bytes) -> int:
+    """Where a UTF-8 sequence cut off by the end of ``buf`` starts (``len(buf)`` when none is)."""
+    for k in range(1, min(4, len(buf)) + 1):
+        b = buf[-k]
+        if b & 0xC0 != 0x80:  # ASCII or a lead byte
+            need = 1 if b < 0x80 else 2 if b < 0xE0 else 3 if b < 0xF0 else 4
+            return len(buf) - k if need > k else len(buf)
+    return len(buf)
+
+
+def _valid_utf8(buf: bytes) -> bool:
+    """Strict UTF-8 (what ``bytes.decode('utf-8')`` accepts), checked without building a str."""
+    try:
+        pl.Series([buf], dtype=pl.Binary).cast(pl.String)
+        return True
+    except pl.exceptions.ComputeError:
+        return False
+
+
 def _detect_and_hash(sf: SourceFile, tmp: Path) -> None:
     """sha256 and encoding in one streaming pass; GB18030 transcoded to a UTF-8 temp file."""
     h = hashlib.sha256()
-    dec = codecs.getincrementaldecoder("utf-8")("strict")
-    utf8 = True
+    utf8, carry = True, b""
     with open(sf.path, "rb") as f:
         head = f.read(3)
         bom = head == codecs.BOM_UTF8
         f.seek(0)
         while chunk := f.read(CHUNK):
             h.update(chunk)
-            if utf8:
-                try:
-                    dec.decode(chunk)
-                except UnicodeDecodeError:
-                    utf8 = False
-        if utf8:
-            try:
-                dec.decode(b"", final=True)
-            except UnicodeDecodeError:
-                utf8 = False
+            if utf8:  # a sequence cut by the chunk's end is checked with the next chunk
+                buf = carry + chunk if carry else chunk
+                cut = _utf8_boundary(buf)
+                utf8, carry = _valid_utf8(buf[:cut]), buf[cut:]
+        if carry:
+            utf8 = False
     sf.sha256 = h.hexdigest()
     if utf8:
         sf.encoding = "utf-8-sig" if bom else "utf-8"
@@ -292,53 +310,125 @@ def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFr
     return df, rejects
 
 
+def _few_distinct(s: pl.Series) -> bool:
+    """At most a quarter of the values distinct? A strided sample of about 16,000 values settles
+    the clear cases (codes and townships; keys and ID numbers); HyperLogLog over the whole column
+    the others. Only speed depends on the answer, never a value."""
+    sample = s.gather_every(max(1, s.len() // 16_384))
+    share = sample.n_unique() / sample.len()
+    if share < 0.02 or share > 0.9:
+        return share < 0.02
+    return s.approx_n_unique() * 4 <= s.len()
+
+
 def _via_distinct(s: pl.Series, fn) -> pl.Series | None:
     """``fn`` applied to the distinct values of a low-cardinality column and mapped back (dates,
     periods, codes, townships repeat a lot); None when the column is mostly distinct."""
-    if s.len() < 20_000 or s.approx_n_unique() * 4 > s.len():  # HyperLogLog: a cheap look first
+    if s.len() < 20_000 or not _few_distinct(s):
         return None
     u = s.unique()
     mapped = pl.DataFrame({"v": u}).select(fn(pl.col("v")))[:, 0]
+    if mapped.dtype == s.dtype:  # text: most values come out as they went in
+        changed = mapped.ne_missing(u)
+        if not changed.any():
+            return s
+        return s.replace(u.filter(changed), mapped.filter(changed)).alias(s.name)
     return s.replace_strict(u, mapped, return_dtype=mapped.dtype).alias(s.name)
+
+
+def _apply(s: pl.Series, fn) -> pl.Series:
+    """``fn`` on every value of ``s`` (through its distinct values when they repeat a lot)."""
+    mapped = _via_distinct(s, fn)
+    return mapped if mapped is not None else pl.DataFrame({"v": s}).select(fn(pl.col("v")))[:, 0]
+
+
+_FW = "\uff01-\uff5e\u3000"  # what fold_fullwidth rewrites
+_SEP = "•.・‧∙⋅"  # what clean_name folds to ·
+
+
+def _to_date(fmt: str):
+    return lambda s: s.str.to_date(fmt, strict=False)
+
+
+def _to_datetime(fmt: str):
+    return lambda s: s.str.to_datetime(fmt, strict=False, time_unit="us")
+
+
+# Layouts in which most delivered values arrive, each with a cheap operation that gives exactly
+# what the kind's full cleaner gives for a value in that layout (no full-width character to fold,
+# no surrounding or repeated whitespace to trim, no separator to fold, digits in fixed places).
+# Tried in order on the values the earlier layouts did not match; the rest go through the full
+# cleaner. Null stays null either way.
+PLAIN: dict[str, tuple[tuple[str, object], ...]] = {
+    "text": ((rf"^[^\s{_FW}](?:[^{_FW}]*[^\s{_FW}])?$", lambda s: s),),
+    "name": ((rf"^[^\s{_FW}{_SEP}](?:[^{_FW}{_SEP}]*[^\s{_FW}{_SEP}])?$", lambda s: s),),
+    "id": ((r"^[0-9]{17}[0-9X]$", lambda s: s),),
+    "date": ((r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", _to_date("%Y-%m-%d")),
+             (r"^[0-9]{8}$", _to_date("%Y%m%d")),
+             (r"^[0-9]{4}/[0-9]{1,2}/[0-9]{1,2}$", _to_date("%Y/%m/%d"))),
+    "datetime": ((r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$", _to_datetime("%Y-%m-%d %H:%M:%S")),
+                 (r"^[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}$", _to_datetime("%Y/%m/%d %H:%M"))),
+}
+
+
+def _layered(s: pl.Series, fn, layouts) -> pl.Series:
+    if not layouts:
+        return _apply(s, fn)
+    (pattern, cheap), more = layouts[0], layouts[1:]
+    rest = (~s.str.contains(pattern).fill_null(True)).arg_true()
+    out = cheap(s)
+    if rest.len():
+        out = out.clone().scatter(rest, _layered(s.gather(rest), fn, more))  # a copy: never write into raw
+    return out
+
+
+def normalise_column(s: pl.Series, kind: str) -> pl.Series:
+    """``s`` (text as delivered) normalised as its kind says: the same values as the kind's
+    cleaner (``clean_id``, ``clean_text``, ``parse_date``, ...) applied to every row, computed
+    once per distinct value when values repeat a lot (dates, periods, amounts), else cheaply for
+    values in a canonical layout (:data:`PLAIN`) and with the full cleaner for the others."""
+    fn = CLEANERS[kind]
+    layouts = PLAIN.get(kind, ())
+    if kind != "id":
+        mapped = _via_distinct(s, fn)
+        if mapped is not None:
+            return mapped.alias(s.name)
+    return _layered(s, fn, layouts).alias(s.name)
 
 
 def normalise(extract: Extract, raw: pl.DataFrame, as_of: dt.date) -> pl.DataFrame:
     """Normalised values (DEVELOPERS.md staging types) plus ``c_valid`` and ``c__unparseable``
     companions, row for row with ``raw``.
 
-    Columns with few distinct values are normalised once per distinct value; the others in one
-    parallel ``select``. Flags are computed in a second pass from the materialised values (eager
-    polars does not share sub-expressions, so nothing is computed twice).
+    Column by column (:func:`normalise_column`): values already in canonical form take a cheap
+    path, the others the full cleaner once per distinct value. Companion flags are computed from
+    the materialised values, and ``__unparseable`` only looks at the (few) rows whose value is null.
     """
-    cleaners = {"id": clean_id, "name": clean_name, "sex": clean_sex, "text": clean_text, **PARSERS}
-    done: list[pl.Series] = []
-    todo: list[pl.Expr] = []
+    out: dict[str, pl.Series] = {}
     for c in extract.columns:
-        fn = cleaners[c.kind]
-        mapped = _via_distinct(raw[c.name], fn)
-        if mapped is None:
-            todo.append(fn(pl.col(c.name)).alias(f"{c.name}__n"))
-        else:
-            done.append(mapped.alias(f"{c.name}__n"))
-    values = raw.with_columns(todo).with_columns(done)
-    # normalise_id in two steps: legacy 15-digit numbers upgraded on the cleaned column, and only
-    # on the (few) rows that have 15 characters
-    for c in extract.id_columns:
-        s = values[f"{c}__n"]
-        idx = (s.str.len_chars() == 15).arg_true()
-        if idx.len():
-            up = pl.DataFrame({"v": s.gather(idx)}).select(upgrade_legacy(pl.col("v")))[:, 0]
-            values = values.with_columns(s.scatter(idx, up))
-    out: list[pl.Expr] = []
-    for c in extract.columns:
-        n = pl.col(f"{c.name}__n")
-        out.append(n.alias(c.name))
+        s = raw[c.name]
+        n = normalise_column(s, c.kind)
         if c.kind == "id":
-            out.append(id_valid(n, as_of).alias(f"{c.name}_valid"))
+            # legacy 15-digit numbers upgraded on the cleaned column, only on the rows with 15 characters
+            idx = (n.str.len_chars() == 15).arg_true()
+            if idx.len():
+                up = pl.DataFrame({"v": n.gather(idx)}).select(upgrade_legacy(pl.col("v")))[:, 0]
+                n = n.clone().scatter(idx, up)
+        out[c.name] = n
+        if c.kind == "id":
+            valid = _via_distinct(n, lambda e: id_valid(e, as_of))
+            if valid is None:
+                valid = pl.DataFrame({"v": n}).select(id_valid(pl.col("v"), as_of))[:, 0]
+            out[f"{c.name}_valid"] = valid.fill_null(False).alias(f"{c.name}_valid")
         elif c.kind in PARSERS:
-            delivered = pl.col(c.name).str.contains(r"[^\s\u3000]").fill_null(False)
-            out.append((delivered & n.is_null()).alias(f"{c.name}__unparseable"))
-    return values.select(*out, "_file", "_line")
+            # delivered (not only whitespace) but parsed as nothing
+            flag = pl.zeros(s.len(), dtype=pl.Boolean, eager=True)
+            cand = (n.is_null() & s.is_not_null()).arg_true()
+            if cand.len():
+                delivered = s.gather(cand).str.contains(r"[^\s\u3000]").fill_null(False)
+                flag = flag.scatter(cand.filter(delivered), True)
+            out[f"{c.name}__unparseable"] = flag.alias(f"{c.name}__unparseable")
+    return pl.DataFrame([*out.values(), raw["_file"], raw["_line"]])
 
 
 def quarantine_reasons(extract: Extract, norm: pl.DataFrame) -> pl.DataFrame:
@@ -498,7 +588,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, extract: Extract, files: list[Sourc
     clock("validate")
     value_cols = extract.column_names
     q = pl.concat([
-        raw.with_row_index("index").join(bad.with_columns(pl.col("index").cast(pl.UInt32)), on="index")
+        raw[bad["index"]].with_columns(reason=bad["reason"])
         .select("_file", "_line", "reason", pl.struct(value_cols).struct.json_encode().alias("record")),
         rej.select("_file", "_line", "reason", "record"),
     ])
@@ -510,10 +600,15 @@ def _prepare(con: duckdb.DuckDBPyConnection, extract: Extract, files: list[Sourc
         ok_mask = ~pl.int_range(0, raw.height, dtype=pl.Int64, eager=True).is_in(bad["index"].implode())
         good_raw, good = good_raw.filter(ok_mask), good.filter(ok_mask)
     n.rows_loaded = good.height
-    # within one batch the later file/line wins (files are in sorted order, lines ascending)
-    key = pl.col(extract.key[0]) if len(extract.key) == 1 else pl.struct(extract.key)
-    good = good.filter(key.is_last_distinct())
-    out = Prepared(n, file_rows, q.to_arrow(), good_raw.to_arrow(), good.to_arrow())
+    # within one batch the later file/line wins (files are in sorted order, lines ascending); a
+    # single key is usually unique already, which is cheaper to see than to filter
+    if len(extract.key) > 1 or good[extract.key[0]].n_unique() < good.height:
+        key = pl.col(extract.key[0]) if len(extract.key) == 1 else pl.struct(extract.key)
+        good = good.filter(key.is_last_distinct())
+    # string views as polars holds them: no copy, and DuckDB scans them faster than large strings
+    newest = pl.CompatLevel.newest()
+    out = Prepared(n, file_rows, q.to_arrow(compat_level=newest), good_raw.to_arrow(compat_level=newest),
+                   good.to_arrow(compat_level=newest))
     clock("quarantine, dedupe, to Arrow")
     return out
 
@@ -583,10 +678,16 @@ def ingest_into(con: duckdb.DuckDBPyConnection, input_dir: Path | str, as_of: dt
 def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], input_dir: Path,
           as_of: dt.date, started: dt.datetime, t0: float) -> IngestResult:
     """Phases 2 and 3: read, normalise, validate and write every extract in one transaction."""
-    order = wcon.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    order = wcon.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
     reader = duckdb.connect()
     try:
         reader.execute("SET enable_progress_bar=false")
+        # text as Arrow string views, the layout polars keeps strings in: no conversion on the way
+        reader.execute("SET arrow_output_version='1.5'")
+        reader.execute("SET produce_arrow_string_view=true")
+        # one reader thread: it runs alongside the writer (the connection's threads), and a second
+        # one buys little on two cores but costs CPU
+        reader.execute("SET threads=1")
         wcon.execute("SET enable_progress_bar=false")
         # row order in the warehouse carries no meaning (_file, _line do); unordered inserts
         # run in parallel, about twice as fast
@@ -601,7 +702,9 @@ def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], i
             batch_id = wcon.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM runs").fetchone()[0]
             counts = {name: ExtractCounts(name) for name in EXTRACTS}
             skips = {name: _already_loaded(wcon, EXTRACTS[name], files) for name, files in found.items()}
-            todo = [name for name in EXTRACTS if name in found]
+            # largest first: the write of one big extract overlaps the preparation of the next big one
+            todo = sorted((name for name in EXTRACTS if name in found),
+                          key=lambda name: -sum(sf.size for sf in found[name]))
             # a pipeline of two: the next extract is read and normalised (polars, DuckDB reader)
             # in a worker thread while this one is written (both release the GIL)
             with ThreadPoolExecutor(max_workers=1) as pool:

@@ -25,25 +25,13 @@ import duckdb
 import polars as pl
 import xlsxwriter
 
+from data_contracts.policy import CATEGORIES, PROGRAMS
 from flows.batch import swap_dir
 from flows.sqlfiles import query_pl
 
 WARNING_COLUMNS = ["warning_id", "category", "rule_id", "severity", "subject_type", "subject_id", "id_number",
                    "name", "program_code", "county_code", "township", "village", "first_period", "last_period",
                    "amount_at_risk", "score", "evidence", "first_seen", "last_seen", "status"]
-CATEGORY_ZH = {
-    "deceased_paid": "死亡后仍发放", "residency_ineligible": "迁出后仍发放", "age_ineligible": "年龄不符",
-    "duplicate_payment": "重复发放", "duplicate_identity": "一人多户(重复身份)", "identity_unverified": "身份无法核实",
-    "shared_account": "多人共用账户", "asset_ineligible": "家庭财产超标", "public_servant": "财政供养人员享受",
-    "cadre_relative": "村(社区)干部亲属享受", "training_claim_abuse": "培训补贴违规申领",
-    "service_order_anomaly": "居家养老工单异常", "eligible_not_receiving": "应享未享",
-    "amount_mismatch": "发放标准不符", "model_outlier": "模型异常(待核实)",
-}
-PROGRAM_ZH = {
-    "DIBAO": "最低生活保障", "TEKUN": "特困人员救助供养", "GAOLING": "高龄津贴", "CANJI_SHENGHUO": "困难残疾人生活补贴",
-    "CANJI_HULI": "重度残疾人护理补贴", "GUER": "孤儿基本生活费", "YANGLAO_FUWU": "居家养老服务补贴",
-    "PEIXUN": "职业技能培训补贴",
-}
 SEVERITY_ZH = {"high": "高", "medium": "中", "low": "低"}
 LIST_HEADERS = ["预警编号", "预警类型", "风险等级", "姓名", "公民身份号码", "项目", "区县", "乡镇街道", "村社区",
                 "涉及期间", "涉及金额", "风险分值", "预警依据", "首次预警日期", "核查结论", "核查说明"]
@@ -74,11 +62,11 @@ def to_list_rows(w: pl.DataFrame) -> pl.DataFrame:
         pl.concat_str([pl.col("first_period"), pl.lit("至"), pl.col("last_period")], ignore_nulls=True))
     return w.select(
         pl.col("warning_id").alias("预警编号"),
-        pl.col("category").replace_strict(CATEGORY_ZH, default=pl.col("category")).alias("预警类型"),
+        pl.col("category").replace_strict(CATEGORIES, default=pl.col("category")).alias("预警类型"),
         pl.col("severity").replace_strict(SEVERITY_ZH, default=pl.col("severity")).alias("风险等级"),
         pl.col("name").alias("姓名"),
         pl.col("id_number").alias("公民身份号码"),
-        pl.col("program_code").replace_strict(PROGRAM_ZH, default=pl.col("program_code")).alias("项目"),
+        pl.col("program_code").replace_strict(PROGRAMS, default=pl.col("program_code")).alias("项目"),
         pl.col("county_code").alias("区县"),
         pl.col("township").fill_null(NO_TOWNSHIP).alias("乡镇街道"),
         pl.col("village").alias("村社区"),

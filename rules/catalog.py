@@ -34,17 +34,14 @@ from pathlib import Path
 
 import yaml
 
+from data_contracts import policy
 from data_contracts.extracts import EXTRACTS
 
 RULES_DIR = Path(__file__).resolve().parent
 
-CATEGORIES = (
-    "deceased_paid", "residency_ineligible", "age_ineligible", "duplicate_payment", "duplicate_identity",
-    "identity_unverified", "shared_account", "asset_ineligible", "public_servant", "cadre_relative",
-    "training_claim_abuse", "service_order_anomaly", "eligible_not_receiving", "amount_mismatch", "model_outlier",
-)
+CATEGORIES = tuple(policy.CATEGORIES)
 SEVERITIES = ("high", "medium", "low")
-PROGRAMS = ("DIBAO", "TEKUN", "GAOLING", "CANJI_SHENGHUO", "CANJI_HULI", "GUER", "YANGLAO_FUWU", "PEIXUN")
+PROGRAMS = tuple(policy.PROGRAMS)
 # names the executor binds itself; a rule may use them but not declare them
 RESERVED_PARAMS = ("as_of", "programs")
 

@@ -14,7 +14,7 @@ from synthetic.programs import NEVER, _dates, monthly
 FULL_YEAR = (pl.col("payable_until") == 11) & (pl.col("death_idx") == NEVER) & (pl.col("move_idx") == NEVER)
 
 
-def _approvers(serv: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+def _approvers(serv: pl.DataFrame) -> pl.DataFrame:
     """Civil servants in post who approve entitlements, per county."""
     return serv.filter((pl.col("role") == "公务员") & pl.col("end_date").is_null()).select(
         "county_code", approved_by="id_number")
@@ -34,7 +34,7 @@ def programs(people: pl.DataFrame, hh_clean: pl.DataFrame, serv: pl.DataFrame, r
              cal: Calendar) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
     """Monthly payments for DIBAO, TEKUN, CANJI_*, GUER (GAOLING is programs.gaoling). Returns the
     payments and, per program, its recipients (for the planter to choose from)."""
-    approvers = _approvers(serv, rng)
+    approvers = _approvers(serv)
     hh = people.group_by("household_id").agg(
         size=pl.len(), all_full=FULL_YEAR.all(),
     ).join(hh_clean, on="household_id")

@@ -5,6 +5,8 @@ toneless pinyin reading: two generated names in the same (county, birth date, se
 differ in both given-name characters, and only the planted twins read alike (HOMOPHONES).
 """
 
+from data_contracts.policy import PROGRAMS
+
 CITY = "马鞍山市"
 # county code -> (name, weight of households, {township: [villages]})
 COUNTIES = {
@@ -63,10 +65,7 @@ PROVIDERS = ["颐康居家养老服务中心", "夕阳红养老服务站", "福�
 SERVICE_TYPES = ["助餐", "助洁", "助浴", "助医", "陪护"]
 DEATH_SOURCES = ["火化", "医院", "公安"]
 
-PROGRAM_NAMES = {
-    "DIBAO": "最低生活保障", "TEKUN": "特困人员救助供养", "GAOLING": "高龄津贴",
-    "CANJI_SHENGHUO": "困难残疾人生活补贴", "CANJI_HULI": "重度残疾人护理补贴", "GUER": "孤儿基本生活费",
-}
+PROGRAM_NAMES = PROGRAMS  # code -> Chinese name (data_contracts/policy.py)
 # monthly standard amounts (yuan); GAOLING by age tier per POLICY.md
 GAOLING_TIERS = [(100, 600), (90, 300), (80, 100)]
 MONTHLY = {"DIBAO_PER_PERSON": 740, "TEKUN": 1150, "CANJI_SHENGHUO": 90, "CANJI_HULI": 100, "GUER": 1500}

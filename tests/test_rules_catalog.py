@@ -209,3 +209,15 @@ def test_one_rule_only():
         from rules import run_rules
 
         run_rules(con, AS_OF, 1, only=["nope"])
+
+
+def test_the_sql_program_names_agree_with_the_policy_module():
+    import duckdb
+
+    from data_contracts.policy import PROGRAMS
+    from rules.views import SQL_DIR
+
+    con = duckdb.connect()
+    con.execute((SQL_DIR / "program_name.sql").read_text(encoding="utf-8")).fetchall()
+    got = dict(con.execute("SELECT c, program_name(c) FROM unnest($codes) t(c)", {"codes": list(PROGRAMS)}).fetchall())
+    assert got == PROGRAMS

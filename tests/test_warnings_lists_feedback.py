@@ -239,8 +239,7 @@ def test_a_cleared_warning_reopens_on_each_kind_of_growth_only(wh, grow):
     h = hit("deceased_paid", "person", ID_A, "GAOLING", "2026-03", 200, 2)
     night(con, 1, dt.date(2026, 4, 1), [h])
     wid = con.execute("SELECT warning_id FROM warnings").fetchall()[0][0]
-    execute = con.execute
-    execute("UPDATE warnings SET status = 'cleared', concluded_last_period = last_period, "
+    con.execute("UPDATE warnings SET status = 'cleared', concluded_last_period = last_period, "
             "concluded_amount = amount_at_risk, concluded_evidence_size = evidence_size").fetchall()
     night(con, 2, dt.date(2026, 4, 2), [dict(h, **grow)])
     expected = "open" if grow else "cleared"

@@ -1,0 +1,18 @@
+"""POLICY.md's vocabularies, once: program codes and warning categories with their Chinese names
+(the rule catalog validates against them, the lists print them, the generator pays them).
+sql/shared/program_name.sql spells the program names again for evidence written in SQL; a test
+keeps the two in step."""
+
+PROGRAMS = {
+    "DIBAO": "最低生活保障", "TEKUN": "特困人员救助供养", "GAOLING": "高龄津贴", "CANJI_SHENGHUO": "困难残疾人生活补贴",
+    "CANJI_HULI": "重度残疾人护理补贴", "GUER": "孤儿基本生活费", "YANGLAO_FUWU": "居家养老服务补贴",
+    "PEIXUN": "职业技能培训补贴",
+}
+CATEGORIES = {
+    "deceased_paid": "死亡后仍发放", "residency_ineligible": "迁出后仍发放", "age_ineligible": "年龄不符",
+    "duplicate_payment": "重复发放", "duplicate_identity": "一人多户(重复身份)", "identity_unverified": "身份无法核实",
+    "shared_account": "多人共用账户", "asset_ineligible": "家庭财产超标", "public_servant": "财政供养人员享受",
+    "cadre_relative": "村(社区)干部亲属享受", "training_claim_abuse": "培训补贴违规申领",
+    "service_order_anomaly": "居家养老工单异常", "eligible_not_receiving": "应享未享",
+    "amount_mismatch": "发放标准不符", "model_outlier": "模型异常(待核实)",
+}

@@ -15,14 +15,16 @@ warnings) gain nothing from retries.
 Runs with Prefect's embedded defaults: with no PREFECT_API_URL, Prefect starts a temporary
 local server by itself; nothing else needs to be running. `sentinel serve` (flows/serve.py)
 runs the same flow on a schedule.
-"""
-from __future__ import annotations
 
+No `from __future__ import annotations` here: a served run validates the flow's parameters in
+the runner's own process, from the entrypoint, and needs annotations that are real types.
+"""
 import datetime as dt
 import os
 import shutil
 import time
 from pathlib import Path
+from typing import Optional
 
 # offline and quiet unless the operator says otherwise (STACK-NOTES.md)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -38,9 +40,10 @@ from data_contracts.errors import RefusedInput  # noqa: E402
 from data_contracts.ids import mask_ids_in_text  # noqa: E402
 from flows import lists as lists_mod  # noqa: E402
 from flows import warnings as warnings_mod  # noqa: E402
-from flows.batch import WorkingCopy, batch_lock, swap_dir  # noqa: E402
+from flows.batch import (MARKER, WorkingCopy, batch_gate, check_arguments, cleanup_on_force_exit,  # noqa: E402
+                         commit_point, flow_lock, interruptible, swap_dir, today)
 from flows.summary import render_summary  # noqa: E402
-from models import scorer  # noqa: E402
+from models import default_model_dir, scorer  # noqa: E402
 from rules import run_rules  # noqa: E402
 
 
@@ -114,25 +117,23 @@ def lists_task(work: str, staging: str, xlsx: bool, mask_ids: bool) -> dict:
     return res
 
 
-def today() -> dt.date:
-    """The batch date: today where the city is (SENTINEL_TIMEZONE, default Asia/Shanghai), not on
-    the host's clock (a 02:00 run on a UTC host would otherwise be dated yesterday)."""
-    from zoneinfo import ZoneInfo
-
-    return dt.datetime.now(ZoneInfo(os.environ.get("SENTINEL_TIMEZONE", "Asia/Shanghai"))).date()
-
-
 @flow(name="nightly-batch")
-def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: dt.date | None = None, xlsx: bool = False,
+def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.date] = None, xlsx: bool = False,
             mask_ids: bool = False, retrain: bool = False) -> dict:
     """One nightly batch. `as_of` defaults to today (the date the schedule fires)."""
     as_of = as_of or today()
     started = time.perf_counter()
-    wh, out = Path(warehouse), Path(out_dir)
+    wh, out = Path(warehouse).absolute(), Path(out_dir).absolute()
     staging = out.with_name(f".{out.name}.batch")
-    model_dir = scorer.default_model_dir(wh)
+    model_dir = default_model_dir(wh)
     model_work = model_dir.with_name(f".{model_dir.name}.batch")  # the kept model, too, changes only on commit
-    with batch_lock(wh), WorkingCopy(wh) as work:
+    # a served run comes here straight from the scheduler: the same checks as `sentinel run`'s
+    check_arguments(Path(input_dir), wh, out)
+    def discard_staged():
+        shutil.rmtree(model_work, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+    with interruptible(), flow_lock(wh), WorkingCopy(wh) as work, cleanup_on_force_exit(discard_staged):
         try:
             shutil.rmtree(model_work, ignore_errors=True)
             if model_dir.exists():
@@ -149,14 +150,16 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: dt.date | None 
             summary["seconds"] = round(time.perf_counter() - started, 1)
             markdown = render_summary(work.path, summary)
             (staging / "summary.md").write_text(markdown, encoding="utf-8")
+            (staging / MARKER).write_text("outputs of welfare-sentinel; this folder is replaced by each batch\n",
+                                          encoding="utf-8")
             _with_con(w, ingest_mod.finish_run, batch_id, "succeeded")
-            work.commit()  # the commit point: before it nothing changed, after it the rest is renames
-            if model_work.exists():
-                swap_dir(model_work, model_dir)
-            swap_dir(staging, out)
+            with commit_point():  # Ctrl-C waits: before it nothing changed, after it the rest is renames
+                work.commit()
+                if model_work.exists():
+                    swap_dir(model_work, model_dir)
+                swap_dir(staging, out)
         finally:  # whatever a failed batch staged goes with it
-            shutil.rmtree(model_work, ignore_errors=True)
-            shutil.rmtree(staging, ignore_errors=True)
+            discard_staged()
     try:  # the batch has committed: a hiccup of Prefect's API must not make it look failed
         create_markdown_artifact(markdown=markdown, key="nightly-summary", description=f"batch {batch_id} of {as_of}")
     except Exception as e:
@@ -165,8 +168,10 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: dt.date | None 
 
 
 def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | None = None, *, xlsx: bool = False,
-              mask_ids: bool = False, retrain: bool = False) -> dict:
-    """Entry point of `sentinel run`."""
-    if not Path(input_dir).is_dir():  # refused before Prefect starts anything
-        raise RefusedInput(input_dir, "landing directory not found")
-    return nightly(str(input_dir), str(warehouse), str(out_dir), as_of, xlsx=xlsx, mask_ids=mask_ids, retrain=retrain)
+              mask_ids: bool = False, retrain: bool = False, replay: bool = False) -> dict:
+    """Entry point of `sentinel run` (which passes the gate before importing Prefect, then calls this)."""
+    input_dir, warehouse, out_dir = (Path(p).absolute() for p in (input_dir, warehouse, out_dir))
+    as_of = as_of or today()
+    with batch_gate(input_dir, warehouse, out_dir, as_of, replay):
+        return nightly(str(input_dir), str(warehouse), str(out_dir), as_of, xlsx=xlsx, mask_ids=mask_ids,
+                       retrain=retrain)

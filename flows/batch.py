@@ -234,13 +234,13 @@ def quiet_after_interrupt() -> None:
     _signals.quiet = True
 
 
-def interrupt_handled() -> None:
-    """The interrupted batch has been reported: the terminal's stream back, ready for another batch."""
+def interrupt_handled():
+    """The interrupted batch has unwound (no forced exit needed; ready for another batch). Returns
+    the terminal's stream for the last line: after a quiet interrupt, what Prefect still prints
+    while the process exits (its log handler failing to reach a dead server) stays silenced."""
     _signals.unwound.set()
-    if _signals.saved_stderr is not None:
-        sys.stderr.close()
-        sys.stderr, _signals.saved_stderr = _signals.saved_stderr, None
     _signals.received = None
+    return _signals.saved_stderr or sys.stderr
 
 
 def interrupted_by() -> int | None:

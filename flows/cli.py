@@ -284,16 +284,15 @@ def main(argv: list[str] | None = None) -> int:
         print("sentinel: interrupted; nothing was committed", file=sys.stderr)
         return 130
     except Interrupted as e:  # Ctrl-C or SIGTERM before the commit point
-        interrupt_handled()
-        print(f"sentinel: {e}", file=sys.stderr)
+        print(f"sentinel: {e}", file=interrupt_handled())
         _release(e)
         return e.exit_code
     except Exception as e:
         code, line = _explain(e, a)
-        interrupt_handled()
+        terminal = interrupt_handled()
         if code == 1 and a.verbose:
             log.error("failed: %s", mask_ids_in_text(traceback.format_exc()))
-        print(f"sentinel: {mask_ids_in_text(line)}", file=sys.stderr)
+        print(f"sentinel: {mask_ids_in_text(line)}", file=terminal)
         _release(e)
         return code
 

@@ -512,3 +512,19 @@ def test_rule_hits_are_replaced_each_batch():
     run_rules(con, AS_OF, 2)
     assert con.execute("SELECT DISTINCT batch_id FROM rule_hits").fetchall() == [(2,)]
     assert con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = 'deceased_paid'").fetchone()[0] == 1
+
+
+def test_eligible_not_receiving_owes_the_periods_its_county_has_paid():
+    """The amount owed: the eligible periods the person's county has paid, up to the judged one."""
+    X, Y = pid("19300101", 99), pid("19300101", 97, "340504")
+    con = make_db({"household_registration": [person(C, "乙", "1940-01-01"), person(X, "x", "1930-01-01"),
+                                              person(Y, "y", "1930-01-01", county="340504")],
+                   "payments": [pay(X, p, amount=300) for p in ("2026-08", "2026-09")]
+                   + [pay(Y, p, amount=300, county="340504") for p in ("2026-08", "2026-09", "2026-10")]})
+    run_rules(con, AS_OF, 1, only=["eligible_not_receiving"])
+    rows = con.execute("SELECT subject_id, first_period, last_period, amount_at_risk, evidence_size, evidence "
+                       "FROM rule_hits").fetchall()
+    assert len(rows) == 1
+    subject, first, last, amount, size, evidence = rows[0]
+    assert (subject, first, last, float(amount), size) == (C, "2026-08", "2026-09", 200.0, 2)
+    assert "已发放至 2026-09" in evidence and "2026-08、2026-09" in evidence

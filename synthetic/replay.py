@@ -30,7 +30,8 @@ from pathlib import Path
 import polars as pl
 
 from data_contracts.extracts import EXTRACTS
-from data_contracts.ingest import _fold_header, alias_map, discover
+from data_contracts.ids import fold_fullwidth
+from data_contracts.ingest import alias_map, discover
 from data_contracts.normalise import clean_text, parse_date, parse_datetime
 from synthetic import messy
 
@@ -71,9 +72,10 @@ def _read(path: Path, fmt: str) -> tuple[pl.DataFrame, str | None]:
     return pl.read_csv(text, infer_schema=False), enc
 
 
-def _day(col: str, kind: str) -> pl.Expr:
-    parsed = parse_datetime(pl.col(col)).dt.date() if kind == "datetime" else parse_date(pl.col(col))
-    return parsed
+def _folded(headers: list[str]) -> list[str]:
+    """Header spellings folded as the ingest matches them (full-width, surrounding spaces, case)."""
+    return pl.Series(headers, dtype=pl.String).to_frame("h").select(
+        fold_fullwidth(pl.col("h")).str.strip_chars().str.to_lowercase())["h"].to_list()
 
 
 class Replay:
@@ -86,7 +88,7 @@ class Replay:
             amap = alias_map(EXTRACTS[name])
             for sf in files:
                 df, enc = _read(sf.path, sf.fmt)
-                canon = {amap[_fold_header(c)]: c for c in df.columns if _fold_header(c) in amap}
+                canon = {amap[f]: c for c, f in zip(df.columns, _folded(df.columns)) if f in amap}
                 self.parts.append(Part(name, sf.rel, sf.fmt, enc, self._helpers(name, df, canon), list(df.columns),
                                        canon))
 
@@ -96,7 +98,8 @@ class Replay:
         c = canon.__getitem__
         if name in DATED_BY:
             col, kind = DATED_BY[name]
-            return df.with_columns(_day=_day(c(col), kind))
+            day = parse_datetime(pl.col(c(col))).dt.date() if kind == "datetime" else parse_date(pl.col(c(col)))
+            return df.with_columns(_day=day)
         if name == "household_registration":
             return df.with_columns(_birth=parse_date(pl.col(c("birth_date"))), _status_date=parse_date(pl.col(c("status_date"))),
                                    _status=clean_text(pl.col(c("status"))))

@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test lock clean
+.PHONY: demo test deps-test lock clean
 
 $(BIN)/sentinel: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,8 +20,21 @@ $(BIN)/sentinel: requirements.lock pyproject.toml
 demo: $(BIN)/sentinel
 	$(BIN)/sentinel demo
 
-test: $(BIN)/sentinel
+test: $(BIN)/sentinel deps-test
 	$(BIN)/python -m pytest -q
+
+# What the tests drive besides the venv: real LibreOffice (the verifiers' spreadsheet; Python-UNO
+# for the system python3) and a CJK font (the notebooks' Chinese chart labels). Debian packages,
+# installed only when missing (needs root or sudo; tests needing them skip with the reason if absent).
+TEST_DEBS := libreoffice-calc-nogui python3-uno fonts-noto-cjk
+deps-test:
+	@if ! command -v soffice >/dev/null || ! test -d /usr/share/fonts/opentype/noto \
+	    || ! /usr/bin/python3 -c 'import uno' 2>/dev/null; then \
+	  echo "installing $(TEST_DEBS)"; \
+	  $$(test "$$(id -u)" = 0 || echo sudo) apt-get install -y --no-install-recommends $(TEST_DEBS) \
+	  || { apt-get update && $$(test "$$(id -u)" = 0 || echo sudo) apt-get install -y --no-install-recommends $(TEST_DEBS); } \
+	  || echo "could not install $(TEST_DEBS): the LibreOffice and chart-font tests will skip"; \
+	fi
 
 # Re-pin after changing dependencies in pyproject.toml.
 lock:

@@ -92,10 +92,11 @@ def mask_id(value: object) -> str:
 # and digits (a 19-digit bank card, a warning number W0123... are not ID numbers). That covers
 # valid numbers, legacy 15-digit ones, a 17-digit number whose check character was lost (it can
 # be recomputed) and any malformed one. And a number of that size as a spreadsheet writes it back:
-# 3.40503199109022E+17 (E+14..E+17), whose mantissa still holds up to 15 of the digits.
+# 3.40503199109022E+17 or, as LibreOffice writes it, 3.40503199109022E+017 (E+14..E+17), whose
+# mantissa still holds up to 15 of the digits.
 _EDGE_L, _EDGE_R = r"(^|[^0-9A-Za-z])", r"($|[^0-9A-Za-z])"
 ID_LIKE = _EDGE_L + r"(\d{6})[\dXx]{5,8}([\dXx]{4})" + _EDGE_R
-ID_SCIENTIFIC = _EDGE_L + r"(\d[.,]\d{5})\d+([Ee]\+?1[4-7])" + _EDGE_R
+ID_SCIENTIFIC = _EDGE_L + r"(\d[.,]\d{5})\d+([Ee]\+?0?1[4-7])" + _EDGE_R
 MASK = "********"
 
 

@@ -48,13 +48,13 @@ NO_TOWNSHIP = "未分配乡镇"
 CONCLUSION_CHOICES = ["属实", "不属实", "已整改"]
 
 # The workbook's columns: width in Excel character units (a CJK character takes about 2) and how
-# a cell shows. The widths add up to about 190 units, which a landscape A4 page holds at the
-# scale fit_to_pages sets (about 75 %); long texts wrap instead of widening their column.
+# a cell shows. Sixteen columns add up to about 200 units, which fit_to_pages prints on one
+# landscape A4 page at about 70 %; long texts wrap instead of widening their column.
 XLSX_COLUMNS = {
-    "预警编号": (19, "text"), "预警类型": (13, "wrap"), "风险等级": (6, "center"), "姓名": (9, "wrap"),
-    "公民身份号码": (20, "text"), "项目": (13, "wrap"), "区县": (8, "text"), "乡镇街道": (10, "wrap"),
-    "村社区": (10, "wrap"), "涉及期间": (9, "wrap"), "涉及金额": (13, "money"), "风险分值": (7, "score"),
-    "预警依据": (40, "wrap"), "首次预警日期": (11, "center"), "核查结论": (9, "choice"), "核查说明": (22, "wrap"),
+    "预警编号": (18, "text"), "预警类型": (12, "wrap"), "风险等级": (6, "center"), "姓名": (9, "wrap"),
+    "公民身份号码": (19, "text"), "项目": (12, "wrap"), "区县": (7, "text"), "乡镇街道": (9, "wrap"),
+    "村社区": (9, "wrap"), "涉及期间": (9, "wrap"), "涉及金额": (13, "money"), "风险分值": (6, "score"),
+    "预警依据": (36, "wrap"), "首次预警日期": (11, "center"), "核查结论": (9, "choice"), "核查说明": (18, "wrap"),
 }
 
 

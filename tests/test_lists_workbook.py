@@ -172,3 +172,16 @@ def test_mask_ids_leaves_no_id_like_value_whole(wh, tmp_path):
     lists.write_lists(con, plain, mask=False)
     plain_text = _all_text(plain)
     assert ID17 in plain_text and SCI in plain_text and SCI_LO in plain_text
+
+
+@pytest.mark.parametrize("text, masked", [
+    (f"id {SCI} 号", "id 3.40503********E+17 号"),
+    (f"{SCI_LO}", "3.40504********E+017"),
+    (f"{ID17},{ID15}", f"{ID17[:6]}*******{ID17[-4:]},{ID15[:6]}*****{ID15[-4:]}"),
+    ("3.40503E+17", "3.40503E+17"),  # only the region code left: nothing to mask
+])
+def test_messages_use_the_same_patterns(text, masked):
+    """Log lines and messages (mask_ids_in_text) catch the spreadsheet spelling too."""
+    from data_contracts.ids import mask_ids_in_text
+
+    assert mask_ids_in_text(text) == masked

@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 
 from data_contracts.errors import RefusedInput
+from data_contracts.ids import mask_ids
 from data_contracts.ingest import COMMON_DDL
 from flows import feedback, lists, warnings
 
@@ -118,7 +119,7 @@ def test_lists_conform_sorted_masked_and_xlsx(wh, tmp_path):
             assert full not in text
     assert "110105********002X" in (masked / "warnings.csv").read_text(encoding="utf-8-sig")
     # two IDs one character apart are both masked; a 19-digit bank card is not an ID number
-    text = pl.select(lists.mask_ids(pl.lit(f"{ID_A}、{ID_B} 账户 6217000000000001211")).alias("t"))["t"][0]
+    text = pl.select(mask_ids(pl.lit(f"{ID_A}、{ID_B} 账户 6217000000000001211")).alias("t"))["t"][0]
     assert text == "110105********002X、340503********2773 账户 6217000000000001211"
 
 

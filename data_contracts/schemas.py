@@ -22,9 +22,12 @@ Conventions in every model:
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 import pandera.polars as pa
 import polars as pl
+
+from data_contracts.extracts import DOMAINS, EXTRACTS
 
 AMOUNT = pl.Decimal(18, 2)
 TS = pl.Datetime("us")
@@ -186,3 +189,44 @@ MODELS: dict[str, type[pa.DataFrameModel]] = {
     "training_claims": TrainingClaims,
     "service_orders": ServiceOrders,
 }
+
+
+# The quarantine reason of each companion flag ``<col>__<check>`` (the reason is "<text>: <col>");
+# ``{kind}`` is the column's kind, ``{domain}`` its domain's label (extracts.DOMAINS).
+REASONS = {
+    "unparseable": "unparseable {kind}",
+    "not_positive": "not above zero",
+    "above_ceiling": "above the sanity ceiling",
+    "too_precise": "more decimals than fen",
+    "after_batch_date": "after the batch date",
+    "too_early": "implausibly early",
+    "wrong_kind": "not {domain}",
+}
+_DESCRIBE = {
+    "not_positive": "the amount is zero or negative",
+    "above_ceiling": "the amount is above its programme's sanity ceiling (extracts.Limits)",
+    "too_precise": "the amount has more decimals than fen (it would have to be rounded)",
+    "after_batch_date": "the date lies after the batch date by more than the margin (extracts.Limits)",
+    "too_early": "the date lies before the earliest plausible one",
+    "wrong_kind": "the value is not {domain}",
+}
+
+
+def reason_text(extract: str, column: str, check: str) -> str:
+    """``REASONS`` filled in for one column of one extract."""
+    c = EXTRACTS[extract].column(column)
+    return REASONS[check].format(kind=c.kind, domain=DOMAINS[c.domain or "id"].label if check == "wrong_kind" else "")
+
+
+@lru_cache(maxsize=None)
+def schema_for(extract: str) -> pa.DataFrameSchema:
+    """The extract's model plus one must-be-false companion per domain check the catalogue
+    declares (``extracts.Column.checks``): the contract a row must meet to be loaded."""
+    extra = {}
+    for c in EXTRACTS[extract].columns:
+        for check in c.checks:
+            label = DOMAINS[c.domain or "id"].label if check == "wrong_kind" else ""
+            extra[f"{c.name}__{check}"] = pa.Column(
+                bool, pa.Check.eq(False), nullable=False,
+                description=f"{c.name}: {_DESCRIBE[check].format(domain=label)}")
+    return MODELS[extract].to_schema().add_columns(extra)

@@ -48,7 +48,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandera.polars as pa
 import polars as pl
 import pyarrow
@@ -286,6 +285,9 @@ def _detect_and_hash(sf: SourceFile, tmp: Path) -> None:
     sf.read_path = out
 
 
+_HIGH, _HIGH_PAIR = re.compile(rb"[\x80-\xff]"), re.compile(rb"[\x80-\xff]{2}")
+
+
 def _looks_single_byte(path: Path) -> bool:
     """Do the file's bytes read as a single-byte (Latin-1, Windows-1252) text? Its non-ASCII bytes
     then stand alone between ASCII ones (``Ren\\xe9e``); in Chinese text every character is two
@@ -294,10 +296,9 @@ def _looks_single_byte(path: Path) -> bool:
     seen_high = False
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
-            high = np.frombuffer(chunk, dtype=np.uint8) >= 0x80
-            if (high[1:] & high[:-1]).any():
+            if _HIGH_PAIR.search(chunk):
                 return False
-            seen_high = seen_high or bool(high.any())
+            seen_high = seen_high or _HIGH.search(chunk) is not None
     return seen_high
 
 

@@ -88,6 +88,7 @@ class SourceFile:
     columns: list[str | None] = field(default_factory=list)  # canonical name per position
     source_names: list[str] = field(default_factory=list)  # header as delivered
     kind: str = "file"  # or symlink (to a regular file inside the landing directory)
+    link_to: str | None = None  # a symlink's target, relative to the landing directory
 
 
 def _fold_header(text: str) -> str:
@@ -176,7 +177,8 @@ def survey(input_dir: Path) -> tuple[dict[str, list[SourceFile]], list[Entry]]:
         if ext not in FORMATS:
             raise RefusedInput(rel, f"unknown format {p.suffix or '(no extension)'!r} for extract "
                                     f"{extract}: expected .csv or .parquet")
-        found.setdefault(extract, []).append(SourceFile(extract, p, rel, ext, kind=kind))
+        link_to = str(p.resolve().relative_to(root)) if kind == "symlink" else None
+        found.setdefault(extract, []).append(SourceFile(extract, p, rel, ext, kind=kind, link_to=link_to))
 
     for p in sorted(input_dir.iterdir()):
         if p.name.startswith("."):
@@ -196,7 +198,10 @@ def survey(input_dir: Path) -> tuple[dict[str, list[SourceFile]], list[Entry]]:
             continue
         stem = p.name.split(".", 1)[0]
         extract = next((e for e in EXTRACTS if stem == e or p.name.startswith(e + "-")), None)
-        if extract is not None and kind != "directory":
+        if extract is not None:
+            if kind == "directory":
+                raise RefusedInput(p.name, f"a directory named like a file of extract {extract}: an extract's "
+                                           f"directory is named {extract}/")
             add(extract, p, kind)
             continue
         meant = near_miss(p.name)
@@ -967,8 +972,8 @@ def _entry_rows(batch_id: int, found: dict[str, list[SourceFile]], entries: list
             st = status.get(sf.rel, "loaded")
             reason = (f"extract {sf.extract}" if st == "loaded" else
                       f"extract {sf.extract}: identical to a file already loaded (re-delivery)")
-            if sf.kind == "symlink":
-                reason += f"; symbolic link to {sf.path.resolve().relative_to(sf.path.parent.resolve())}"
+            if sf.link_to:
+                reason += f"; symbolic link to {sf.link_to}"
             rows.append((batch_id, sf.rel, sf.kind, st, reason))
     for e in entries:
         st = e.status

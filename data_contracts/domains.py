@@ -6,8 +6,8 @@ register can hold), row for row with the delivery; the extract's pandera schema
 with the reason ``schemas.REASONS`` names. Null values pass every domain check: an empty
 value is the nullability checks' business.
 
-All polars, never a loop over rows: the vocabulary checks run once per distinct value where
-values repeat (codes, townships), the date and amount checks are one comparison per row.
+All polars, never a loop over rows: one regex pass or one comparison per column and check
+(measured: about 5 ms per 200,000 values, less than going through the distinct values).
 """
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from collections.abc import Callable
 import polars as pl
 
 from data_contracts.extracts import DOMAINS, PROGRAM_OF, Column, Extract, Limits
-from data_contracts.ids import fold_fullwidth
 
 AMOUNT = pl.Decimal(18, 2)
-# a digit other than 0 after the second decimal: rounding to fen would change the amount
-_TOO_PRECISE = r"\.[0-9]{2}[0-9]*[1-9]"
+# a digit other than 0 after the second decimal (ASCII or full width, as delivered): rounding to
+# fen would change the amount
+_TOO_PRECISE = r"[.．][0-9０-９]{2}[0-9０-９]*[1-9１-９]"
 
 Apply = Callable[[pl.Series, Callable[[pl.Expr], pl.Expr]], pl.Series]
 
@@ -58,7 +58,7 @@ def column_flags(extract: Extract, c: Column, raw: pl.Series, n: pl.Series, norm
             ceiling = _ceilings(extract, norm, limits, apply)
             flag = n > ceiling if isinstance(ceiling, pl.Series) else n > pl.Series([ceiling], dtype=AMOUNT)
         elif check == "too_precise":
-            flag = apply(raw, lambda e: fold_fullwidth(e).str.contains(_TOO_PRECISE))
+            flag = raw.str.contains(_TOO_PRECISE)
         elif check == "after_batch_date":
             if c.kind == "period":
                 flag = n > _month_after(as_of, limits.period_months_ahead)
@@ -75,7 +75,7 @@ def column_flags(extract: Extract, c: Column, raw: pl.Series, n: pl.Series, norm
                 flag = n < dt.date.fromisoformat(c.earliest)
         elif check == "wrong_kind":
             d = DOMAINS[c.domain or "id"]
-            match = apply(n, lambda e, p=d.pattern: e.str.contains(p))
+            match = n.str.contains(d.pattern)  # one regex pass: cheaper than going through distinct values
             flag = match if d.forbid else ~match
         else:  # a check the catalogue names but nobody computes is a bug
             raise KeyError(check)

@@ -553,7 +553,8 @@ def normalise(extract: Extract, raw: pl.DataFrame, as_of: dt.date, limits: Limit
 
 def quarantine_reasons(extract: Extract, norm: pl.DataFrame) -> pl.DataFrame:
     """Validate with the extract's pandera model; one row (``index``, ``reason``) per failing row."""
-    model = schema_for(extract.name)
+    flagged = tuple(c for c in norm.columns if "__" in c and not c.endswith("__unparseable") and norm[c].any())
+    model = schema_for(extract.name, flagged)
     try:
         model.validate(norm, lazy=True)
         return pl.DataFrame(schema={"index": pl.Int64, "reason": pl.String})

@@ -2,9 +2,12 @@
 
 Plain functions, no Prefect. Three phases:
 
-1. **Inspect** (nothing is written): discover every extract's files, refuse an unknown
+1. **Inspect** (nothing is written): account for every entry of the landing directory (an
+   extract's file, or ignored with a reason; a name almost like an extract's, a symlink that does
+   not resolve to a regular file inside, a FIFO or a device refused), refuse an unknown
    format, detect each CSV's encoding (strict UTF-8 with or without BOM, else GB18030,
-   transcoded to a temporary UTF-8 copy in 4 MB chunks because DuckDB cannot read GB18030),
+   transcoded to a temporary UTF-8 copy in 4 MB chunks because DuckDB cannot read GB18030;
+   refused when the bytes look like Latin-1 and read as uncommon characters in GB18030),
    hash it (sha256), and map its header (canonical names or Chinese aliases, ignoring
    surrounding spaces, case and full-width forms) to canonical columns; a missing required
    column refuses the batch. Any refusal raises :class:`RefusedInput` before the warehouse
@@ -13,11 +16,13 @@ Plain functions, no Prefect. Three phases:
    text, explicit dialect) or ``read_parquet`` into Arrow/polars; rows DuckDB cannot split
    into the header's columns are quarantined from its rejects table; values normalised with
    polars, column by column (once per distinct value where values repeat, a cheap exact path for
-   values already in a canonical layout, the full cleaner for the rest); the pandera model
+   values already in a canonical layout, the full cleaner for the rest); the catalogue's domain
+   checks (:mod:`data_contracts.domains`) add one companion flag per check; the pandera schema
    validates the collected frame (``lazy=True``) and failing rows are quarantined with file,
-   line and reason.
-3. **Write** everything in one DuckDB transaction (raw, staging, quarantine, file log, run
-   counts); any error rolls it back. Phases 2 and 3 overlap by one extract: the next extract
+   line and reason, as are the rows of a key repeated in one file with different contents.
+3. **Write** everything in one DuckDB transaction (raw, staging, quarantine, file log, landing
+   entries, re-sent and changed keys, run counts); any error rolls it back, including a snapshot
+   refused for shrinking implausibly (:class:`Options`). Phases 2 and 3 overlap by one extract: the next extract
    is read and normalised in a worker thread while this one is written (largest extracts first;
    the reader on one DuckDB thread).
 

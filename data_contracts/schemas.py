@@ -16,6 +16,9 @@ Conventions in every model:
 - every date, datetime, period or amount column ``c`` has a boolean companion
   ``c__unparseable`` (a value was delivered but parses as nothing) that must be false; it is
   what catches a bad value in a *nullable* column such as ``status_date``;
+- every domain check the catalogue declares for a column ``c`` (``extracts.Column.checks``) is a
+  boolean companion ``c__<check>`` that must be false (:func:`schema_for` adds them to the model;
+  :data:`REASONS` names the quarantine reason of each);
 - every identity-number column ``c`` has ``c_valid`` (length 18, real birth date not after the
   batch date, MOD 11-2 check character). An invalid number is loaded, never quarantined.
 """

@@ -789,13 +789,13 @@ def _write(wcon: duckdb.DuckDBPyConnection, extract: Extract, p: Prepared, batch
         content = extract.column_names  # the values, not the lineage nor the derived _valid
         differs = (f"ROW({', '.join(f's.{_q(c)}' for c in content)}) IS DISTINCT FROM "
                    f"ROW({', '.join(f't.{_q(c)}' for c in content)})")
-        tonight = "false"
+        resent = f"FROM _stg s JOIN stg_{name} t ON s.{_q(k)} = t.{_q(k)}"  # an inner join: only re-sent keys
+        changed = f"SELECT s.{_q(k)} {resent} WHERE {differs}"
         if p.changed is not None:
             wcon.register("_changed", p.changed)
-            tonight = f"s.{_q(k)} IN (SELECT {_q(k)} FROM _changed)"
+            changed += f" UNION SELECT {_q(k)} FROM _changed"
         p.keys_resent, p.keys_changed = wcon.execute(
-            f"SELECT count(t.{_q(k)}), count(*) FILTER (WHERE (t.{_q(k)} IS NOT NULL AND {differs}) OR {tonight}) "
-            f"FROM _stg s LEFT JOIN stg_{name} t ON s.{_q(k)} = t.{_q(k)}").fetchall()[0]
+            f"SELECT (SELECT count(*) {resent}), (SELECT count(*) FROM ({changed}))").fetchall()[0]
         if p.changed is not None:
             wcon.unregister("_changed")
         wcon.execute(f'DELETE FROM stg_{name} WHERE "{k}" IN (SELECT "{k}" FROM _stg)')

@@ -94,6 +94,7 @@ class SourceFile:
     source_names: list[str] = field(default_factory=list)  # header as delivered
     kind: str = "file"  # or symlink (to a regular file inside the landing directory)
     link_to: str | None = None  # a symlink's target, relative to the landing directory
+    floats: set[str] = field(default_factory=set)  # Parquet columns stored as binary floating point
 
 
 def _fold_header(text: str) -> str:
@@ -364,9 +365,11 @@ def inspect(sf: SourceFile, tmp: Path) -> None:
                 h.update(chunk)
         sf.sha256 = h.hexdigest()
         try:
-            names = pq.read_schema(sf.path).names
+            schema = pq.read_schema(sf.path)
         except Exception as ex:  # noqa: BLE001 -- any failure to open is a refusal
             raise RefusedInput(sf.rel, f"not a readable Parquet file ({type(ex).__name__})") from None
+        names = schema.names
+        sf.floats = {f.name for f in schema if pyarrow.types.is_floating(f.type)}
         sf.read_path = sf.path
         _map_header(sf, names)
         return
@@ -396,7 +399,10 @@ def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFr
     rejects = pl.DataFrame(schema={"_line": pl.Int64, "reason": pl.String, "record": pl.String})
     path = _sql_str(str(sf.read_path))
     if sf.fmt == "parquet":
-        sel = ", ".join(f'CAST("{src}" AS VARCHAR) AS "{c}"' for src, c in zip(sf.source_names, sf.columns) if c)
+        # a binary float cannot hold fen exactly (99.99 may be 99.99000000000001): its text is its value to
+        # 6 decimals, so that the fen check sees 99.990000, and 100.005 still as 100.005000
+        sel = ", ".join((f'CAST(TRY_CAST("{src}" AS DECIMAL(38, 6)) AS VARCHAR)' if src in sf.floats else
+                         f'CAST("{src}" AS VARCHAR)') + f' AS "{c}"' for src, c in zip(sf.source_names, sf.columns) if c)
         try:
             df = _pl(con, f"SELECT {sel} FROM read_parquet({path})")
         except duckdb.Error as ex:

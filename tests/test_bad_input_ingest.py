@@ -399,3 +399,19 @@ def test_every_domain_check_of_the_catalogue_is_in_the_schema_with_a_reason(name
     for c in EXTRACTS[name].columns:
         for check in c.checks:
             assert check in REASONS and columns[f"{c.name}__{check}"].description
+
+
+def test_parquet_float_amounts_are_held_to_fen_by_value_not_by_binary_noise(tmp_path):
+    import polars as pl
+
+    d = landing(tmp_path / "in")
+    (d / "payments.csv").unlink()
+    rows = [payment(f"P{i}", A) for i in range(3)]
+    pl.DataFrame({k: [r[k] for r in rows] for k in PAYMENT_HEADER}).with_columns(
+        amount=pl.Series([1.1 + 2.2, 100.005, 100.1], dtype=pl.Float64)).write_parquet(d / "payments.parquet")
+    assert str(1.1 + 2.2) == "3.3000000000000003"
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert reasons(wh) == {3: "more decimals than fen: amount"}
+    assert q(wh, "SELECT payment_id, amount FROM stg_payments ORDER BY 1") == [
+        ("P0", Decimal("3.30")), ("P2", Decimal("100.10"))]

@@ -68,7 +68,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     with batch_gate(*paths, as_of, a.replay):  # refusals before Prefect is even imported
         from flows.nightly import run_batch
 
-        s = run_batch(*paths, as_of, xlsx=a.xlsx, mask_ids=a.mask_ids, retrain=a.retrain, replay=a.replay)
+        s = run_batch(*paths, as_of, xlsx=a.xlsx, mask_ids=a.mask_ids, retrain=a.retrain, replay=a.replay,
+                      accept_shrunk_snapshot=a.accept_shrunk_snapshot, min_snapshot_share=a.min_snapshot_share)
     st = s["warnings"]["statuses"]
     print(f"batch {s['batch_id']} of {s['as_of']}: {st.get('new', 0)} new, {st.get('open', 0)} open warnings; "
           f"lists in {a.out}{_late_interrupt()}")
@@ -198,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batch date YYYY-MM-DD (default: today in SENTINEL_TIMEZONE, Asia/Shanghai)")
     r.add_argument("--replay", action="store_true",
                    help="allow an --as-of before the warehouse's last batch or beyond today (replaying nights)")
+    r.add_argument("--accept-shrunk-snapshot", action="append", default=[], metavar="EXTRACT",
+                   help="load this snapshot extract although it shrank implausibly (repeat for several)")
+    r.add_argument("--min-snapshot-share", type=float, default=0.9, metavar="SHARE",
+                   help="a snapshot with fewer rows than this share of the last one is refused (default 0.9)")
     r.add_argument("--xlsx", action="store_true", help="also one .xlsx per county, a sheet per township")
     r.add_argument("--mask-ids", action="store_true", help="mask ID numbers in the lists (first 6, last 4 kept)")
     r.add_argument("--retrain", action="store_true", help="refit the scorer instead of using the kept model")

@@ -64,9 +64,11 @@ class StageError(RuntimeError):
 
 
 @task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
-def ingest_task(input_dir: str, work: str, as_of: dt.date) -> dict:
+def ingest_task(input_dir: str, work: str, as_of: dt.date, accept_shrunk_snapshot: list[str] | None = None,
+                min_snapshot_share: float = 0.9) -> dict:
     """Landing directory -> raw_*, stg_*, quarantine, runs. Counts only (no IDs)."""
-    summary = _with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of).summary()
+    summary = _with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of,
+                        allow_shrink=set(accept_shrunk_snapshot or ()), min_snapshot_share=min_snapshot_share).summary()
     logger = get_run_logger()
     for name, c in summary["extracts"].items():
         if c["delivered"]:
@@ -119,8 +121,10 @@ def lists_task(work: str, staging: str, xlsx: bool, mask_ids: bool) -> dict:
 
 @flow(name="nightly-batch")
 def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.date] = None, xlsx: bool = False,
-            mask_ids: bool = False, retrain: bool = False) -> dict:
-    """One nightly batch. `as_of` defaults to today (the date the schedule fires)."""
+            mask_ids: bool = False, retrain: bool = False, accept_shrunk_snapshot: Optional[list[str]] = None,
+            min_snapshot_share: float = 0.9) -> dict:
+    """One nightly batch. `as_of` defaults to today (the date the schedule fires). A snapshot extract
+    named in `accept_shrunk_snapshot` may shrink below `min_snapshot_share` of the last one."""
     as_of = as_of or today()
     started = time.perf_counter()
     wh, out = Path(warehouse).absolute(), Path(out_dir).absolute()
@@ -139,7 +143,7 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
             if model_dir.exists():
                 shutil.copytree(model_dir, model_work)
             w = str(work.path)
-            ingested = ingest_task(input_dir, w, as_of)
+            ingested = ingest_task(input_dir, w, as_of, accept_shrunk_snapshot, min_snapshot_share)
             batch_id = ingested["batch_id"]
             rules = rules_task(w, as_of, batch_id)
             scores = scorer_task(w, as_of, batch_id, str(model_work), retrain)
@@ -168,10 +172,13 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
 
 
 def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | None = None, *, xlsx: bool = False,
-              mask_ids: bool = False, retrain: bool = False, replay: bool = False) -> dict:
+              mask_ids: bool = False, retrain: bool = False, replay: bool = False,
+              accept_shrunk_snapshot: list[str] | tuple[str, ...] = (), min_snapshot_share: float = 0.9) -> dict:
     """Entry point of `sentinel run` (which passes the gate before importing Prefect, then calls this)."""
     input_dir, warehouse, out_dir = (Path(p).absolute() for p in (input_dir, warehouse, out_dir))
     as_of = as_of or today()
+    ingest_mod.Options.of(accept_shrunk_snapshot, min_snapshot_share)  # refused before Prefect starts, too
     with batch_gate(input_dir, warehouse, out_dir, as_of, replay):
         return nightly(str(input_dir), str(warehouse), str(out_dir), as_of, xlsx=xlsx, mask_ids=mask_ids,
-                       retrain=retrain)
+                       retrain=retrain, accept_shrunk_snapshot=list(accept_shrunk_snapshot),
+                       min_snapshot_share=min_snapshot_share)

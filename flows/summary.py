@@ -6,6 +6,8 @@ from pathlib import Path
 
 import duckdb
 
+from data_contracts.report import ingest_sections
+
 
 def _table(header: list[str], rows: list[tuple]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -27,6 +29,7 @@ def render_summary(work: Path, summary: dict) -> str:
             "count(*) FILTER (WHERE status IN ('confirmed', 'rectified')), count(*) FILTER (WHERE status = 'cleared'), "
             "count(*) FILTER (WHERE status = 'resolved'), sum(amount_at_risk) FILTER (WHERE status IN ('new', 'open', 'confirmed')) "
             "FROM warnings GROUP BY category ORDER BY category").fetchall()
+        ingested = ingest_sections(con, batch_id)  # landing entries, re-sent keys, quarantine reasons
     scorer = {k: v for k, v in summary.get("scorer", {}).items() if isinstance(v, (int, float, str, bool))}
     w = summary["warnings"]
     parts = [
@@ -36,6 +39,7 @@ def render_summary(work: Path, summary: dict) -> str:
         f"{summary['lists']['warnings_listed']} listed in {summary['lists']['township_lists']} township lists.",
         "## Extracts",
         _table(["extract", "files", "skipped (already loaded)", "rows read", "loaded", "quarantined"], extracts),
+        *ingested,
         "## Rules",
         _table(["rule", "version", "category", "status", "reason", "hits", "seconds"], rules),
         "## Warnings by category",

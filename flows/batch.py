@@ -240,7 +240,8 @@ def interrupt_handled():
     while the process exits (its log handler failing to reach a dead server) stays silenced."""
     _signals.unwound.set()
     _signals.received = None
-    return _signals.saved_stderr or sys.stderr
+    terminal, _signals.saved_stderr = _signals.saved_stderr or sys.stderr, None
+    return terminal
 
 
 def interrupted_by() -> int | None:
@@ -345,24 +346,31 @@ class WorkingCopy:
     def __enter__(self) -> WorkingCopy:
         self.discard()  # what a killed batch may have left
         _cleanups.append(self.discard)
-        if self.warehouse.exists():
-            if self.wal.exists():
-                # fold the write-ahead log into the file first, so that the copy is the whole state
-                # (only then: opening the warehouse to write would fail while a notebook reads it)
-                try:
-                    with duckdb.connect(str(self.warehouse)) as con:
-                        con.execute("CHECKPOINT").fetchall()
-                except duckdb.IOException as e:
-                    raise RefusedInput(self.warehouse, f"has unsaved changes and is in use by another process ({e})"
-                                       ) from None
-            try:
-                shutil.copyfile(self.warehouse, self.path)
-            except OSError as e:
-                self.discard()
-                if e.errno == errno.ENOSPC:
-                    raise _no_space(e, self.path.parent) from None
-                raise
+        try:
+            self._copy()
+        except BaseException:  # a refusal, a full disk, Ctrl-C mid-copy: no half copy stays behind
+            self.__exit__()
+            raise
         return self
+
+    def _copy(self) -> None:
+        if not self.warehouse.exists():
+            return
+        if self.wal.exists():
+            # fold the write-ahead log into the file first, so that the copy is the whole state
+            # (only then: opening the warehouse to write would fail while a notebook reads it)
+            try:
+                with duckdb.connect(str(self.warehouse)) as con:
+                    con.execute("CHECKPOINT").fetchall()
+            except duckdb.IOException as e:
+                raise RefusedInput(self.warehouse, f"has unsaved changes and is in use by another process ({e})"
+                                   ) from None
+        try:
+            shutil.copyfile(self.warehouse, self.path)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise _no_space(e, self.path.parent) from None
+            raise
 
     @property
     def wal(self) -> Path:
@@ -386,7 +394,8 @@ class WorkingCopy:
                 p.unlink()
 
     def __exit__(self, *exc) -> None:
-        _cleanups.remove(self.discard)
+        if self.discard in _cleanups:
+            _cleanups.remove(self.discard)
         self.discard()
 
 

@@ -67,7 +67,7 @@ _gated: set[Path] = set()  # warehouses whose batch_gate this process is inside
 @contextlib.contextmanager
 def batch_gate(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date, replay: bool = False):
     """Everything a batch checks before Prefect starts: the arguments, the warehouse's lock, the
-    batch date, the landing directory's names. The flow inside it reuses its lock (`flow_lock`)."""
+    batch date, the landing directory's names and headers. The flow inside it reuses its lock (`flow_lock`)."""
     key = Path(warehouse).resolve()
     if key in _gated:  # sentinel run's gate, then run_batch's: one lock
         yield
@@ -76,9 +76,9 @@ def batch_gate(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date, 
     _signals.received = None  # a new batch
     with interruptible(), batch_lock(warehouse):
         check_as_of(as_of, warehouse, replay)
-        from data_contracts.ingest import discover  # not before the lock: a second batch is refused at once
+        from data_contracts.ingest import precheck  # not before the lock: a second batch is refused at once
 
-        discover(input_dir)  # names, formats and required extracts
+        precheck(input_dir)  # names, formats, required extracts, headers
         _gated.add(key)
         try:
             yield

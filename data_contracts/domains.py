@@ -64,8 +64,8 @@ def column_flags(extract: Extract, c: Column, raw: pl.Series, n: pl.Series, norm
                 flag = n > _month_after(as_of, limits.period_months_ahead)
             elif c.kind == "datetime":
                 flag = n >= dt.datetime.combine(latest_day + dt.timedelta(days=1), dt.time())
-            else:
-                flag = n > latest_day
+            else:  # a birth is never after the batch date (issue 12); other dates get the margin
+                flag = n > (as_of if c.name == "birth_date" else latest_day)
         elif check == "too_early":
             if c.kind == "period":
                 flag = n < c.earliest

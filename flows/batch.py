@@ -26,7 +26,9 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
+import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -72,8 +74,8 @@ def batch_gate(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date, 
     if key in _gated:  # sentinel run's gate, then run_batch's: one lock
         yield
         return
+    begin_batch()
     check_arguments(input_dir, warehouse, out_dir)
-    _signals.received = None  # a new batch
     with interruptible(), batch_lock(warehouse):
         check_as_of(as_of, warehouse, replay)
         from data_contracts.ingest import precheck  # not before the lock: a second batch is refused at once
@@ -85,6 +87,11 @@ def batch_gate(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date, 
         finally:
             _gated.discard(key)
             _signals.unwound.set()  # an interrupted batch got here: it needs no forced exit
+
+
+def gated(warehouse: Path) -> bool:
+    """This process passed `batch_gate` for this warehouse (sentinel run), so the flow need not check again."""
+    return Path(warehouse).resolve() in _gated
 
 
 def flow_lock(warehouse: Path):
@@ -121,11 +128,15 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def check_output_dir(out: Path, *, protected: dict[str, Path], marker: str = MARKER, what: str = "--out") -> None:
     """Refuse an output directory the batch would have to delete something it did not write to fill:
-    it must be new, empty, or hold a previous run's outputs (`marker`), and neither be nor contain nor
-    sit inside any `protected` path (the landing directory, the warehouse)."""
+    it must be new, empty, or hold exactly a previous run's outputs (listed in `marker`, unchanged
+    since), and neither be nor contain nor sit inside any `protected` path (the landing directory,
+    the warehouse), nor be a symlink (the swap would replace the link, not fill the folder)."""
     out = Path(out)
     if out.name in ("", ".", ".."):
         out = out.resolve()
+    if out.is_symlink():
+        raise RefusedInput(out, f"{what} is a symlink; give the folder it points to ({out.resolve()}), or a new "
+                                "folder inside it")
     resolved = out.resolve()
     for label, p in protected.items():
         p = Path(p).resolve()
@@ -134,9 +145,43 @@ def check_output_dir(out: Path, *, protected: dict[str, Path], marker: str = MAR
             raise RefusedInput(out, f"{what} {rel} the {label} ({p}); choose a folder of its own for the outputs")
     if out.exists() and not out.is_dir():
         raise RefusedInput(out, f"{what} exists and is not a directory; choose a folder for the outputs")
-    if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not (out / marker).exists():
         raise RefusedInput(out, f"{what} is not empty and holds no earlier output of welfare-sentinel; "
                                 "choose a new or empty folder (nothing in it was touched)")
+    strangers = _not_ours(out, marker)
+    if strangers:
+        shown = ", ".join(strangers[:3]) + (f" and {len(strangers) - 3} more" if len(strangers) > 3 else "")
+        raise RefusedInput(out, f"{what} holds files the last batch did not write, or that changed since it did "
+                                f"({shown}); the next batch replaces the folder whole, so move them elsewhere "
+                                "first (a list filled in there: `sentinel feedback` it, then move it)")
+
+
+# Spreadsheets' lock files of a list someone has open: theirs, transient, replaced with the folder.
+_TRANSIENT = re.compile(r"^(\.~lock\..*#|~\$.*)$")
+
+
+def _files(folder: Path, marker: str) -> dict[str, list[int]]:
+    return {str(p.relative_to(folder)): [p.stat().st_size, p.stat().st_mtime_ns]
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != marker}
+
+
+def mark_outputs(folder: Path, marker: str = MARKER) -> None:
+    """Write `marker`: the files a batch put in its output folder, each with its size and time, so
+    that the next batch replaces the folder only if nothing else is in it."""
+    body = {"written_by": "welfare-sentinel", "files": _files(folder, marker)}
+    (folder / marker).write_text(json.dumps(body, ensure_ascii=False, indent=0), encoding="utf-8")
+
+
+def _not_ours(out: Path, marker: str) -> list[str]:
+    try:
+        written = json.loads((out / marker).read_text(encoding="utf-8"))["files"]
+    except (ValueError, KeyError, TypeError):
+        return [marker]  # not a marker a batch wrote
+    found = _files(out, marker)
+    return [rel for rel, stat in found.items()
+            if written.get(rel) != stat and not _TRANSIENT.match(Path(rel).name)]
 
 
 # ----------------------------------------------------------------------------- interrupts
@@ -161,30 +206,46 @@ class _Signals:
     """SIGINT/SIGTERM handling for the batch in this process's main thread."""
 
     def __init__(self):
-        self.deferring = 0
+        self.deferring = 0  # inside commit_point
+        self.committed = False  # the batch has reached its commit point: no signal undoes it now
         self.received: int | None = None  # the signal that interrupted the batch
-        self.pending: int | None = None  # a signal held at the commit point
+        self.pending: int | None = None  # a signal that came at or after the commit point
         self.quiet = False  # after an interrupt, what Prefect prints while it unwinds stays off the terminal
+        self.force_exit = False  # a command-line process ends outright if unwinding hangs (never a test's)
         self.saved_stderr = None
         self.unwound = threading.Event()  # set when the interrupted batch has unwound: no forced exit
 
+    def begin(self) -> None:
+        self.committed, self.received, self.pending = False, None, None
+        self.unwound = threading.Event()
+
+    def _silence(self) -> None:
+        if self.quiet and self.saved_stderr is None:  # our last line goes to the saved stream
+            self.saved_stderr, sys.stderr = sys.stderr, open(os.devnull, "w")
+
+    def _watch(self, signum: int) -> None:
+        # Unwinding normally takes a moment. A Ctrl-C at the terminal also reaches Prefect's
+        # temporary server (same process group), and Prefect's client would then retry for minutes
+        # to report the run: past the grace period the process ends outright.
+        if self.force_exit:
+            threading.Thread(target=_force_exit, args=(signum, self.unwound), daemon=True,
+                             name="sentinel-force-exit").start()
+
     def handler(self, signum, frame):
-        if self.deferring:
-            self.pending = self.pending or signum
-            print(f"sentinel: {signal.Signals(signum).name} received at the commit point: "
-                  "finishing the batch's renames first", file=sys.stderr, flush=True)
+        if self.deferring or self.committed:
+            if self.pending is None:
+                self.pending = signum
+                when = "at" if self.deferring else "after"
+                print(f"sentinel: {signal.Signals(signum).name} received {when} the commit point: "
+                      "finishing the batch first", file=sys.stderr, flush=True)
+                self._silence()
+                self._watch(signum)
             return
         if self.received:  # a second Ctrl-C while unwinding: the first one is being handled
             return
         self.received = signum
-        self.unwound = threading.Event()
-        if self.quiet:  # our last line goes to the saved stream
-            self.saved_stderr, sys.stderr = sys.stderr, open(os.devnull, "w")
-        # Unwinding normally takes a moment. A Ctrl-C at the terminal also reaches Prefect's
-        # temporary server (same process group), and Prefect's client would then retry for minutes
-        # to report the run: past the grace period the batch ends outright (nothing was committed).
-        threading.Thread(target=_force_exit, args=(signum, self.unwound), daemon=True,
-                         name="sentinel-force-exit").start()
+        self._silence()
+        self._watch(signum)
         raise Interrupted(signum)
 
 
@@ -215,23 +276,38 @@ def cleanup_on_force_exit(fn):
 def _force_exit(signum: int, unwound: threading.Event) -> None:
     if unwound.wait(FORCE_EXIT_AFTER):
         return
-    for fn in list(_cleanups):
-        with contextlib.suppress(Exception):
-            fn()
-    print(f"sentinel: {Interrupted(signum)} (ended without waiting for Prefect's API)",
-          file=_signals.saved_stderr or sys.stderr, flush=True)
+    while _signals.deferring:  # never cut the commit's renames short
+        unwound.wait(0.1)
+    terminal = _signals.saved_stderr or sys.stderr
+    if _signals.committed:
+        print(f"sentinel: the batch was committed; ended at the {signal.Signals(signum).name} without waiting for "
+              "Prefect's API", file=terminal, flush=True)
+        code = 0
+    else:
+        for fn in list(_cleanups):
+            with contextlib.suppress(Exception):
+                fn()
+        print(f"sentinel: {Interrupted(signum)} (ended without waiting for Prefect's API)", file=terminal, flush=True)
+        code = 128 + signum
     for pid in _children():  # Prefect's temporary server, if it is still up
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGTERM)
-    os._exit(128 + signum)
+    os._exit(code)
 
 
 _signals = _Signals()
 
 
-def quiet_after_interrupt() -> None:
-    """At the terminal (no -v) an interrupted batch says one line, not Prefect's unwinding."""
-    _signals.quiet = True
+def command_line_process(quiet: bool) -> None:
+    """This process is `sentinel` at a terminal or under systemd: an interrupted batch that cannot
+    unwind in time ends outright, and (`quiet`, no -v) says one line, not Prefect's unwinding."""
+    _signals.quiet = quiet
+    _signals.force_exit = True
+
+
+def begin_batch() -> None:
+    """A new batch in this process: nothing interrupted or committed yet."""
+    _signals.begin()
 
 
 def interrupt_handled():
@@ -242,6 +318,11 @@ def interrupt_handled():
     _signals.received = None
     terminal, _signals.saved_stderr = _signals.saved_stderr or sys.stderr, None
     return terminal
+
+
+def committed() -> bool:
+    """This process's batch has passed its commit point: whatever fails now, it is in."""
+    return _signals.committed
 
 
 def interrupted_by() -> int | None:
@@ -270,11 +351,13 @@ def interruptible():
 
 @contextlib.contextmanager
 def commit_point():
-    """Hold SIGINT/SIGTERM while the batch commits and renames (`interrupt_received_at_commit` tells
-    afterwards whether one arrived: the batch then says that it finished anyway)."""
+    """Hold SIGINT/SIGTERM while the batch commits and renames, and after it: from here on the
+    batch is finished, not undone (`interrupt_received_at_commit` tells whether a signal came; the
+    batch then says that it finished anyway)."""
     _signals.deferring += 1
     try:
         yield
+        _signals.committed = True
     finally:
         _signals.deferring -= 1
 
@@ -287,12 +370,13 @@ def interrupt_received_at_commit() -> int | None:
 
 # ----------------------------------------------------------------------------- arguments
 
-def today() -> dt.date:
-    """The batch date: today where the city is (SENTINEL_TIMEZONE, default Asia/Shanghai), not on
-    the host's clock (a 02:00 run on a UTC host would otherwise be dated yesterday)."""
+def today(timezone: str | None = None) -> dt.date:
+    """The batch date: today where the city is (`timezone`, else SENTINEL_TIMEZONE, default
+    Asia/Shanghai), not on the host's clock (a 02:00 run on a UTC host would otherwise be dated
+    yesterday)."""
     from zoneinfo import ZoneInfo
 
-    return dt.datetime.now(ZoneInfo(os.environ.get("SENTINEL_TIMEZONE", "Asia/Shanghai"))).date()
+    return dt.datetime.now(ZoneInfo(timezone or os.environ.get("SENTINEL_TIMEZONE", "Asia/Shanghai"))).date()
 
 
 FUTURE_MARGIN_DAYS = 3  # --as-of may run ahead of today where the city is by this much (time zones, a late clock)
@@ -406,12 +490,18 @@ def _umask() -> int:
 
 
 def swap_dir(staging: Path, target: Path) -> None:
-    """Put a finished directory in place of `target` with two renames. The new directory gets the
-    permissions of an ordinary new folder (tempfile.mkdtemp makes 0700; a verifiers' share must
-    read the lists)."""
-    mode = 0o777 & ~_umask()
+    """Put a finished directory in place of `target` with two renames. The new directories get the
+    permissions an existing target had (its group and setgid bit too: a share the verifiers read),
+    else those of an ordinary new folder (tempfile.mkdtemp makes 0700)."""
+    mode, group = 0o777 & ~_umask(), None
+    if target.is_dir():
+        st = target.stat()
+        mode, group = st.st_mode & 0o7777, st.st_gid
     for folder in (staging, *(p for p in staging.rglob("*") if p.is_dir())):
         folder.chmod(mode)
+        if group is not None and folder.stat().st_gid != group:
+            with contextlib.suppress(OSError):
+                os.chown(folder, -1, group)
     old = target.with_name(f".{target.name}-old")
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():

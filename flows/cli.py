@@ -18,7 +18,7 @@ from pathlib import Path
 
 from data_contracts.errors import RefusedInput
 from data_contracts.ids import mask_ids_in_text
-from flows.batch import Interrupted, interrupt_handled, interrupted_by, quiet_after_interrupt
+from flows.batch import Interrupted, begin_batch, command_line_process, committed, interrupt_handled, interrupted_by
 
 log = logging.getLogger("sentinel")
 
@@ -92,23 +92,25 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
+    from flows.batch import batch_gate
     from flows.nightly import run_batch
-    from flows.batch import MARKER
     from synthetic.calendar import DEFAULT_AS_OF
     from synthetic.city import generate
 
     root = Path(a.dir)
     landing, warehouse, out = root / "landing", root / "warehouse.duckdb", root / "out"
-    if root.is_dir() and any(root.iterdir()) and not (root / "warehouse.duckdb").exists() and not landing.exists():
+    demo_marker = root / ".sentinel-demo"
+    if root.is_dir() and any(root.iterdir()) and not demo_marker.exists():
         raise RefusedInput(root, "--dir is not empty and holds no earlier demo; choose a new or empty folder "
                                  "(nothing in it was touched)")
     _check_city_dir(landing, "the demo's landing folder")
-    if out.is_dir() and (out / "warnings.csv").exists():  # a demo of a version before the output marker
-        (out / MARKER).touch()
+    root.mkdir(parents=True, exist_ok=True)
+    demo_marker.write_text("a demo of welfare-sentinel: `sentinel demo` replaces this folder's contents\n")
     key = generate(persons=a.persons, seed=a.seed, out=landing, as_of=DEFAULT_AS_OF)
-    for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
-        stale.unlink(missing_ok=True)  # the demo starts from an empty warehouse every time
-    s = run_batch(input_dir=landing, warehouse=warehouse, out_dir=out, as_of=DEFAULT_AS_OF, xlsx=True)
+    with batch_gate(landing.absolute(), warehouse.absolute(), out.absolute(), DEFAULT_AS_OF, replay=True):
+        for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
+            stale.unlink(missing_ok=True)  # the demo starts from an empty warehouse every time (under its lock)
+        s = run_batch(input_dir=landing, warehouse=warehouse, out_dir=out, as_of=DEFAULT_AS_OF, xlsx=True)
     st = s["warnings"]["statuses"]
     notebooks = Path(__file__).resolve().parents[1] / "notebooks"
     print(f"""
@@ -280,15 +282,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     _environment(a)
-    if not a.verbose:
-        quiet_after_interrupt()
+    begin_batch()  # nothing interrupted or committed yet in this command
+    if argv is None:  # the command itself, not a caller in Python (a test): see flows/batch.py
+        command_line_process(quiet=not a.verbose)
     level = logging.INFO if a.verbose else logging.CRITICAL
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for h in logging.getLogger().handlers:  # records propagated from Prefect's loggers pass the root's level
         h.setLevel(level)
     try:
         return a.func(a)
-    except KeyboardInterrupt:  # Ctrl-C outside a batch's own handling (e.g. while Prefect starts)
+    except KeyboardInterrupt as e:  # Ctrl-C outside a batch's own handling (e.g. while Prefect starts)
+        if committed():
+            print("sentinel: the batch was committed; the Ctrl-C came after its commit point", file=sys.stderr)
+            _release(e)
+            return 0
         print("sentinel: interrupted; nothing was committed", file=sys.stderr)
         return 130
     except Interrupted as e:  # Ctrl-C or SIGTERM before the commit point
@@ -307,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _explain(e: Exception, a: argparse.Namespace) -> tuple[int, str]:
     """Exit status and the one line the operator reads (ID numbers are masked by the caller)."""
+    if committed():  # e.g. Prefect's own SIGTERM handling while it reported the finished run
+        return 0, (f"the batch was committed; what followed failed ({type(e).__name__}) and changed nothing "
+                   "(the warehouse and the lists are the batch's)")
     if interrupted_by():  # the signal surfaced as another error (DuckDB's 'Query interrupted')
         return 128 + interrupted_by(), str(Interrupted(interrupted_by()))
     if isinstance(e, RefusedInput):

@@ -40,8 +40,9 @@ from data_contracts.errors import RefusedInput  # noqa: E402
 from data_contracts.ids import mask_ids_in_text  # noqa: E402
 from flows import lists as lists_mod  # noqa: E402
 from flows import warnings as warnings_mod  # noqa: E402
-from flows.batch import (MARKER, WorkingCopy, batch_gate, check_arguments, cleanup_on_force_exit,  # noqa: E402
-                         commit_point, flow_lock, interruptible, swap_dir, today)
+from flows.batch import (WorkingCopy, batch_gate, begin_batch, check_arguments, check_as_of,  # noqa: E402
+                         cleanup_on_force_exit, commit_point, flow_lock, gated, interruptible, mark_outputs,
+                         swap_dir, today)
 from flows.summary import render_summary  # noqa: E402
 from models import default_model_dir, scorer  # noqa: E402
 from rules import run_rules  # noqa: E402
@@ -122,10 +123,11 @@ def lists_task(work: str, staging: str, xlsx: bool, mask_ids: bool) -> dict:
 @flow(name="nightly-batch")
 def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.date] = None, xlsx: bool = False,
             mask_ids: bool = False, retrain: bool = False, accept_shrunk_snapshot: Optional[list[str]] = None,
-            min_snapshot_share: float = 0.9) -> dict:
-    """One nightly batch. `as_of` defaults to today (the date the schedule fires). A snapshot extract
+            min_snapshot_share: float = 0.9, timezone: Optional[str] = None) -> dict:
+    """One nightly batch. `as_of` defaults to today (the date the schedule fires) where the city is
+    (`timezone`: serve passes its cron's; else SENTINEL_TIMEZONE or Asia/Shanghai). A snapshot extract
     named in `accept_shrunk_snapshot` may shrink below `min_snapshot_share` of the last one."""
-    as_of = as_of or today()
+    as_of = as_of or today(timezone)
     started = time.perf_counter()
     wh, out = Path(warehouse).absolute(), Path(out_dir).absolute()
     staging = out.with_name(f".{out.name}.batch")
@@ -133,41 +135,45 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
     model_work = model_dir.with_name(f".{model_dir.name}.batch")  # the kept model, too, changes only on commit
     # a served run comes here straight from the scheduler: the same checks as `sentinel run`'s
     check_arguments(Path(input_dir), wh, out)
+    begin_batch()
     def discard_staged():
         shutil.rmtree(model_work, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
 
-    with interruptible(), flow_lock(wh), WorkingCopy(wh) as work, cleanup_on_force_exit(discard_staged):
-        try:
-            shutil.rmtree(model_work, ignore_errors=True)
-            if model_dir.exists():
-                shutil.copytree(model_dir, model_work)
-            w = str(work.path)
-            ingested = ingest_task(input_dir, w, as_of, accept_shrunk_snapshot, min_snapshot_share)
-            batch_id = ingested["batch_id"]
-            rules = rules_task(w, as_of, batch_id)
-            scores = scorer_task(w, as_of, batch_id, str(model_work), retrain)
-            warned = warnings_task(w, as_of, batch_id)
-            listed = lists_task(w, str(staging), xlsx, mask_ids)
-            summary = {"batch_id": batch_id, "as_of": as_of.isoformat(), "ingest": ingested, "rules": rules,
-                       "scorer": scores, "warnings": warned, "lists": listed}
-            summary["seconds"] = round(time.perf_counter() - started, 1)
-            markdown = render_summary(work.path, summary)
-            (staging / "summary.md").write_text(markdown, encoding="utf-8")
-            (staging / MARKER).write_text("outputs of welfare-sentinel; this folder is replaced by each batch\n",
-                                          encoding="utf-8")
-            _with_con(w, ingest_mod.finish_run, batch_id, "succeeded")
-            with commit_point():  # Ctrl-C waits: before it nothing changed, after it the rest is renames
-                work.commit()
-                if model_work.exists():
-                    swap_dir(model_work, model_dir)
-                swap_dir(staging, out)
-        finally:  # whatever a failed batch staged goes with it
-            discard_staged()
-    try:  # the batch has committed: a hiccup of Prefect's API must not make it look failed
-        create_markdown_artifact(markdown=markdown, key="nightly-summary", description=f"batch {batch_id} of {as_of}")
-    except Exception as e:
-        get_run_logger().warning("could not publish the run summary artifact: %s", type(e).__name__)
+    with interruptible():  # to the end: a signal after the commit point is held, not Prefect's to take
+        with flow_lock(wh), WorkingCopy(wh) as work, cleanup_on_force_exit(discard_staged):
+            if not gated(wh):  # a served run: sentinel run's gate checked this with its --replay
+                check_as_of(as_of, wh, replay=False)
+            try:
+                shutil.rmtree(model_work, ignore_errors=True)
+                if model_dir.exists():
+                    shutil.copytree(model_dir, model_work)
+                w = str(work.path)
+                ingested = ingest_task(input_dir, w, as_of, accept_shrunk_snapshot, min_snapshot_share)
+                batch_id = ingested["batch_id"]
+                rules = rules_task(w, as_of, batch_id)
+                scores = scorer_task(w, as_of, batch_id, str(model_work), retrain)
+                warned = warnings_task(w, as_of, batch_id)
+                listed = lists_task(w, str(staging), xlsx, mask_ids)
+                summary = {"batch_id": batch_id, "as_of": as_of.isoformat(), "ingest": ingested, "rules": rules,
+                           "scorer": scores, "warnings": warned, "lists": listed}
+                summary["seconds"] = round(time.perf_counter() - started, 1)
+                markdown = render_summary(work.path, summary)
+                (staging / "summary.md").write_text(markdown, encoding="utf-8")
+                mark_outputs(staging)
+                _with_con(w, ingest_mod.finish_run, batch_id, "succeeded")
+                with commit_point():  # Ctrl-C waits: before it nothing changed, after it the rest is renames
+                    work.commit()
+                    if model_work.exists():
+                        swap_dir(model_work, model_dir)
+                    swap_dir(staging, out)
+            finally:  # whatever a failed batch staged goes with it
+                discard_staged()
+        try:  # the batch has committed: a hiccup of Prefect's API must not make it look failed
+            create_markdown_artifact(markdown=markdown, key="nightly-summary",
+                                     description=f"batch {batch_id} of {as_of}")
+        except Exception as e:
+            get_run_logger().warning("could not publish the run summary artifact: %s", type(e).__name__)
     return summary
 
 

@@ -67,7 +67,7 @@ def serve(cron: str, input_dir: Path, warehouse: Path, out_dir: Path, timezone: 
     input_dir, warehouse, out_dir = (Path(p).absolute() for p in (input_dir, warehouse, out_dir))
     check_arguments(input_dir, warehouse, out_dir)  # a typo is said now, not at 02:00
     params = {"input_dir": str(input_dir), "warehouse": str(warehouse), "out_dir": str(out_dir),
-              "xlsx": xlsx, "mask_ids": mask_ids}
+              "xlsx": xlsx, "mask_ids": mask_ids, "timezone": timezone}  # the night is dated in the cron's zone
 
     def _serve():
         from prefect.schedules import Cron

@@ -9,7 +9,7 @@ WITH h AS (
       sum(o.amount) AS amount_at_risk, count(*) AS evidence_size,
       any_value(o.death_date) AS death_date, any_value(o.death_source) AS death_source,
       min(o.start_day) AS first_day, max(o.start_day) AS last_day,
-      string_agg(DISTINCT o.provider, '、') AS providers,
+      string_agg(DISTINCT o.provider, '、' ORDER BY o.provider) AS providers,
       string_agg(o.order_id, '、' ORDER BY o.start_time, o.order_id) AS order_ids
   FROM v_service_order o
   WHERE list_contains($programs, 'YANGLAO_FUWU') AND o.death_date IS NOT NULL AND o.start_day > o.death_date

@@ -106,6 +106,25 @@ def cmd_rules(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(a: argparse.Namespace) -> int:
+    from oversight import audit, report
+
+    if not Path(a.warehouse).is_file():
+        raise RefusedInput(a.warehouse, "no such warehouse")
+    res = report.write(audit.audit_warehouse(a.warehouse), Path(a.out))
+    print(f"audit: {res['flags']} group(s) flagged; {len(res['files'])} tables and {res['charts']} charts in {a.out}")
+    return 0
+
+
+def cmd_explain(a: argparse.Namespace) -> int:
+    from oversight.explain import explain_warehouse
+
+    if not Path(a.warehouse).is_file():
+        raise RefusedInput(a.warehouse, "no such warehouse")
+    print(explain_warehouse(a.warehouse, a.warning_id, mask_ids=a.mask_ids))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sentinel", description="welfare-sentinel: early warnings on benefit payments")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -152,6 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     ru = sub.add_parser("rules", help="list the rule catalog (rules/*.yaml; documented in rules/CATALOG.md)")
     ru.set_defaults(func=cmd_rules)
+
+    au = sub.add_parser("audit", help="outcome audit: warning rates and confirmed shares by county, township, "
+                                      "program, sex and age band, with flagged groups")
+    au.add_argument("--warehouse", required=True, help="DuckDB file (read only)")
+    au.add_argument("--out", required=True, help="directory for the CSV per view, the charts and audit.md")
+    au.set_defaults(func=cmd_audit)
+
+    ex = sub.add_parser("explain", help="everything held on why one warning exists, in Chinese and English")
+    ex.add_argument("warning_id", help="the warning's id (预警编号), e.g. W0123456789ABCDEF")
+    ex.add_argument("--warehouse", required=True, help="DuckDB file (read only)")
+    ex.add_argument("--mask-ids", action="store_true",
+                    help="mask every ID number other than the person concerned's (first 6, last 4 kept)")
+    ex.set_defaults(func=cmd_explain)
     return p
 
 

@@ -44,4 +44,18 @@ def render_summary(work: Path, summary: dict) -> str:
         "## Scorer",
         _table(["measure", "value"], sorted(scorer.items())),
     ]
+    parts.append(_oversight(work, summary))
     return "\n\n".join(parts) + "\n"
+
+
+def _oversight(work: Path, summary: dict) -> str:
+    """The outcome audit's section (oversight/) and the link to the kept model's card."""
+    from models.card import CARD_FILE
+    from models.scorer import default_model_dir
+    from oversight import audit, report
+
+    # `work` is the batch's working copy `.<name>.batch` beside the warehouse: the card's link is
+    # where the kept model lands when the batch commits
+    name = work.name.removeprefix(".").removesuffix(".batch")
+    card = default_model_dir(work.with_name(name)).resolve() / CARD_FILE
+    return report.summary_section(audit.audit_warehouse(work), card if summary.get("scorer") else None)

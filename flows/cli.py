@@ -117,11 +117,14 @@ def cmd_audit(a: argparse.Namespace) -> int:
 
 
 def cmd_explain(a: argparse.Namespace) -> int:
-    from oversight.explain import explain_warehouse
+    from oversight.explain import UnknownWarning, explain_warehouse
 
     if not Path(a.warehouse).is_file():
         raise RefusedInput(a.warehouse, "no such warehouse")
-    print(explain_warehouse(a.warehouse, a.warning_id, mask_ids=a.mask_ids))
+    try:
+        print(explain_warehouse(a.warehouse, a.warning_id, mask_ids=a.mask_ids))
+    except UnknownWarning as e:
+        raise RefusedInput(a.warehouse, str(e)) from None
     return 0
 
 

@@ -283,13 +283,63 @@ def compute(con: duckdb.DuckDBPyConnection, *, as_of: dt.date | None = None, rul
             pl.col("confirmed_share"), pl.col("rest_confirmed_share"), pl.col("share_ratio"),
             pl.col("concluded"), pl.col("share_q_value").round(5))).otherwise(pl.lit("")),
     )
+    allv = _explained_by_township(allv)
     order = ["level", "key", "view", "group", "persons", "warned", "rate_per_1000", "rest_persons", "rest_warned",
              "rest_rate_per_1000", "rate_ratio", "expected", "p_value", "q_value", "flagged_rate", "concluded",
              "confirmed", "confirmed_share", "rest_confirmed_share", "rule_confirmed_share", "share_ratio",
              "share_p_value", "share_q_value", "flagged_confirmed", "reason"]
+    allv = allv.with_columns(pl.col("p_value", "q_value", "share_p_value", "share_q_value").round(6))
     for view in VIEWS:
         views[view] = allv.filter(pl.col("view") == view).select(order).sort("level", "key", "group")
     return Audit(as_of, window, views, _coverage(pop, warned))
+
+
+def _explained_by_township(allv: pl.DataFrame) -> pl.DataFrame:
+    """Townships nest in counties: a county flagged only because a flagged township of it is, is not
+    flagged itself. Without its flagged townships, the county must still pass the same test against
+    the rest of the population (ratio, minimum, uncorrected p < 5%) to stay flagged."""
+    from scipy.stats import binomtest, fisher_exact
+
+    def rate_still(n, w, rn, rw):
+        if n <= 0 or rw == 0:
+            return False
+        ratio, expected = (w / n) / (rw / rn), n * (w + rw) / (n + rn)
+        p = binomtest(int(w), int(w + rw), n / (n + rn)).pvalue
+        return expected >= MIN_EXPECTED and (ratio > RATIO_HIGH or ratio < RATIO_LOW) and p < FDR
+
+    def share_still(n, c, rn, rc):
+        if n < MIN_CONCLUDED or rn == 0 or rc == 0:
+            return False
+        ratio = (c / n) / (rc / rn)
+        return ratio < SHARE_RATIO and fisher_exact([[c, n - c], [rc, rn - rc]]).pvalue < FDR
+
+    for flag, cols, still in (("flagged_rate", ("persons", "warned", "rest_persons", "rest_warned"), rate_still),
+                              ("flagged_confirmed", ("concluded", "confirmed", "rest_concluded", "rest_confirmed"),
+                               share_still)):
+        n_col, x_col = cols[0], cols[1]
+        towns = allv.filter((pl.col("view") == "township") & pl.col(flag)).select(
+            "level", "key", pl.col("group").str.split("/").list.first().alias("county"), pl.col("group").alias("town"),
+            pl.col(n_col).alias("t_n"), pl.col(x_col).alias("t_x"))
+        if towns.height == 0:
+            continue
+        c = allv.filter((pl.col("view") == "county") & pl.col(flag)).join(
+            towns.group_by("level", "key", "county").agg(pl.col("t_n").sum(), pl.col("t_x").sum(),
+                                                         pl.col("town").str.join(", ")),
+            left_on=["level", "key", "group"], right_on=["level", "key", "county"], how="inner")
+        explained = [(level, key, group, town) for level, key, group, n, x, rn, rx, tn, tx, town in c.select(
+            "level", "key", "group", *cols, "t_n", "t_x", "town").iter_rows()
+            if not still(n - tn, x - tx, rn, rx)]
+        if not explained:
+            continue
+        e = pl.DataFrame(explained, schema=["level", "key", "group", "_town"], orient="row").with_columns(
+            view=pl.lit("county"))
+        allv = allv.join(e, on=["level", "key", "view", "group"], how="left").with_columns(
+            pl.when(pl.col("_town").is_not_null()).then(False).otherwise(pl.col(flag)).alias(flag),
+            reason=pl.when(pl.col("_town").is_not_null()).then(
+                pl.format("{}; not flagged: explained by flagged township {}", pl.col("reason"), pl.col("_town"))
+            ).otherwise(pl.col("reason")),
+        ).drop("_town")
+    return allv
 
 
 def _conclusions(pop: pl.DataFrame, concluded: pl.DataFrame, key_col: str, view: str) -> pl.DataFrame:

@@ -22,6 +22,8 @@ For each rule and each category, and for each view (county, township, program, s
   times the share of everyone else with at least ``MIN_CONCLUDED`` (10) conclusions in the group
   and Fisher's exact test (two-sided) significant after the same correction: leads that waste
   the verifiers' time on one group.
+- A view that is a rule's own criterion (age band for the age rules and for eligible_not_receiving,
+  which checks GAOLING by age) is shown but never flagged (``CRITERION_VIEWS``).
 
 Group counts come from fairlearn's ``MetricFrame`` (one per view and level, one metric pair per
 rule); the rest of the population is the whole minus the group.
@@ -34,7 +36,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -52,6 +53,9 @@ FDR = 0.05
 MIN_CONCLUDED = 10
 SHARE_RATIO = 0.8
 WINDOW_MONTHS = 12
+# views that are a category's own criterion: the age rules warn by age, and so does the GAOLING
+# entitlement check: their rates differ by age band by definition, which is shown but not flagged
+CRITERION_VIEWS = {"age_ineligible": ("age_band",), "eligible_not_receiving": ("age_band",)}
 
 
 @dataclass
@@ -81,16 +85,17 @@ def _latest_batch(con: duckdb.DuckDBPyConnection) -> dt.date | None:
     return rows[0][0] if rows else None
 
 
-def rule_programs(rules_dir: Path | str | None = None, extra_dirs: tuple = ()) -> dict[str, tuple[str, ...]]:
-    """rule id -> the programs it applies to (its population), from the catalog(s)."""
+def catalog_facts(rules_dir: Path | str | None = None, extra_dirs: tuple = ()) -> tuple[dict, dict]:
+    """rule id -> the programs it applies to (its population), and rule id -> category, from the
+    catalog(s); the model applies to every program."""
     from data_contracts.policy import PROGRAMS
     from rules.catalog import load_catalog
 
-    out = {"model_outlier": tuple(PROGRAMS)}
+    programs, categories = {"model_outlier": tuple(PROGRAMS)}, {"model_outlier": "model_outlier"}
     for d in (rules_dir, *extra_dirs):
         for r in load_catalog(d):
-            out[r.id] = r.programs
-    return out
+            programs[r.id], categories[r.id] = r.programs, r.category
+    return programs, categories
 
 
 def _count(y_true, y_pred, w) -> float:
@@ -103,29 +108,33 @@ def _count_where(y_true, y_pred, w, m) -> float:
 
 def _group_counts(units: pl.DataFrame, view: str, pop_cols: list[str], hit_cols: list[str]) -> pl.DataFrame:
     """Per group of ``view``: persons in each key's population and warned among them, by fairlearn's
-    MetricFrame. Returns long rows (key, group, persons, warned)."""
+    MetricFrame (one weighted-count metric pair per key). The units are first folded into their
+    distinct (group, populations, warnings) combinations with a count: most persons are warned by
+    nothing, so a city of millions folds into a few hundred rows and the counts stay exact.
+    Returns long rows (key, group, persons, warned)."""
     from fairlearn.metrics import MetricFrame
 
     if units.height == 0 or not pop_cols:
         return pl.DataFrame(schema={"key": pl.String, "group": pl.String, "persons": pl.Int64, "warned": pl.Int64})
-    y = np.zeros(units.height)
+    folded = units.group_by([VIEW_COLUMN[view], *pop_cols, *hit_cols]).len("n")
+    n = folded["n"].to_numpy().astype(float)
+    y = np.zeros(folded.height)
     metrics, params = {}, {}
     for i, (p, h) in enumerate(zip(pop_cols, hit_cols)):
-        w = units[p].to_numpy().astype(float)
-        m = units[h].to_numpy().astype(float)
-        metrics[f"p{i}"] = partial(_count)
+        w = n * folded[p].to_numpy()
+        metrics[f"p{i}"] = _count
         params[f"p{i}"] = {"w": w}
-        metrics[f"h{i}"] = partial(_count_where)
-        params[f"h{i}"] = {"w": w, "m": m}
-    mf = MetricFrame(metrics=metrics, y_true=y, y_pred=y, sensitive_features=units[VIEW_COLUMN[view]].to_numpy(),
+        metrics[f"h{i}"] = _count_where
+        params[f"h{i}"] = {"w": w, "m": folded[h].to_numpy().astype(float)}
+    mf = MetricFrame(metrics=metrics, y_true=y, y_pred=y, sensitive_features=folded[VIEW_COLUMN[view]].to_numpy(),
                      sample_params=params)
     by = mf.by_group
     groups = [str(g) for g in by.index]
     rows = []
     for i, p in enumerate(pop_cols):
         rows.append(pl.DataFrame({"key": [p.removeprefix("pop:")] * len(groups), "group": groups,
-                                  "persons": by[f"p{i}"].to_numpy().astype(np.int64),
-                                  "warned": by[f"h{i}"].to_numpy().astype(np.int64)}))
+                                  "persons": by[f"p{i}"].to_numpy().round().astype(np.int64),
+                                  "warned": by[f"h{i}"].to_numpy().round().astype(np.int64)}))
     return pl.concat(rows)
 
 
@@ -226,10 +235,13 @@ def _level_frames(pop: pl.DataFrame, warned: pl.DataFrame, level: str, key_col: 
 
 
 def compute(con: duckdb.DuckDBPyConnection, *, as_of: dt.date | None = None, rules_dir: Path | str | None = None,
-            extra_rules_dirs: tuple = (), programs_of: dict | None = None) -> Audit:
+            extra_rules_dirs: tuple = ()) -> Audit:
     """The audit of the latest batch's warnings (or of ``as_of``'s). Temp tables only: works on a
     read-only connection."""
-    con.execute("SET enable_progress_bar=false").fetchall()
+    try:
+        con.execute("SET enable_progress_bar=false").fetchall()
+    except duckdb.Error:
+        pass  # inside Jupyter without ipywidgets DuckDB draws no progress bar anyway
     as_of = as_of or _latest_batch(con)
     if as_of is None:
         return Audit(None, None)
@@ -237,7 +249,7 @@ def compute(con: duckdb.DuckDBPyConnection, *, as_of: dt.date | None = None, rul
     sql.run(con, "audit_population", as_of=as_of, period_from=window[0], period_to=window[1])
     sql.run(con, "audit_warned", as_of=as_of)
     sql.run(con, "audit_concluded")
-    programs_of = programs_of or rule_programs(rules_dir, extra_rules_dirs)
+    programs_of, category_of = catalog_facts(rules_dir, extra_rules_dirs)
     pop, warned, concluded = _units(con)
     by_rule, by_cat = _keys(warned, programs_of)
 
@@ -257,9 +269,17 @@ def compute(con: duckdb.DuckDBPyConnection, *, as_of: dt.date | None = None, rul
     views = {}
     allv = pl.concat([pl.concat(f) for f in frames.values() if f], how="diagonal_relaxed")
     allv = _share_tests(_rate_tests(allv))
+    # a view that is the rule's own criterion (age for the age rules) is shown, never flagged
+    category = pl.when(pl.col("level") == "rule").then(
+        pl.col("key").replace_strict(category_of, default=None, return_dtype=pl.String)).otherwise(pl.col("key"))
+    criterion = pl.lit(False)
+    for cat, views_ in CRITERION_VIEWS.items():
+        criterion = criterion | ((category == cat) & pl.col("view").is_in(list(views_)))
+    allv = allv.with_columns(criterion=criterion)
     # Benjamini-Hochberg over every rate test that meets the minimum (and every share test likewise)
-    rate_ok = (pl.col("expected") >= MIN_EXPECTED) & (pl.col("rest_warned") + pl.col("warned") > 0)
-    share_ok = (pl.col("concluded") >= MIN_CONCLUDED) & (pl.col("rest_concluded") > 0)
+    rate_ok = ((pl.col("expected") >= MIN_EXPECTED) & (pl.col("rest_warned") + pl.col("warned") > 0)
+               & ~pl.col("criterion"))
+    share_ok = (pl.col("concluded") >= MIN_CONCLUDED) & (pl.col("rest_concluded") > 0) & ~pl.col("criterion")
     allv = allv.with_row_index("_i")
     tested = allv.filter(rate_ok)
     q = _bh(tested["p_value"].to_numpy())
@@ -277,6 +297,7 @@ def compute(con: duckdb.DuckDBPyConnection, *, as_of: dt.date | None = None, rul
             "rate {} per 1000 vs {} for the rest (ratio {}, expected {} warned, q {})",
             pl.col("rate_per_1000"), pl.col("rest_rate_per_1000"), pl.col("rate_ratio"), pl.col("expected"),
             pl.col("q_value").round(5))).otherwise(pl.lit(""))
+        + pl.when(pl.col("criterion")).then(pl.lit("not tested: the rule's own criterion")).otherwise(pl.lit(""))
         + pl.when(pl.col("flagged_confirmed")).then(pl.format(
             "{}confirmed share {} vs {} for the rest (ratio {}, {} concluded, q {})",
             pl.when(pl.col("flagged_rate")).then(pl.lit("; ")).otherwise(pl.lit("")),
@@ -287,7 +308,7 @@ def compute(con: duckdb.DuckDBPyConnection, *, as_of: dt.date | None = None, rul
     order = ["level", "key", "view", "group", "persons", "warned", "rate_per_1000", "rest_persons", "rest_warned",
              "rest_rate_per_1000", "rate_ratio", "expected", "p_value", "q_value", "flagged_rate", "concluded",
              "confirmed", "confirmed_share", "rest_confirmed_share", "rule_confirmed_share", "share_ratio",
-             "share_p_value", "share_q_value", "flagged_confirmed", "reason"]
+             "share_p_value", "share_q_value", "flagged_confirmed", "criterion", "reason"]
     allv = allv.with_columns(pl.col("p_value", "q_value", "share_p_value", "share_q_value").round(6))
     for view in VIEWS:
         views[view] = allv.filter(pl.col("view") == view).select(order).sort("level", "key", "group")

@@ -46,18 +46,15 @@ def _table(df: pl.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _heatmap(df: pl.DataFrame, view: str, path: Path, font: str | None) -> bool:
+def heatmap(df: pl.DataFrame, view: str, font: str | None = None):
     """Rate ratio (log2, clipped to +-2) of each rule (rows) in each group (columns); flagged cells
-    marked with a black frame."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    marked with a black frame. A matplotlib figure, or None when no rule warned anyone."""
     import matplotlib.pyplot as plt
     import numpy as np
 
     d = df.filter((pl.col("level") == "rule") & (pl.col("warned") + pl.col("rest_warned") > 0))
     if d.height == 0:
-        return False
+        return None
     keys = sorted(set(d["key"].to_list()))
     groups = sorted(set(d["group"].to_list()))
     m = np.full((len(keys), len(groups)), np.nan)
@@ -80,16 +77,12 @@ def _heatmap(df: pl.DataFrame, view: str, path: Path, font: str | None) -> bool:
     ax.set_title(f"Warning rate ratio to the rest, by {view.replace('_', ' ')} (log2; framed = flagged; blank = none)")
     fig.colorbar(im, ax=ax, label="log2 rate ratio")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return True
+    return fig
 
 
-def _bars(df: pl.DataFrame, level: str, key: str, view: str, path: Path, font: str | None) -> None:
-    """Rate per 1,000 of each group of one flagged (rule, view), with the overall rate."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def rate_bars(df: pl.DataFrame, level: str, key: str, view: str, font: str | None = None):
+    """Rate per 1,000 of each group of one (rule or category, view), with the overall rate; flagged
+    groups in red. A matplotlib figure."""
     import matplotlib.pyplot as plt
 
     d = df.filter((pl.col("level") == level) & (pl.col("key") == key)).sort("group")
@@ -104,13 +97,25 @@ def _bars(df: pl.DataFrame, level: str, key: str, view: str, path: Path, font: s
     ax.legend(loc="lower right")
     ax.tick_params(labelsize=7)
     fig.tight_layout()
+    return fig
+
+
+def _save(fig, path: Path) -> bool:
+    import matplotlib.pyplot as plt
+
+    if fig is None:
+        return False
     fig.savefig(path, dpi=90)
     plt.close(fig)
+    return True
 
 
 def write(audit: Audit, out_dir: Path | str) -> dict:
     """CSV per view, flags.csv, coverage.csv, PNGs and audit.md under ``out_dir``. Counts only: no
     name and no ID number is in any of them."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, whatever the caller's backend
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     font = cjk_font()
@@ -125,13 +130,13 @@ def write(audit: Audit, out_dir: Path | str) -> dict:
         audit.coverage.write_csv(out / "audit_coverage.csv")
     charts = []
     for view, df in audit.views.items():
-        if _heatmap(df, view, out / f"audit_{view}.png", font):
+        if _save(heatmap(df, view, font), out / f"audit_{view}.png"):
             charts.append((view, f"audit_{view}.png"))
     flag_charts = []
     for i, (level, key, view) in enumerate(flags.select("level", "key", "view").unique(maintain_order=True)
                                             .head(12).iter_rows()):
         name = f"flag_{i + 1}_{level}_{key}_{view}.png"
-        _bars(audit.views[view], level, key, view, out / name, font)
+        _save(rate_bars(audit.views[view], level, key, view, font), out / name)
         flag_charts.append((level, key, view, name))
     (out / "audit.md").write_text(markdown(audit, charts, flag_charts), encoding="utf-8")
     return {"files": files, "charts": len(charts) + len(flag_charts), "flags": flags.height,

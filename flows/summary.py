@@ -2,9 +2,14 @@
 Prefect artifact. Counts only: no name, no ID number, no account ever appears in it."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import duckdb
+
+from data_contracts.ids import mask_ids_in_text
+
+log = logging.getLogger(__name__)
 
 
 def _table(header: list[str], rows: list[tuple]) -> str:
@@ -58,4 +63,10 @@ def _oversight(work: Path, summary: dict) -> str:
     # where the kept model lands when the batch commits
     name = work.name.removeprefix(".").removesuffix(".batch")
     card = default_model_dir(work.with_name(name)).resolve() / CARD_FILE
-    return report.summary_section(audit.audit_warehouse(work), card if summary.get("scorer") else None)
+    try:
+        a = audit.audit_warehouse(work)
+    except Exception as e:  # the audit reports on the batch; it must not undo the batch's warnings
+        log.warning("outcome audit failed: %s", type(e).__name__)
+        return (f"## Oversight\n\nThe outcome audit failed ({type(e).__name__}: {mask_ids_in_text(str(e))}); "
+                "run `sentinel audit` on the warehouse.")
+    return report.summary_section(a, card if summary.get("scorer") else None)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from oversight.audit import VIEWS, Audit, method_text
+from oversight.audit import MIN_EXPECTED, VIEWS, Audit, method_text
 
 CJK_FONT_NAMES = ("Noto Sans CJK", "Noto Serif CJK", "Source Han", "WenQuanYi", "SimHei", "Microsoft YaHei",
                   "Droid Sans Fallback", "AR PL", "Sarasa", "PingFang")
@@ -48,7 +48,8 @@ def _table(df: pl.DataFrame) -> str:
 
 def heatmap(df: pl.DataFrame, view: str, font: str | None = None):
     """Rate ratio (log2, clipped to +-2) of each rule (rows) in each group (columns); flagged cells
-    marked with a black frame. A matplotlib figure, or None when no rule warned anyone."""
+    framed in black; grey where too few warnings are expected to test (or the view is the rule's
+    own criterion). A matplotlib figure, or None when no rule warned anyone."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -59,22 +60,26 @@ def heatmap(df: pl.DataFrame, view: str, font: str | None = None):
     groups = sorted(set(d["group"].to_list()))
     m = np.full((len(keys), len(groups)), np.nan)
     flagged = []
-    for k, g, rr, f in d.select("key", "group", "rate_ratio", "flagged_rate").iter_rows():
+    tested = (pl.col("expected") >= MIN_EXPECTED) & ~pl.col("criterion")
+    for k, g, rr, f, t in d.select("key", "group", "rate_ratio", "flagged_rate", tested.alias("t")).iter_rows():
         i, j = keys.index(k), groups.index(g)
-        if rr is not None:
+        if rr is not None and t:
             m[i, j] = np.log2(max(rr, 0.25))
         if f:
             flagged.append((i, j))
     if font:
         plt.rcParams["font.sans-serif"] = [font, *plt.rcParams["font.sans-serif"]]
-    fig, ax = plt.subplots(figsize=(min(2 + 0.45 * len(groups), 24), 1.5 + 0.32 * len(keys)))
-    im = ax.imshow(np.clip(m, -2, 2), cmap="RdBu_r", vmin=-2, vmax=2, aspect="auto")
+    fig, ax = plt.subplots(figsize=(min(max(7.0, 2 + 0.45 * len(groups)), 24), 1.8 + 0.32 * len(keys)))
+    cmap = plt.get_cmap("RdBu_r").copy()
+    cmap.set_bad("#dddddd")
+    im = ax.imshow(np.ma.masked_invalid(np.clip(m, -2, 2)), cmap=cmap, vmin=-2, vmax=2, aspect="auto")
     ax.set_xticks(range(len(groups)), [_label(g, font) for g in groups], rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(keys)), keys, fontsize=7)
     for i, j in flagged:
         ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2))
     ax.set_xlabel(view.replace("_", " "))
-    ax.set_title(f"Warning rate ratio to the rest, by {view.replace('_', ' ')} (log2; framed = flagged; blank = none)")
+    ax.set_title(f"Warning rate ratio to the rest, by {view.replace('_', ' ')}\n"
+                 f"(log2; framed = flagged; grey = fewer than {MIN_EXPECTED:g} expected, not tested)", fontsize=9)
     fig.colorbar(im, ax=ax, label="log2 rate ratio")
     fig.tight_layout()
     return fig

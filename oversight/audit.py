@@ -208,15 +208,21 @@ def _keys(warned: pl.DataFrame, programs_of: dict) -> tuple[dict[str, tuple], di
     return by_rule, {c: tuple(sorted(p)) for c, p in by_cat.items()}
 
 
-def _level_frames(pop: pl.DataFrame, warned: pl.DataFrame, level: str, key_col: str,
+def _persons(pop: pl.DataFrame) -> pl.DataFrame:
+    """One row per paid person; a person paid in several programs takes the place of the first
+    program in code order (deterministic)."""
+    return pop.sort("id_number", "program_code").group_by("id_number", maintain_order=True).agg(
+        pl.col("county_code").first(), pl.col("township").first(), pl.col("sex").first(),
+        pl.col("age_band").first(), pl.col("program_code").alias("programs"))
+
+
+def _level_frames(pop: pl.DataFrame, warned: pl.DataFrame, key_col: str,
                   keys: dict[str, tuple]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Person-level and program-level unit frames with a 0/1 population column and a 0/1 warned
     column per key."""
-    persons = pop.group_by("id_number").agg(
-        pl.col("county_code").first(), pl.col("township").first(), pl.col("sex").first(),
-        pl.col("age_band").first(), pl.col("program_code").alias("programs"))
+    persons = _persons(pop)
     w = warned.filter(pl.col("id_number").is_not_null())
-    pcols, prog_cols = [], []
+    prog_cols = []
     for k, progs in keys.items():
         mine = w.filter(pl.col(key_col) == k)
         ids = mine["id_number"].unique().implode()
@@ -229,7 +235,6 @@ def _level_frames(pop: pl.DataFrame, warned: pl.DataFrame, level: str, key_col: 
         prog_cols.append((pl.col("program_code").is_in(list(progs)).cast(pl.Int8).alias(f"pop:{k}"),
                           ((pl.col("id_number") + "|" + pl.col("program_code")).is_in(pair_ids)
                            | pl.col("id_number").is_in(any_prog)).cast(pl.Int8).alias(f"hit:{k}")))
-        pcols.append(k)
     pairs = pop.with_columns([c for pair in prog_cols for c in pair]) if prog_cols else pop
     return persons, pairs
 
@@ -255,7 +260,7 @@ def compute(con: duckdb.DuckDBPyConnection, *, as_of: dt.date | None = None, rul
 
     frames: dict[str, list[pl.DataFrame]] = {v: [] for v in VIEWS}
     for level, key_col, keys in (("rule", "rule_id", by_rule), ("category", "category", by_cat)):
-        persons, pairs = _level_frames(pop, warned, level, key_col, keys)
+        persons, pairs = _level_frames(pop, warned, key_col, keys)
         cols = list(keys)
         for view in VIEWS:
             units = pairs if view == "program" else persons
@@ -373,7 +378,7 @@ def _conclusions(pop: pl.DataFrame, concluded: pl.DataFrame, key_col: str, view:
         g = concluded.filter(pl.col("program_code").is_not_null()).with_columns(
             pl.col("program_code").alias("group"))
     else:
-        persons = pop.group_by("id_number").agg(pl.col(VIEW_COLUMN[view]).first().alias("group"))
+        persons = _persons(pop).select("id_number", pl.col(VIEW_COLUMN[view]).alias("group"))
         g = concluded.join(persons, on="id_number", how="inner")
     return g.group_by(pl.col(key_col).alias("key"), "group").agg(
         pl.len().cast(pl.Int64).alias("concluded"), pl.col("confirmed").sum().cast(pl.Int64).alias("confirmed"))

@@ -111,7 +111,7 @@ def cmd_audit(a: argparse.Namespace) -> int:
 
     if not Path(a.warehouse).is_file():
         raise RefusedInput(a.warehouse, "no such warehouse")
-    res = report.write(audit.audit_warehouse(a.warehouse), Path(a.out))
+    res = report.write(audit.audit_warehouse(a.warehouse, answer_key=a.answer_key), Path(a.out))
     print(f"audit: {res['flags']} group(s) flagged; {len(res['files'])} tables and {res['charts']} charts in {a.out}")
     return 0
 
@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "program, sex and age band, with flagged groups")
     au.add_argument("--warehouse", required=True, help="DuckDB file (read only)")
     au.add_argument("--out", required=True, help="directory for the CSV per view, the charts and audit.md")
+    au.add_argument("--answer-key", default=None,
+                    help="a generated city's answer key: compare each group with the planted anomalies")
     au.set_defaults(func=cmd_audit)
 
     ex = sub.add_parser("explain", help="everything held on why one warning exists, in Chinese and English")

@@ -55,7 +55,7 @@ def render_summary(work: Path, summary: dict) -> str:
 
 def _oversight(work: Path, summary: dict) -> str:
     """The outcome audit's section (oversight/) and the link to the kept model's card."""
-    from models.card import CARD_FILE
+    from models.card import CARD_FILE, answer_key_from_env
     from models.scorer import default_model_dir
     from oversight import audit, report
 
@@ -64,7 +64,7 @@ def _oversight(work: Path, summary: dict) -> str:
     name = work.name.removeprefix(".").removesuffix(".batch")
     card = default_model_dir(work.with_name(name)).resolve() / CARD_FILE
     try:
-        a = audit.audit_warehouse(work)
+        a = audit.audit_warehouse(work, answer_key=answer_key_from_env())
     except Exception as e:  # the audit reports on the batch; it must not undo the batch's warnings
         log.warning("outcome audit failed: %s", type(e).__name__)
         return (f"## Oversight\n\nThe outcome audit failed ({type(e).__name__}: {mask_ids_in_text(str(e))}); "

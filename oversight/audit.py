@@ -25,6 +25,12 @@ For each rule and each category, and for each view (county, township, program, s
 - A view that is a rule's own criterion (age band for the age rules and for eligible_not_receiving,
   which checks GAOLING by age) is shown but never flagged (``CRITERION_VIEWS``).
 
+With a generated city's answer key, each row also carries the planted anomalies' rate ratio in the
+same group, and each flag whether the facts differ the same way (``facts_agree``): on a city where
+the generator planted at random over places and sexes but each variant in one program, the flags
+fall on programs and age bands, where the facts differ too, and on no place or sex
+(tests/test_oversight.py).
+
 Group counts come from fairlearn's ``MetricFrame`` (one per view and level, one metric pair per
 rule); the rest of the population is the whole minus the group.
 
@@ -240,9 +246,11 @@ def _level_frames(pop: pl.DataFrame, warned: pl.DataFrame, key_col: str,
 
 
 def compute(con: duckdb.DuckDBPyConnection, *, as_of: dt.date | None = None, rules_dir: Path | str | None = None,
-            extra_rules_dirs: tuple = ()) -> Audit:
+            extra_rules_dirs: tuple = (), answer_key: Path | str | None = None) -> Audit:
     """The audit of the latest batch's warnings (or of ``as_of``'s). Temp tables only: works on a
-    read-only connection."""
+    read-only connection. With the ``answer_key`` of a generated city, each row also has the planted
+    anomalies' rate ratio in the same group (``planted``, ``planted_ratio``), and each flag says
+    whether the facts point the same way (``facts_agree``)."""
     try:
         con.execute("SET enable_progress_bar=false").fetchall()
     except duckdb.Error:
@@ -310,10 +318,12 @@ def compute(con: duckdb.DuckDBPyConnection, *, as_of: dt.date | None = None, rul
             pl.col("concluded"), pl.col("share_q_value").round(5))).otherwise(pl.lit("")),
     )
     allv = _explained_by_township(allv)
+    allv = _with_facts(allv, pop, answer_key, by_cat, category_of)
     order = ["level", "key", "view", "group", "persons", "warned", "rate_per_1000", "rest_persons", "rest_warned",
              "rest_rate_per_1000", "rate_ratio", "expected", "p_value", "q_value", "flagged_rate", "concluded",
              "confirmed", "confirmed_share", "rest_confirmed_share", "rule_confirmed_share", "share_ratio",
-             "share_p_value", "share_q_value", "flagged_confirmed", "criterion", "reason"]
+             "share_p_value", "share_q_value", "flagged_confirmed", "criterion", "planted", "planted_ratio",
+             "facts_agree", "reason"]
     allv = allv.with_columns(pl.col("p_value", "q_value", "share_p_value", "share_q_value").round(6))
     for view in VIEWS:
         views[view] = allv.filter(pl.col("view") == view).select(order).sort("level", "key", "group")
@@ -366,6 +376,42 @@ def _explained_by_township(allv: pl.DataFrame) -> pl.DataFrame:
             ).otherwise(pl.col("reason")),
         ).drop("_town")
     return allv
+
+
+def _with_facts(allv: pl.DataFrame, pop: pl.DataFrame, answer_key, by_cat: dict, category_of: dict) -> pl.DataFrame:
+    """The planted anomalies of a generated city's answer key (persons), counted like warnings of their
+    category: per (category, view, group) how many, and their rate ratio to the rest. A rule's row
+    takes its category's. ``facts_agree``: a flagged group's rate ratio and the planted one lie on
+    the same side of 1 (the warnings differ where the facts differ)."""
+    none = allv.with_columns(planted=pl.lit(None, pl.Int64), planted_ratio=pl.lit(None, pl.Float64),
+                             facts_agree=pl.lit(None, pl.Boolean))
+    if answer_key is None or not by_cat:
+        return none
+    key = pl.read_csv(answer_key, infer_schema=False).filter(
+        (pl.col("kind") == "anomaly") & (pl.col("subject_type") == "person"))
+    facts = key.select("category", pl.col("subject_id").alias("id_number"), "program_code")
+    persons, pairs = _level_frames(pop, facts, "category", by_cat)
+    cols = list(by_cat)
+    parts = []
+    for view in VIEWS:
+        units = pairs if view == "program" else persons
+        parts.append(_group_counts(units, view, [f"pop:{k}" for k in cols], [f"hit:{k}" for k in cols])
+                     .with_columns(view=pl.lit(view)))
+    f = pl.concat(parts).with_columns(
+        all_n=pl.col("persons").sum().over("key", "view"), all_p=pl.col("warned").sum().over("key", "view"),
+    ).select(
+        pl.col("key").alias("_fact_key"), "view", "group", pl.col("warned").alias("planted"),
+        pl.when(pl.col("all_p") > pl.col("warned")).then(
+            ((pl.col("warned") / pl.col("persons"))
+             / ((pl.col("all_p") - pl.col("warned")) / (pl.col("all_n") - pl.col("persons")))).round(3))
+        .when(pl.col("warned") > 0).then(float("inf"))  # every planted case is in the group
+        .alias("planted_ratio"))
+    fact_key = pl.when(pl.col("level") == "rule").then(
+        pl.col("key").replace_strict(category_of, default=None, return_dtype=pl.String)).otherwise(pl.col("key"))
+    out = allv.with_columns(_fact_key=fact_key).join(f, on=["_fact_key", "view", "group"], how="left").drop("_fact_key")
+    agree = (((pl.col("rate_ratio") > 1) & (pl.col("planted_ratio") > 1))
+             | ((pl.col("rate_ratio") < 1) & (pl.col("planted_ratio") < 1))).fill_null(False)
+    return out.with_columns(facts_agree=pl.when(pl.col("flagged_rate")).then(agree).otherwise(None))
 
 
 def _conclusions(pop: pl.DataFrame, concluded: pl.DataFrame, key_col: str, view: str) -> pl.DataFrame:

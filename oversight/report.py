@@ -70,8 +70,7 @@ def heatmap(df: pl.DataFrame, view: str, font: str | None = None):
     if font:
         plt.rcParams["font.sans-serif"] = [font, *plt.rcParams["font.sans-serif"]]
     fig, ax = plt.subplots(figsize=(min(max(7.0, 2 + 0.45 * len(groups)), 24), 1.8 + 0.32 * len(keys)))
-    cmap = plt.get_cmap("RdBu_r").copy()
-    cmap.set_bad("#dddddd")
+    cmap = plt.get_cmap("RdBu_r").with_extremes(bad="#dddddd")
     im = ax.imshow(np.ma.masked_invalid(np.clip(m, -2, 2)), cmap=cmap, vmin=-2, vmax=2, aspect="auto")
     ax.set_xticks(range(len(groups)), [_label(g, font) for g in groups], rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(keys)), keys, fontsize=7)
@@ -152,8 +151,11 @@ def flags_table(audit: Audit) -> str:
     f = audit.flags
     if f.height == 0:
         return "No group flagged."
-    return _table(f.select("level", "key", "view", "group", "persons", "warned", "rate_per_1000",
-                           "rest_rate_per_1000", "rate_ratio", "expected", "reason"))
+    cols = ["level", "key", "view", "group", "persons", "warned", "rate_per_1000", "rest_rate_per_1000",
+            "rate_ratio", "expected"]
+    if f["planted_ratio"].is_not_null().any():  # a generated city's answer key was given
+        cols += ["planted", "planted_ratio", "facts_agree"]
+    return _table(f.select(*cols, "reason"))
 
 
 def markdown(audit: Audit, charts: list, flag_charts: list) -> str:

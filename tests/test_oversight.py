@@ -58,6 +58,31 @@ def test_audit_of_the_real_rules_on_a_uniform_city_flags_nothing(demo_run, tmp_p
                          md + "".join(p.read_text(encoding="utf-8") for p in out.glob("*.csv")))
 
 
+@pytest.mark.slow
+def test_audit_of_a_larger_city_flags_only_where_the_planted_facts_differ(tmp_path):
+    """A 500,000-person city (10 planted cases per variant): enough warnings to test groups. The
+    generator picks its subjects at random over the city (county, township, sex), but plants each
+    variant in one program (so at some ages): the audit flags no county, township or sex, and each
+    program or age band it flags is one where the planted anomalies differ the same way."""
+    from data_contracts.ingest import ingest
+    from synthetic.city import generate
+
+    landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
+    key = generate(persons=500_000, seed=5, out=landing, as_of=AS_OF)
+    batch_id = ingest(landing, wh, AS_OF).batch_id
+    with duckdb.connect(str(wh)) as con:
+        run_rules(con, AS_OF, batch_id)
+        scorer.score(con, AS_OF, batch_id, tmp_path / "models")
+        update_warnings(con, AS_OF, batch_id)
+        a = audit.compute(con, answer_key=key)
+    allv = pl.concat(list(a.views.values()))
+    tested = allv.filter(pl.col("q_value").is_not_null())
+    assert tested.filter(pl.col("view").is_in(["county", "township", "sex"])).height >= 20  # tested, not skipped
+    flags = a.flags.filter(pl.col("flagged_rate"))
+    assert flags.filter(pl.col("view").is_in(["county", "township", "sex"])).height == 0, flags.to_dicts()
+    assert flags["facts_agree"].all(), flags.filter(~pl.col("facts_agree")).to_dicts()
+
+
 def test_audit_flags_exactly_the_township_a_biased_rule_picks_on(demo_run, tmp_path):
     wh = _copy(demo_run, tmp_path)
     batch_id = demo_run["summary"]["batch_id"]

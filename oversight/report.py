@@ -164,6 +164,10 @@ def markdown(audit: Audit, charts: list, flag_charts: list) -> str:
     parts = [
         f"# Outcome audit — warnings of {audit.as_of}",
         f"Audit window {audit.window[0]}..{audit.window[1]}. {method_text()}",
+        "## Per category",
+        _table(per_key(audit, "category")),
+        "## Per rule",
+        _table(per_key(audit, "rule")),
         "## Flagged groups",
         flags_table(audit),
         "## Coverage (warnings not in the rates)",
@@ -181,6 +185,20 @@ def markdown(audit: Audit, charts: list, flag_charts: list) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def per_key(audit: Audit, level: str = "category") -> pl.DataFrame:
+    """One row per category (or rule): persons warned in its population, the population, the rate
+    per 1,000, how many group rates were tested (enough expected) and how many flagged."""
+    allv = pl.concat(list(audit.views.values()))
+    lv = allv.filter(pl.col("level") == level)
+    totals = lv.filter(pl.col("view") == "county").group_by("key").agg(
+        pl.col("warned").sum(), pl.col("persons").sum().alias("paid_persons"))
+    tests = lv.group_by("key").agg(pl.col("q_value").is_not_null().sum().alias("groups_tested"),
+                                   (pl.col("flagged_rate") | pl.col("flagged_confirmed")).sum().alias("flagged"))
+    return totals.join(tests, on="key", how="left").with_columns(
+        rate_per_1000=(1000 * pl.col("warned") / pl.col("paid_persons")).round(3)).select(
+        pl.col("key").alias(level), "warned", "paid_persons", "rate_per_1000", "groups_tested", "flagged").sort(level)
+
+
 def summary_section(audit: Audit, model_card: Path | None = None) -> str:
     """The nightly summary.md's section: flagged groups (counts only) and the model card's link."""
     lines = ["## Oversight", f"Outcome audit of tonight's warnings ({method_text()})"]
@@ -191,6 +209,13 @@ def summary_section(audit: Audit, model_card: Path | None = None) -> str:
         lines.append(f"{sum(v.height for v in audit.views.values())} group rates checked; "
                      f"{audit.flags.height} flagged; conclusions so far counted: {'yes' if conc else 'none yet'}. "
                      "Full tables and charts: `sentinel audit --warehouse W --out DIR`.")
+        lines.append(_table(per_key(audit)))
+        if audit.coverage is not None and audit.coverage.height:
+            cov = audit.coverage
+            lines.append(f"Not in the rates: {int(cov['no_person'].sum())} warnings that name no person (an account, "
+                         f"a worker) and {int(cov['outside_paid_population'].sum())} that name a person not paid in "
+                         "the window (eligible_not_receiving, training claims, home-care orders).")
+        lines.append("Flagged groups:")
         lines.append(flags_table(audit))
     if model_card is not None:
         lines.append(f"Model card: [{model_card}]({model_card.as_uri() if model_card.is_absolute() else model_card})")

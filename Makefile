@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test lock clean
+.PHONY: demo test deps-test lock clean
 
 $(BIN)/sentinel: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -20,8 +20,24 @@ $(BIN)/sentinel: requirements.lock pyproject.toml
 demo: $(BIN)/sentinel
 	$(BIN)/sentinel demo
 
-test: $(BIN)/sentinel
+test: $(BIN)/sentinel deps-test
 	$(BIN)/python -m pytest -q
+
+# What the tests drive besides the venv: real LibreOffice (the verifiers' spreadsheet, driven
+# through Python-UNO by the system python3) and a CJK font (the notebooks' Chinese chart labels).
+# Debian packages, installed only when missing (as root, or through sudo); if that fails the
+# LibreOffice tests skip with the reason and the chart-font test fails saying what to install.
+TEST_DEBS := libreoffice-calc-nogui python3-uno fonts-noto-cjk
+deps-test:
+	@if ! command -v soffice >/dev/null || ! test -d /usr/share/fonts/opentype/noto \
+	    || ! /usr/bin/python3 -c 'import uno' 2>/dev/null; then \
+	  sudo=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  echo "installing $(TEST_DEBS)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$sudo apt-get install -y $(TEST_DEBS) \
+	  || { $$sudo apt-get update && $$sudo apt-get install -y $(TEST_DEBS); } \
+	  || echo "could not install $(TEST_DEBS)"; \
+	fi
 
 # Re-pin after changing dependencies in pyproject.toml.
 lock:

@@ -5,6 +5,9 @@
 - :func:`id_valid`: length 18, 17 digits then a digit or ``X``, birth date a real date not
   after ``as_of``, check character right.
 - :func:`mask_id`: for log lines and messages; keeps the first 6 and last 4 characters.
+- :func:`mask_ids`: the project's one masker for outputs (lists, warnings.csv, evidence): every
+  ID-like value in a text column, including malformed and spreadsheet-mangled ones.
+- :func:`mask_ids_in_text`: the same for a Python string (messages, log lines), more eagerly.
 
 No Python loop over rows: every step is a polars expression.
 """
@@ -84,16 +87,47 @@ def mask_id(value: object) -> str:
     return s[:6] + "*" * (len(s) - 10) + s[-4:]
 
 
+# ID-like values, as `--mask-ids` must catch them (issue 12): 15 to 18 characters of digits and X
+# (upper or lower case) starting with 6 digits, standing alone: not part of a longer run of letters
+# and digits (a 19-digit bank card, a warning number W0123... are not ID numbers). That covers
+# valid numbers, legacy 15-digit ones, a 17-digit number whose check character was lost (it can
+# be recomputed) and any malformed one. And a number of that size as a spreadsheet writes it back:
+# 3.40503199109022E+17 or, as LibreOffice writes it, 3.40503199109022E+017 (E+14..E+17), whose
+# mantissa still holds up to 15 of the digits.
+_EDGE_L, _EDGE_R = r"(^|[^0-9A-Za-z])", r"($|[^0-9A-Za-z])"
+ID_LIKE = _EDGE_L + r"(\d{6})[\dXx]{5,8}([\dXx]{4})" + _EDGE_R
+ID_SCIENTIFIC = _EDGE_L + r"(\d[.,]\d{5})\d+([Ee]\+?0?1[4-7])" + _EDGE_R
+MASK = "********"
+
+
+def mask_ids(expr: pl.Expr) -> pl.Expr:
+    """Every ID-like value in a text expression masked: first 6 and last 4 characters kept
+    (``110105********002X``); in scientific notation the first 6 digits and the exponent
+    (``3.40503********E+17``). Each pattern is applied twice, because a match takes the character
+    after a number, which may be the one before the next number."""
+    out = expr
+    for _ in range(2):
+        out = out.str.replace_all(ID_SCIENTIFIC, "${1}${2}" + MASK + "${3}${4}")
+    for _ in range(2):
+        out = out.str.replace_all(ID_LIKE, "${1}${2}" + MASK + "${3}${4}")
+    return out
+
+
 _LONG_DIGITS = None
+_SCIENTIFIC = None
 
 
 def mask_ids_in_text(text: str) -> str:
     """Every run of 14 or more digits (an ID number, 15 or 18 characters, or anything as long) in a
-    message: first 6 and last 4 kept. For error messages and log lines, where erring on the safe
-    side costs nothing."""
-    global _LONG_DIGITS
+    message: first 6 and last 4 kept; and scientific-notation spellings of such numbers as
+    :func:`mask_ids` masks them. For error messages and log lines, where erring on the safe side
+    costs nothing."""
+    global _LONG_DIGITS, _SCIENTIFIC
     if _LONG_DIGITS is None:
         import re
 
         _LONG_DIGITS = re.compile(r"\d{14,}[\dXx]?")
+        _SCIENTIFIC = re.compile(ID_SCIENTIFIC)
+    for _ in range(2):
+        text = _SCIENTIFIC.sub(lambda m: m.group(1) + m.group(2) + MASK + m.group(3) + m.group(4), text)
     return _LONG_DIGITS.sub(lambda m: m.group(0)[:6] + "*" * (len(m.group(0)) - 10) + m.group(0)[-4:], text)

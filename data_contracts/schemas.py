@@ -16,15 +16,21 @@ Conventions in every model:
 - every date, datetime, period or amount column ``c`` has a boolean companion
   ``c__unparseable`` (a value was delivered but parses as nothing) that must be false; it is
   what catches a bad value in a *nullable* column such as ``status_date``;
+- every domain check the catalogue declares for a column ``c`` (``extracts.Column.checks``) is a
+  boolean companion ``c__<check>`` that must be false (:func:`schema_for` adds them to the model;
+  :data:`REASONS` names the quarantine reason of each);
 - every identity-number column ``c`` has ``c_valid`` (length 18, real birth date not after the
   batch date, MOD 11-2 check character). An invalid number is loaded, never quarantined.
 """
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 import pandera.polars as pa
 import polars as pl
+
+from data_contracts.extracts import DOMAINS, EXTRACTS
 
 AMOUNT = pl.Decimal(18, 2)
 TS = pl.Datetime("us")
@@ -186,3 +192,49 @@ MODELS: dict[str, type[pa.DataFrameModel]] = {
     "training_claims": TrainingClaims,
     "service_orders": ServiceOrders,
 }
+
+
+# The quarantine reason of each companion flag ``<col>__<check>`` (the reason is "<text>: <col>");
+# ``{kind}`` is the column's kind, ``{domain}`` its domain's label (extracts.DOMAINS).
+REASONS = {
+    "unparseable": "unparseable {kind}",
+    "not_positive": "not above zero",
+    "above_ceiling": "above the sanity ceiling",
+    "too_precise": "more decimals than fen",
+    "after_batch_date": "after the batch date",
+    "too_early": "implausibly early",
+    "wrong_kind": "not {domain}",
+}
+_DESCRIBE = {
+    "not_positive": "the amount is zero or negative",
+    "above_ceiling": "the amount is above its programme's sanity ceiling (extracts.Limits)",
+    "too_precise": "the amount has more decimals than fen (it would have to be rounded)",
+    "after_batch_date": "the date lies after the batch date by more than the margin (extracts.Limits)",
+    "too_early": "the date lies before the earliest plausible one",
+    "wrong_kind": "the value is not {domain}",
+}
+
+
+def reason_text(extract: str, column: str, check: str) -> str:
+    """``REASONS`` filled in for one column of one extract."""
+    c = EXTRACTS[extract].column(column)
+    return REASONS[check].format(kind=c.kind, domain=DOMAINS[c.domain or "id"].label if check == "wrong_kind" else "")
+
+
+@lru_cache(maxsize=None)
+def schema_for(extract: str, only: tuple[str, ...] | None = None) -> pa.DataFrameSchema:
+    """The extract's model plus one must-be-false companion per domain check the catalogue
+    declares (``extracts.Column.checks``): the contract a row must meet to be loaded. ``only``
+    (companion names) keeps just those companions: the ingest validates the companions that
+    flag some row (a companion that is false everywhere passes by construction, and each
+    checked column costs pandera a few milliseconds)."""
+    extra = {}
+    for c in EXTRACTS[extract].columns:
+        for check in c.checks:
+            if only is not None and f"{c.name}__{check}" not in only:
+                continue
+            label = DOMAINS[c.domain or "id"].label if check == "wrong_kind" else ""
+            extra[f"{c.name}__{check}"] = pa.Column(
+                bool, pa.Check.eq(False), nullable=False,
+                description=f"{c.name}: {_DESCRIBE[check].format(domain=label)}")
+    return MODELS[extract].to_schema().add_columns(extra)

@@ -4,6 +4,17 @@ batch that either commits completely or leaves the warehouse as it was.
 - `batch_lock(warehouse)`: an exclusive, non-blocking `flock` on `.<warehouse>.lock`. A second
   batch is refused (RefusedInput: exit 2). The operating system releases the lock when the
   process ends, however it ends, so a killed batch never leaves a stale lock behind.
+- `batch_gate(...)`: `sentinel run` checks its arguments, takes the lock, checks the batch date
+  and the landing directory's names before Prefect starts, so that a refusal takes a moment; the
+  flow inside reuses that lock (`flow_lock`); a served run, in a process of its own, takes it there.
+- `check_warehouse(path)`: the warehouse path is usable (not a directory, not some other kind of
+  file, its folder writable), said in one sentence before anything starts.
+- `check_output_dir(out, ...)`: the batch never deletes or renames what it did not write: `--out`
+  is new, empty, or holds a previous run's outputs (`MARKER`), and neither is nor holds the
+  landing directory or the warehouse.
+- `interruptible()` / `commit_point()`: Ctrl-C (SIGINT) and systemd's SIGTERM stop a batch within
+  seconds before its commit point (`Interrupted`, exit 130/143, nothing committed); at the commit
+  point they are held until the renames are done, and the batch says it finished.
 - `WorkingCopy`: the batch writes to `.<warehouse>.batch`, a copy of the warehouse (or a new
   file); `commit()` checkpoints it and renames it over the warehouse (an atomic rename on one
   file system). Until then the warehouse is untouched: a failed stage, a refused file or
@@ -12,15 +23,23 @@ batch that either commits completely or leaves the warehouse as it was.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import errno
 import fcntl
 import os
 import shutil
+import signal
+import sys
+import threading
 from pathlib import Path
 
 import duckdb
 
 from data_contracts.errors import RefusedInput
+from models import default_model_dir
 
+
+MARKER = ".sentinel-output"  # written into every --out a batch fills: "this folder is ours to replace"
 
 @contextlib.contextmanager
 def batch_lock(warehouse: Path):
@@ -42,6 +61,282 @@ def batch_lock(warehouse: Path):
         os.close(fd)
 
 
+_gated: set[Path] = set()  # warehouses whose batch_gate this process is inside
+
+
+@contextlib.contextmanager
+def batch_gate(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date, replay: bool = False):
+    """Everything a batch checks before Prefect starts: the arguments, the warehouse's lock, the
+    batch date, the landing directory's names. The flow inside it reuses its lock (`flow_lock`)."""
+    key = Path(warehouse).resolve()
+    if key in _gated:  # sentinel run's gate, then run_batch's: one lock
+        yield
+        return
+    check_arguments(input_dir, warehouse, out_dir)
+    _signals.received = None  # a new batch
+    with interruptible(), batch_lock(warehouse):
+        check_as_of(as_of, warehouse, replay)
+        from data_contracts.ingest import discover  # not before the lock: a second batch is refused at once
+
+        discover(input_dir)  # names, formats and required extracts
+        _gated.add(key)
+        try:
+            yield
+        finally:
+            _gated.discard(key)
+            _signals.unwound.set()  # an interrupted batch got here: it needs no forced exit
+
+
+def flow_lock(warehouse: Path):
+    """The flow's lock: the gate's when this process passed one (sentinel run), else its own (a
+    served run, in a process of its own)."""
+    return contextlib.nullcontext() if Path(warehouse).resolve() in _gated else batch_lock(warehouse)
+
+
+def check_warehouse(warehouse: Path) -> None:
+    """Refuse, in one sentence, a warehouse path the batch cannot use (RefusedInput, exit 2)."""
+    warehouse = Path(warehouse)
+    if warehouse.is_dir():
+        raise RefusedInput(warehouse, "is a directory; --warehouse names a DuckDB file, e.g. "
+                                      f"{warehouse / 'warehouse.duckdb'}")
+    if warehouse.exists():
+        if not warehouse.is_file():
+            raise RefusedInput(warehouse, "is not a regular file; --warehouse names a DuckDB file")
+        with open(warehouse, "rb") as f:
+            head = f.read(12)
+        if len(head) < 12 or head[8:12] != b"DUCK":
+            raise RefusedInput(warehouse, "is not a DuckDB file (a warehouse of welfare-sentinel is one); "
+                                          "name another file, or move this one away")
+    folder = warehouse.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise RefusedInput(folder, "is not writable: the batch writes its working copy beside the warehouse; "
+                                   "choose a writable folder or fix its permissions")
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_output_dir(out: Path, *, protected: dict[str, Path], marker: str = MARKER, what: str = "--out") -> None:
+    """Refuse an output directory the batch would have to delete something it did not write to fill:
+    it must be new, empty, or hold a previous run's outputs (`marker`), and neither be nor contain nor
+    sit inside any `protected` path (the landing directory, the warehouse)."""
+    out = Path(out)
+    if out.name in ("", ".", ".."):
+        out = out.resolve()
+    resolved = out.resolve()
+    for label, p in protected.items():
+        p = Path(p).resolve()
+        if _inside(p, resolved) or _inside(resolved, p):
+            rel = "is" if p == resolved else ("contains" if _inside(p, resolved) else "is inside")
+            raise RefusedInput(out, f"{what} {rel} the {label} ({p}); choose a folder of its own for the outputs")
+    if out.exists() and not out.is_dir():
+        raise RefusedInput(out, f"{what} exists and is not a directory; choose a folder for the outputs")
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).exists():
+        raise RefusedInput(out, f"{what} is not empty and holds no earlier output of welfare-sentinel; "
+                                "choose a new or empty folder (nothing in it was touched)")
+
+
+# ----------------------------------------------------------------------------- interrupts
+
+class Interrupted(BaseException):
+    """Ctrl-C or SIGTERM before the commit point: nothing was committed (exit 128 + signal)."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name} before the commit point: "
+                         "the warehouse and the lists were left as they were")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+FORCE_EXIT_AFTER = 8.0  # seconds an interrupted batch may take to unwind before it is ended outright
+
+
+class _Signals:
+    """SIGINT/SIGTERM handling for the batch in this process's main thread."""
+
+    def __init__(self):
+        self.deferring = 0
+        self.received: int | None = None  # the signal that interrupted the batch
+        self.pending: int | None = None  # a signal held at the commit point
+        self.quiet = False  # after an interrupt, what Prefect prints while it unwinds stays off the terminal
+        self.saved_stderr = None
+        self.unwound = threading.Event()  # set when the interrupted batch has unwound: no forced exit
+
+    def handler(self, signum, frame):
+        if self.deferring:
+            self.pending = self.pending or signum
+            print(f"sentinel: {signal.Signals(signum).name} received at the commit point: "
+                  "finishing the batch's renames first", file=sys.stderr, flush=True)
+            return
+        if self.received:  # a second Ctrl-C while unwinding: the first one is being handled
+            return
+        self.received = signum
+        self.unwound = threading.Event()
+        if self.quiet:  # our last line goes to the saved stream
+            self.saved_stderr, sys.stderr = sys.stderr, open(os.devnull, "w")
+        # Unwinding normally takes a moment. A Ctrl-C at the terminal also reaches Prefect's
+        # temporary server (same process group), and Prefect's client would then retry for minutes
+        # to report the run: past the grace period the batch ends outright (nothing was committed).
+        threading.Thread(target=_force_exit, args=(signum, self.unwound), daemon=True,
+                         name="sentinel-force-exit").start()
+        raise Interrupted(signum)
+
+
+def _children() -> list[int]:
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+_cleanups: list = []  # what a batch ended outright must still remove (its working copy, its staged lists)
+
+
+@contextlib.contextmanager
+def cleanup_on_force_exit(fn):
+    _cleanups.append(fn)
+    try:
+        yield
+    finally:
+        _cleanups.remove(fn)
+
+
+def _force_exit(signum: int, unwound: threading.Event) -> None:
+    if unwound.wait(FORCE_EXIT_AFTER):
+        return
+    for fn in list(_cleanups):
+        with contextlib.suppress(Exception):
+            fn()
+    print(f"sentinel: {Interrupted(signum)} (ended without waiting for Prefect's API)",
+          file=_signals.saved_stderr or sys.stderr, flush=True)
+    for pid in _children():  # Prefect's temporary server, if it is still up
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    os._exit(128 + signum)
+
+
+_signals = _Signals()
+
+
+def quiet_after_interrupt() -> None:
+    """At the terminal (no -v) an interrupted batch says one line, not Prefect's unwinding."""
+    _signals.quiet = True
+
+
+def interrupt_handled():
+    """The interrupted batch has unwound (no forced exit needed; ready for another batch). Returns
+    the terminal's stream for the last line: after a quiet interrupt, what Prefect still prints
+    while the process exits (its log handler failing to reach a dead server) stays silenced."""
+    _signals.unwound.set()
+    _signals.received = None
+    return _signals.saved_stderr or sys.stderr
+
+
+def interrupted_by() -> int | None:
+    """The signal that interrupted this process's batch, if one did (DuckDB turns it into its own
+    'Query interrupted' error when it arrives mid-query)."""
+    return _signals.received
+
+
+@contextlib.contextmanager
+def interruptible():
+    """Within this block SIGINT and SIGTERM raise `Interrupted` in the main thread (elsewhere a no-op:
+    a batch run by another thread keeps its host's handling). Installed again at each level: Prefect
+    puts a SIGTERM handler of its own in place when a flow run starts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    # a SIGINT ignored on entry stays ignored (a job started in the background with `&`, or nohup)
+    wanted = [s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN]
+    previous = {s: signal.signal(s, _signals.handler) for s in wanted}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def commit_point():
+    """Hold SIGINT/SIGTERM while the batch commits and renames (`interrupt_received_at_commit` tells
+    afterwards whether one arrived: the batch then says that it finished anyway)."""
+    _signals.deferring += 1
+    try:
+        yield
+    finally:
+        _signals.deferring -= 1
+
+
+def interrupt_received_at_commit() -> int | None:
+    """The signal held at the last commit point (and forget it)."""
+    s, _signals.pending = _signals.pending, None
+    return s
+
+
+# ----------------------------------------------------------------------------- arguments
+
+def today() -> dt.date:
+    """The batch date: today where the city is (SENTINEL_TIMEZONE, default Asia/Shanghai), not on
+    the host's clock (a 02:00 run on a UTC host would otherwise be dated yesterday)."""
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.now(ZoneInfo(os.environ.get("SENTINEL_TIMEZONE", "Asia/Shanghai"))).date()
+
+
+FUTURE_MARGIN_DAYS = 3  # --as-of may run ahead of today where the city is by this much (time zones, a late clock)
+
+
+def check_arguments(input_dir: Path, warehouse: Path, out_dir: Path) -> None:
+    """What needs no Prefect and no lock: the landing directory, the warehouse path, the output folder."""
+    if not input_dir.is_dir():
+        raise RefusedInput(input_dir, "landing directory not found (or not a directory)")
+    check_warehouse(warehouse)
+    check_output_dir(out_dir, protected={"landing directory": input_dir, "warehouse": warehouse,
+                                         "model folder": default_model_dir(warehouse)})
+
+
+def last_batch_date(warehouse: Path) -> dt.date | None:
+    if not warehouse.exists():
+        return None
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'runs'").fetchone()[0]:
+                return None
+            return con.execute("SELECT max(as_of) FROM runs WHERE outcome = 'succeeded'").fetchone()[0]
+    except duckdb.IOException:  # held by a writer: the lock below, or the working copy's checkpoint, says so
+        return None
+
+
+def check_as_of(as_of: dt.date, warehouse: Path, replay: bool) -> None:
+    """A batch date before the warehouse's last batch would write history backwards, one far in the
+    future is a typo: both are refused unless the operator says --replay."""
+    if replay:
+        return
+    last = last_batch_date(warehouse)
+    if last is not None and as_of < last:
+        raise RefusedInput(warehouse, f"--as-of {as_of} is before this warehouse's last batch ({last}); "
+                                      "run with --replay if you mean to replay an earlier night")
+    if as_of > today() + dt.timedelta(days=FUTURE_MARGIN_DAYS):
+        raise RefusedInput(warehouse, f"--as-of {as_of} is more than {FUTURE_MARGIN_DAYS} days after today "
+                                      f"({today()}); run with --replay if you mean it")
+
+
+def _no_space(e: OSError, path: Path) -> RefusedInput:
+    return RefusedInput(path, "no space left on the device; free space there (the batch needs about twice the "
+                              "warehouse's size) and run again: nothing was changed")
+
+
 class WorkingCopy:
     def __init__(self, warehouse: Path):
         self.warehouse = Path(warehouse)
@@ -49,6 +344,7 @@ class WorkingCopy:
 
     def __enter__(self) -> WorkingCopy:
         self.discard()  # what a killed batch may have left
+        _cleanups.append(self.discard)
         if self.warehouse.exists():
             if self.wal.exists():
                 # fold the write-ahead log into the file first, so that the copy is the whole state
@@ -59,7 +355,13 @@ class WorkingCopy:
                 except duckdb.IOException as e:
                     raise RefusedInput(self.warehouse, f"has unsaved changes and is in use by another process ({e})"
                                        ) from None
-            shutil.copyfile(self.warehouse, self.path)
+            try:
+                shutil.copyfile(self.warehouse, self.path)
+            except OSError as e:
+                self.discard()
+                if e.errno == errno.ENOSPC:
+                    raise _no_space(e, self.path.parent) from None
+                raise
         return self
 
     @property
@@ -84,11 +386,23 @@ class WorkingCopy:
                 p.unlink()
 
     def __exit__(self, *exc) -> None:
+        _cleanups.remove(self.discard)
         self.discard()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def swap_dir(staging: Path, target: Path) -> None:
-    """Put a finished directory in place of `target` with two renames."""
+    """Put a finished directory in place of `target` with two renames. The new directory gets the
+    permissions of an ordinary new folder (tempfile.mkdtemp makes 0700; a verifiers' share must
+    read the lists)."""
+    mode = 0o777 & ~_umask()
+    for folder in (staging, *(p for p in staging.rglob("*") if p.is_dir())):
+        folder.chmod(mode)
     old = target.with_name(f".{target.name}-old")
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import logging
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
 
 from data_contracts.errors import RefusedInput
 from data_contracts.ids import mask_ids_in_text
+from flows.batch import Interrupted, interrupt_handled, interrupted_by, quiet_after_interrupt
 
 log = logging.getLogger("sentinel")
 
@@ -34,30 +37,57 @@ def _persons(text: str) -> int:
     return n
 
 
+def _check_city_dir(out: Path, what: str) -> None:
+    """`generate` and `demo` replace the folder they write only when it is new, empty, or a city they
+    made before (recognised by the manifest written beside it)."""
+    from synthetic.city import manifest_path
+
+    if out.exists() and not out.is_dir():
+        raise RefusedInput(out, f"{what} exists and is not a directory; choose a folder for the city")
+    if out.is_dir() and any(out.iterdir()) and not manifest_path(out).exists():
+        raise RefusedInput(out, f"{what} is not empty and is not a city generated before; "
+                                "choose a new or empty folder (nothing in it was touched)")
+
+
 def cmd_generate(a: argparse.Namespace) -> int:
     from synthetic.city import generate
 
-    key = generate(persons=a.persons, seed=a.seed, out=Path(a.out), as_of=a.as_of)
+    out = Path(a.out)
+    _check_city_dir(out, "--out")
+    key = generate(persons=a.persons, seed=a.seed, out=out, as_of=a.as_of)
     print(f"landing directory: {a.out}")
     print(f"answer key:        {key}")
     return 0
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from flows.nightly import run_batch
+    from flows.batch import batch_gate, today
 
-    s = run_batch(input_dir=Path(a.input), warehouse=Path(a.warehouse), out_dir=Path(a.out), as_of=a.as_of,
-                  xlsx=a.xlsx, mask_ids=a.mask_ids, retrain=a.retrain)
+    paths = [Path(p).absolute() for p in (a.input, a.warehouse, a.out)]
+    as_of = a.as_of or today()
+    with batch_gate(*paths, as_of, a.replay):  # refusals before Prefect is even imported
+        from flows.nightly import run_batch
+
+        s = run_batch(*paths, as_of, xlsx=a.xlsx, mask_ids=a.mask_ids, retrain=a.retrain, replay=a.replay,
+                      accept_shrunk_snapshot=a.accept_shrunk_snapshot, min_snapshot_share=a.min_snapshot_share)
     st = s["warnings"]["statuses"]
     print(f"batch {s['batch_id']} of {s['as_of']}: {st.get('new', 0)} new, {st.get('open', 0)} open warnings; "
-          f"lists in {a.out}")
+          f"lists in {a.out}{_late_interrupt()}")
     return 0
+
+
+def _late_interrupt() -> str:
+    from flows.batch import interrupt_received_at_commit
+
+    s = interrupt_received_at_commit()
+    return f" (the {signal.Signals(s).name} came at the commit point: the batch was finished first)" if s else ""
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
     from flows.serve import serve
 
-    serve(a.cron, Path(a.input), Path(a.warehouse), Path(a.out), timezone=a.timezone, xlsx=a.xlsx, mask_ids=a.mask_ids)
+    serve(a.cron, Path(a.input), Path(a.warehouse), Path(a.out), timezone=a.timezone, xlsx=a.xlsx,
+          mask_ids=a.mask_ids, ui_port=a.port)
     return 0
 
 
@@ -68,6 +98,10 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
     root = Path(a.dir)
     landing, warehouse, out = root / "landing", root / "warehouse.duckdb", root / "out"
+    if root.is_dir() and any(root.iterdir()) and not (root / "warehouse.duckdb").exists() and not landing.exists():
+        raise RefusedInput(root, "--dir is not empty and holds no earlier demo; choose a new or empty folder "
+                                 "(nothing in it was touched)")
+    _check_city_dir(landing, "the demo's landing folder")
     key = generate(persons=a.persons, seed=a.seed, out=landing, as_of=DEFAULT_AS_OF)
     for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
         stale.unlink(missing_ok=True)  # the demo starts from an empty warehouse every time
@@ -78,7 +112,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
 sample city   {landing}  ({a.persons:,} persons; answer key {key})
 warehouse     {warehouse}  (batch {s['batch_id']} of {s['as_of']}: {st.get('new', 0)} warnings)
 lists         {out / 'warnings.csv'}
-              {out / 'lists'}/<county>/<township>.csv, and one .xlsx per county
+              {out / 'lists'}/<county>/<township>.csv and .xlsx, and one .xlsx per county
 run summary   {out / 'summary.md'}
 notebooks     {notebooks}
   open them:  .venv/bin/jupyter lab notebooks/morning_review.ipynb
@@ -128,62 +162,112 @@ def cmd_explain(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cron(text: str) -> str:
+    from prefect.client.schemas.schedules import CronSchedule  # Prefect's own validation of what it will run
+
+    try:
+        CronSchedule(cron=text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a cron expression: {text!r} (five fields, e.g. \"0 2 * * *\")"
+                                         ) from None
+    return text
+
+
+def _timezone(text: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise argparse.ArgumentTypeError(f"not a time zone: {text!r} (e.g. Asia/Shanghai)") from None
+    return text
+
+
+def _port(text: str) -> int:
+    n = int(text) if text.isdigit() else -1
+    if not 0 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return n
+
+
+VERBOSE_HELP = "log progress to stderr (accepted before or after the subcommand)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sentinel", description="welfare-sentinel: early warnings on benefit payments")
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    g = sub.add_parser("generate", help="write a synthetic landing directory and its answer key")
-    g.add_argument("--persons", type=_persons, required=True)
-    g.add_argument("--seed", type=int, default=1)
-    g.add_argument("--out", required=True, help="landing directory to write (the answer key goes beside it)")
-    g.add_argument("--as-of", type=_date, default=None, help="batch date (default 2026-11-01)")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help, description=help)
+        # -v after the subcommand too; SUPPRESS keeps it from resetting a -v given before
+        c.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+        return c
+
+    g = command("generate", "write a synthetic landing directory and its answer key")
+    g.add_argument("--persons", type=_persons, required=True, help="how many persons the city registers (>= 2000)")
+    g.add_argument("--seed", type=int, default=1, help="random seed: the same seed writes the same bytes (default 1)")
+    g.add_argument("--out", required=True, help="landing directory to write: new, empty, or a city generated "
+                                                "before (the answer key and manifest go beside it)")
+    g.add_argument("--as-of", type=_date, default=None, help="batch date YYYY-MM-DD (default 2026-11-01)")
     g.set_defaults(func=cmd_generate)
 
-    r = sub.add_parser("run", help="one nightly batch: ingest, contracts, rules, scorer, warnings, lists")
-    r.add_argument("--input", required=True, help="landing directory")
+    r = command("run", "one nightly batch: ingest, contracts, rules, scorer, warnings, lists")
+    r.add_argument("--input", required=True, help="landing directory (EXTRACTS.md)")
     r.add_argument("--warehouse", required=True, help="DuckDB file (created if missing)")
-    r.add_argument("--out", required=True, help="directory for warnings.csv and lists/")
-    r.add_argument("--as-of", type=_date, default=None, help="batch date (default: today)")
+    r.add_argument("--out", required=True, help="directory for warnings.csv, lists/ and summary.md: new, empty, or "
+                                                "a previous run's; never the landing directory, nor one holding it or the warehouse")
+    r.add_argument("--as-of", type=_date, default=None,
+                   help="batch date YYYY-MM-DD (default: today in SENTINEL_TIMEZONE, Asia/Shanghai)")
+    r.add_argument("--replay", action="store_true",
+                   help="allow an --as-of before the warehouse's last batch or beyond today (replaying nights)")
+    r.add_argument("--accept-shrunk-snapshot", action="append", default=[], metavar="EXTRACT",
+                   help="load this snapshot extract although it shrank implausibly (repeat for several)")
+    r.add_argument("--min-snapshot-share", type=float, default=0.9, metavar="SHARE",
+                   help="a snapshot with fewer rows than this share of the last one is refused (default 0.9)")
     r.add_argument("--xlsx", action="store_true", help="also one .xlsx per county, a sheet per township")
     r.add_argument("--mask-ids", action="store_true", help="mask ID numbers in the lists (first 6, last 4 kept)")
     r.add_argument("--retrain", action="store_true", help="refit the scorer instead of using the kept model")
     r.set_defaults(func=cmd_run)
 
-    sv = sub.add_parser("serve", help="run the nightly batch on a cron schedule until stopped")
-    sv.add_argument("--cron", required=True, help='e.g. "0 2 * * *"')
-    sv.add_argument("--timezone", default="Asia/Shanghai")
-    sv.add_argument("--input", required=True)
-    sv.add_argument("--warehouse", required=True)
-    sv.add_argument("--out", required=True)
-    sv.add_argument("--xlsx", action="store_true")
-    sv.add_argument("--mask-ids", action="store_true")
+    sv = command("serve", "run the nightly batch on a cron schedule until stopped (Ctrl-C)")
+    sv.add_argument("--cron", required=True, type=_cron, help='when to run, a cron expression, e.g. "0 2 * * *"')
+    sv.add_argument("--timezone", default="Asia/Shanghai", type=_timezone,
+                    help="time zone of the cron expression (default Asia/Shanghai)")
+    sv.add_argument("--input", required=True, help="landing directory the agencies deliver into")
+    sv.add_argument("--warehouse", required=True, help="DuckDB file (created if missing)")
+    sv.add_argument("--out", required=True, help="directory for each night's warnings.csv, lists/ and summary.md")
+    sv.add_argument("--xlsx", action="store_true", help="also one .xlsx per county, a sheet per township")
+    sv.add_argument("--mask-ids", action="store_true", help="mask ID numbers in the lists (first 6, last 4 kept)")
+    sv.add_argument("--port", type=_port, default=0,
+                    help="port of the local Prefect server and its UI when PREFECT_API_URL is not set "
+                         "(default: a free one, printed at start)")
     sv.set_defaults(func=cmd_serve)
 
-    f = sub.add_parser("feedback", help="record the verifiers' conclusions from returned lists (.csv or .xlsx)")
-    f.add_argument("--warehouse", required=True)
-    f.add_argument("--by", default=None, help="who returned the lists (default: the folder they are in)")
-    f.add_argument("files", nargs="+")
+    f = command("feedback", "record the verifiers' conclusions from returned lists (.csv or .xlsx)")
+    f.add_argument("--warehouse", required=True, help="the DuckDB file the lists came from")
+    f.add_argument("--by", default=None, help="who returned the lists (default: the user running the command)")
+    f.add_argument("files", nargs="+", help="returned township lists (.csv in UTF-8 or GB18030/GBK, or .xlsx)")
     f.set_defaults(func=cmd_feedback)
 
-    d = sub.add_parser("demo", help="make a sample city under ./demo/ and run one batch on it")
-    d.add_argument("--dir", default="demo")
-    d.add_argument("--persons", type=_persons, default=20_000)
-    d.add_argument("--seed", type=int, default=2026)
+    d = command("demo", "make a sample city under ./demo/ and run one batch on it")
+    d.add_argument("--dir", default="demo", help="folder for the city, warehouse and lists (default ./demo)")
+    d.add_argument("--persons", type=_persons, default=20_000, help="persons in the sample city (default 20000)")
+    d.add_argument("--seed", type=int, default=2026, help="random seed (default 2026)")
     d.set_defaults(func=cmd_demo)
 
-    ru = sub.add_parser("rules", help="list the rule catalog (rules/*.yaml; documented in rules/CATALOG.md)")
+    ru = command("rules", "list the rule catalog (rules/*.yaml; documented in rules/CATALOG.md)")
     ru.set_defaults(func=cmd_rules)
 
-    au = sub.add_parser("audit", help="outcome audit: warning rates and confirmed shares by county, township, "
-                                      "program, sex and age band, with flagged groups")
+    au = command("audit", "outcome audit: warning rates and confirmed shares by county, township, program, sex "
+                          "and age band, with flagged groups")
     au.add_argument("--warehouse", required=True, help="DuckDB file (read only)")
     au.add_argument("--out", required=True, help="directory for the CSV per view, the charts and audit.md")
     au.add_argument("--answer-key", default=None,
                     help="a generated city's answer key: compare each group with the planted anomalies")
     au.set_defaults(func=cmd_audit)
 
-    ex = sub.add_parser("explain", help="everything held on why one warning exists, in Chinese and English")
+    ex = command("explain", "everything held on why one warning exists, in Chinese and English")
     ex.add_argument("warning_id", help="the warning's id (预警编号), e.g. W0123456789ABCDEF")
     ex.add_argument("--warehouse", required=True, help="DuckDB file (read only)")
     ex.add_argument("--mask-ids", action="store_true",
@@ -202,31 +286,72 @@ def _release(e: BaseException) -> None:
     gc.collect()
 
 
+# our own loggers, sent to Prefect's API (the UI's run logs) besides Prefect's; they never log an ID number
+OWN_LOGGERS = "sentinel,data_contracts,rules,models,flows"
+
+
+def _environment(a: argparse.Namespace) -> None:
+    """Prefect's settings for this process, before Prefect is imported."""
+    env = os.environ
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    env.setdefault("DO_NOT_TRACK", "1")
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    if "PREFECT_HOME" not in env:
+        # Prefect's state beside the warehouse (or the demo), never in the home directory
+        where = Path(a.dir) if a.command == "demo" else Path(getattr(a, "warehouse", "") or ".").absolute().parent
+        env["PREFECT_HOME"] = str(where.absolute() / ".prefect")
+    env.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", OWN_LOGGERS)
+    env.setdefault("PREFECT_LOGGING_LEVEL", "INFO")  # what reaches the UI
+    # At the terminal a batch prints one line (its result, or what it refused and why); its logs
+    # still reach the Prefect UI. -v shows them here too. `serve` keeps Prefect's console logging.
+    quiet = not a.verbose and a.command in ("run", "demo", "feedback")
+    for key in ("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "PREFECT_LOGGING_ROOT_LEVEL",
+                "PREFECT_LOGGING_HANDLERS_DEBUG_LEVEL"):  # the last: Prefect's internal services
+        env[key] = "CRITICAL" if quiet else ("WARNING" if key.endswith("ROOT_LEVEL") else "NOTSET")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if not a.verbose and a.command in ("run", "demo", "feedback"):
-        # a batch at the terminal prints one line (its result, or what it refused and why);
-        # -v shows Prefect's progress. `serve` keeps Prefect's logging as configured.
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+    _environment(a)
+    if not a.verbose:
+        quiet_after_interrupt()
+    level = logging.INFO if a.verbose else logging.CRITICAL
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for h in logging.getLogger().handlers:  # records propagated from Prefect's loggers pass the root's level
+        h.setLevel(level)
     try:
         return a.func(a)
-    except RefusedInput as e:
-        print(f"sentinel: {mask_ids_in_text(str(e))}", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C outside a batch's own handling (e.g. while Prefect starts)
+        print("sentinel: interrupted; nothing was committed", file=sys.stderr)
+        return 130
+    except Interrupted as e:  # Ctrl-C or SIGTERM before the commit point
+        print(f"sentinel: {e}", file=interrupt_handled())
         _release(e)
-        return 2
-    except (FileNotFoundError, NotADirectoryError) as e:
-        # bad arguments: name the problem in one line (no ID numbers are in these messages)
-        print(f"sentinel: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # anything else: one line, exit 1 (the traceback with -v), ID numbers masked
-        if a.verbose:
+        return e.exit_code
+    except Exception as e:
+        code, line = _explain(e, a)
+        terminal = interrupt_handled()
+        if code == 1 and a.verbose:
             log.error("failed: %s", mask_ids_in_text(traceback.format_exc()))
-        print(f"sentinel: {type(e).__name__}: {mask_ids_in_text(str(e))}", file=sys.stderr)
+        print(f"sentinel: {mask_ids_in_text(line)}", file=terminal)
         _release(e)
-        return 1
+        return code
+
+
+def _explain(e: Exception, a: argparse.Namespace) -> tuple[int, str]:
+    """Exit status and the one line the operator reads (ID numbers are masked by the caller)."""
+    if interrupted_by():  # the signal surfaced as another error (DuckDB's 'Query interrupted')
+        return 128 + interrupted_by(), str(Interrupted(interrupted_by()))
+    if isinstance(e, RefusedInput):
+        return 2, str(e)
+    if (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left on device" in str(e):
+        where = getattr(e, "filename", None) or getattr(a, "warehouse", None) or "the disk"
+        return 2, (f"{where}: no space left on the device; free space and run again (the warehouse and the "
+                   "lists were left as they were)")
+    if isinstance(e, (FileNotFoundError, NotADirectoryError)):  # bad arguments, said in one line
+        return 2, str(e)
+    return 1, f"{type(e).__name__}: {e}"  # anything else (the traceback with -v)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,16 @@
 """`sentinel feedback`: read the lists verifiers send back and record their conclusions.
 
-Accepted: the township CSVs as written (UTF-8 with BOM) or as Excel re-saves them (GB18030,
-with or without BOM), and .xlsx workbooks (every sheet). Rows whose 核查结论 is empty are not
-yet checked and are skipped. Everything is checked before anything is written: an unknown
-预警编号 or conclusion refuses the whole call (exit 2) with the offending file and lines, and
-nothing is half-applied. A file already recorded (same bytes) is skipped.
+Accepted: the township CSVs as written (UTF-8 with BOM) or as Excel, WPS or LibreOffice re-save
+them (GB18030/GBK, with or without BOM), and .xlsx workbooks (every sheet). Rows whose 核查结论
+is empty are not yet checked and are skipped. Everything is checked before anything is written:
+an unknown 预警编号 or conclusion, or one warning given different conclusions (in one file or in
+two of the same call), refuses the whole call (RefusedInput: exit 2) naming the files and lines,
+and nothing is half-applied. Every refusal names its file: an empty or unreadable file, and a
+CSV whose headers are garbled because it was opened with the wrong encoding and saved that way
+(the message says how to open it right). A file already recorded (same bytes) is skipped.
+
+`returned_by` is who returned the lists: the caller's value (`--by`), else the user running the
+command.
 
 属实 -> confirmed, 不属实 -> cleared, 已整改 -> rectified. The first amount written as
 "<number>元" in 核查说明 is kept as the amount the verifier reports recovered (for
@@ -17,8 +23,11 @@ A list from Monday answered on Wednesday still reopens if Tuesday's batch added 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import hashlib
 import io
+import os
+import zipfile
 from pathlib import Path
 
 import duckdb
@@ -31,6 +40,12 @@ from flows.warnings import ensure_tables
 
 CONCLUSIONS = {"属实": "confirmed", "不属实": "cleared", "已整改": "rectified"}
 AMOUNT = r"([0-9][0-9,]*(?:\.[0-9]+)?)\s*元"
+REQUIRED = ("预警编号", "核查结论")
+WRONG_ENCODING = (
+    "its column headers are garbled: the list was opened with the wrong character encoding and saved "
+    "that way. Open the .xlsx workbook beside the CSV instead, or open the CSV again from the list as "
+    "sent: in LibreOffice choose Character set 'Unicode (UTF-8)' in the Text Import dialog; in Excel "
+    "use Data > From Text/CSV with File origin '65001: Unicode (UTF-8)'. Then fill it in and return it")
 
 
 def _decode(raw: bytes, path: Path) -> str:
@@ -42,29 +57,69 @@ def _decode(raw: bytes, path: Path) -> str:
     raise RefusedInput(path, "cannot be decoded as UTF-8 or GB18030")
 
 
+def _misread(header: str) -> bool:
+    """True when a header looks like one of ours after a wrong decoding: UTF-8 read as Latin-1,
+    Windows-1252 or GB18030, GB18030 read as Latin-1 or Windows-1252, or bytes lost as U+FFFD
+    (GB18030 read as UTF-8)."""
+    if "\ufffd" in header:
+        return True
+    candidates = []
+    try:  # Latin-1 / Windows-1252: one byte per character
+        candidates.append(b"".join(bytes([ord(c)]) if ord(c) < 256 else c.encode("cp1252") for c in header))
+    except UnicodeEncodeError:
+        pass
+    try:
+        candidates.append(header.encode("gb18030"))
+    except UnicodeEncodeError:
+        pass
+    for raw in candidates:
+        for right in ("utf-8", "gb18030"):
+            fixed = raw.decode(right, errors="replace")
+            if fixed != header and any(r in fixed for r in REQUIRED):
+                return True
+    return False
+
+
+def _read_frame(path: Path) -> pl.DataFrame:
+    """The file's rows, every value as text, with `_sheet` and `_line`; RefusedInput naming the
+    file for anything unreadable."""
+    raw = path.read_bytes()
+    if not raw.strip(b" \t\r\n\xef\xbb\xbf"):
+        raise RefusedInput(path, f"empty file ({len(raw)} bytes): not a returned list")
+    if path.suffix.lower() == ".xlsx":
+        try:
+            sheets = pl.read_excel(path, sheet_id=0, engine="openpyxl", infer_schema_length=0)
+        except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
+            raise RefusedInput(path, f"not a readable .xlsx workbook ({type(e).__name__}); "
+                                     "save it again as Excel 2007-365 (.xlsx)") from None
+        frames = [df.with_columns(pl.lit(f"{name}!").alias("_sheet"), (pl.int_range(pl.len()) + 2).alias("_line"))
+                  for name, df in sheets.items() if df.height]
+        return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+    if path.suffix.lower() == ".csv":
+        text = _decode(raw, path)
+        try:
+            df = pl.read_csv(io.StringIO(text), infer_schema=False)
+        except pl.exceptions.PolarsError as e:
+            raise RefusedInput(path, f"not a readable CSV ({type(e).__name__})") from None
+        return df.with_columns(pl.lit("").alias("_sheet"), (pl.int_range(pl.len()) + 2).alias("_line"))
+    raise RefusedInput(path, "not a returned list (.csv or .xlsx)")
+
+
 def read_returned(path: Path) -> pl.DataFrame:
     """One returned list -> rows (warning_id, conclusion, note, line) with a non-empty conclusion."""
     path = Path(path)
     if not path.is_file():
         raise RefusedInput(path, "no such file")
-    if path.suffix.lower() == ".xlsx":
-        sheets = pl.read_excel(path, sheet_id=0, engine="openpyxl", infer_schema_length=0)
-        frames = [df.with_columns(pl.lit(f"{name}!").alias("_sheet"), (pl.int_range(pl.len()) + 2).alias("_line"))
-                  for name, df in sheets.items() if df.height]
-        df = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
-    elif path.suffix.lower() == ".csv":
-        text = _decode(path.read_bytes(), path)
-        df = pl.read_csv(io.StringIO(text), infer_schema=False).with_columns(
-            pl.lit("").alias("_sheet"), (pl.int_range(pl.len()) + 2).alias("_line"))
-    else:
-        raise RefusedInput(path, "not a returned list (.csv or .xlsx)")
+    df = _read_frame(path)
     if df.is_empty():
         return pl.DataFrame(schema={"warning_id": pl.String, "conclusion": pl.String, "note": pl.String,
                                     "seen_last_period": pl.String, "seen_amount": pl.Decimal(18, 2),
                                     "where": pl.String, "line": pl.Int64})
-    df = df.rename({c: c.strip() for c in df.columns})
-    missing = [c for c in ("预警编号", "核查结论") if c not in df.columns]
+    df = df.rename({c: c.strip().strip("\ufeff").strip() for c in df.columns})
+    missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
+        if any(_misread(c) for c in df.columns):
+            raise RefusedInput(path, f"lacks column {', '.join(missing)}: {WRONG_ENCODING}")
         raise RefusedInput(path, f"lacks column {', '.join(missing)}")
     for optional in ("核查说明", "涉及期间", "涉及金额"):
         if optional not in df.columns:
@@ -83,6 +138,36 @@ def read_returned(path: Path) -> pl.DataFrame:
     return out.filter(pl.col("conclusion").is_not_null() & (pl.col("conclusion") != ""))
 
 
+def default_returned_by() -> str:
+    """The user running the command (what `returned_by` records when --by is not given)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return f"uid {os.getuid()}"
+
+
+def conflicts(batches: list[tuple[Path, str, pl.DataFrame]]) -> tuple[list[str], str] | None:
+    """The warnings given different conclusions within one call: (the files involved, a message
+    with every file and line), or None."""
+    rows = pl.concat([r.select("warning_id", "conclusion", "where").with_columns(pl.lit(str(p)).alias("file"))
+                      for p, _, r in batches]) if batches else pl.DataFrame()
+    if rows.is_empty():
+        return None
+    clash = (rows.filter(pl.col("conclusion").n_unique().over("warning_id") > 1)
+             .sort("warning_id", "file", maintain_order=True))
+    if clash.is_empty():
+        return None
+    multi = len(batches) > 1
+    parts = []
+    for (wid,), g in clash.partition_by("warning_id", as_dict=True, maintain_order=True).items():
+        seen = ", ".join(f"{Path(f).name + ' ' if multi else ''}{w} {c}" for f, w, c in
+                         g.select("file", "where", "conclusion").iter_rows())
+        parts.append(f"{wid} ({seen})")
+    files = list(dict.fromkeys(clash["file"].to_list()))
+    return files, (f"conflicting conclusions for {len(parts)} warning(s): {'; '.join(parts)}; "
+                   "keep one conclusion per warning (nothing recorded)")
+
+
 def apply_feedback(warehouse: Path, files: list[Path], returned_by: str | None = None) -> dict:
     """Check every file, then record every conclusion in one transaction."""
     batches = []
@@ -90,6 +175,10 @@ def apply_feedback(warehouse: Path, files: list[Path], returned_by: str | None =
         rows = read_returned(Path(f))
         digest = hashlib.sha256(Path(f).read_bytes()).hexdigest()
         batches.append((Path(f), digest, rows))
+    clash = conflicts(batches)
+    if clash:
+        raise RefusedInput(", ".join(clash[0]), clash[1])
+    returned_by = returned_by or default_returned_by()
     # under the batch lock: a conclusion recorded while a batch runs would be lost when the batch
     # swaps in its copy of the warehouse
     with batch_lock(Path(warehouse)), duckdb.connect(str(warehouse)) as con:
@@ -120,7 +209,7 @@ def apply_feedback(warehouse: Path, files: list[Path], returned_by: str | None =
                     pl.col("conclusion").replace_strict(CONCLUSIONS).alias("status"),
                     pl.col("note").str.extract(AMOUNT, 1).str.replace_all(",", "").cast(pl.Decimal(18, 2), strict=False)
                     .alias("amount_reported"),
-                    pl.lit(returned_by or path.parent.name).alias("returned_by"),
+                    pl.lit(returned_by).alias("returned_by"),
                     pl.lit(str(path)).alias("file"), pl.lit(digest).alias("file_sha256"),
                     pl.lit(now).alias("recorded_at"))
                 con.register("returned", d)

@@ -4,12 +4,20 @@
 - `lists/<county_code>/<township>.csv`: one list per township of the warnings that await a
   verifier's conclusion (new and open: a confirmed, rectified or cleared one has had its
   conclusion, and a cleared one comes back only when its evidence grows), UTF-8 with BOM (Excel
-  opens it right), Chinese headers, sorted by risk (severity, then score, then amount), and the
-  two empty columns 核查结论 / 核查说明 for the verifier. Warnings with no township (an account, a
-  worker) go to `lists/<county_code>/未分配乡镇.csv`.
-- optionally one `lists/<county_code>.xlsx` per county with a sheet per township;
-- optionally ID numbers masked (first 6 and last 4 kept), everywhere in the output directory,
-  evidence text included, for lists that leave the bureau.
+  opens it right), Chinese headers, sorted by risk (severity, then score, then amount), amounts
+  and scores with two decimals, and the two empty columns 核查结论 / 核查说明 for the verifier.
+  Warnings with no township (an account, a worker) go to `lists/<county_code>/未分配乡镇.csv`.
+- `lists/<county_code>/<township>.xlsx`: the same list as a workbook, always written: the file a
+  verifier opens. ID numbers are text cells (a spreadsheet turns an 18-digit number in a CSV into
+  3.40503E+17 and a re-save keeps only that), amounts `#,##0.00`, scores `0.00`, columns sized
+  and the long ones wrapped so a sheet prints one A4 page wide in landscape (the header row
+  repeated on every page), the header frozen and filterable, 核查结论 a choice list of
+  属实/不属实/已整改.
+- optionally (`xlsx=True`, the CLI's --xlsx) one `lists/<county_code>.xlsx` per county with the
+  same sheets, one per township, for an office that hands out a whole county;
+- optionally ID numbers masked with the project's one masker (data_contracts.ids.mask_ids: every
+  ID-like value, malformed and spreadsheet-mangled ones included) in every text column of every
+  output, evidence included, for lists that leave the bureau.
 
 The output directory is the run's own: it is written beside the target and swapped in with two
 renames when complete, so a reader never sees half a set of lists.
@@ -25,6 +33,7 @@ import duckdb
 import polars as pl
 import xlsxwriter
 
+from data_contracts.ids import mask_ids
 from data_contracts.policy import CATEGORIES, PROGRAMS
 from flows.batch import swap_dir
 from flows.sqlfiles import query_pl
@@ -36,15 +45,17 @@ SEVERITY_ZH = {"high": "高", "medium": "中", "low": "低"}
 LIST_HEADERS = ["预警编号", "预警类型", "风险等级", "姓名", "公民身份号码", "项目", "区县", "乡镇街道", "村社区",
                 "涉及期间", "涉及金额", "风险分值", "预警依据", "首次预警日期", "核查结论", "核查说明"]
 NO_TOWNSHIP = "未分配乡镇"
-# an 18-character ID number standing alone (not part of a longer run of digits, e.g. a bank card)
-ID_IN_TEXT = r"(^|[^0-9])(\d{6})\d{8}(\d{3}[\dX])($|[^0-9X])"
+CONCLUSION_CHOICES = ["属实", "不属实", "已整改"]
 
-
-def mask_ids(e: pl.Expr) -> pl.Expr:
-    """Every 18-character ID number in a text: first 6 and last 4 kept. Twice, because a match
-    takes the character after a number, which may be the one before the next number."""
-    once = e.str.replace_all(ID_IN_TEXT, "${1}${2}********${3}${4}")
-    return once.str.replace_all(ID_IN_TEXT, "${1}${2}********${3}${4}")
+# The workbook's columns: width in Excel character units (a CJK character takes about 2) and how
+# a cell shows. Sixteen columns add up to about 200 units, which fit_to_pages prints on one
+# landscape A4 page at about 70 %; long texts wrap instead of widening their column.
+XLSX_COLUMNS = {
+    "预警编号": (18, "text"), "预警类型": (12, "wrap"), "风险等级": (6, "center"), "姓名": (9, "wrap"),
+    "公民身份号码": (19, "text"), "项目": (12, "wrap"), "区县": (7, "text"), "乡镇街道": (9, "wrap"),
+    "村社区": (9, "wrap"), "涉及期间": (9, "wrap"), "涉及金额": (13, "money"), "风险分值": (6, "score"),
+    "预警依据": (36, "wrap"), "首次预警日期": (11, "center"), "核查结论": (9, "choice"), "核查说明": (18, "wrap"),
+}
 
 
 def live_warnings(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
@@ -84,19 +95,82 @@ def _safe(name: str) -> str:
     return re.sub(r'[\\/:*?"<>|\[\]]', "_", name).strip() or NO_TOWNSHIP
 
 
-def _write_bom_csv(df: pl.DataFrame, path: Path) -> None:
+def _write_bom_csv(df: pl.DataFrame, path: Path, float_precision: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\xef\xbb\xbf" + df.write_csv().encode("utf-8"))
+    path.write_bytes(b"\xef\xbb\xbf" + df.write_csv(float_precision=float_precision).encode("utf-8"))
+
+
+def _formats(wb: xlsxwriter.Workbook) -> dict:
+    base = {"font_size": 10, "valign": "top", "border": 1}
+    return {
+        "header": wb.add_format({**base, "bold": True, "text_wrap": True, "valign": "vcenter", "align": "center",
+                                 "bg_color": "#D9E1F2"}),
+        "text": wb.add_format({**base, "num_format": "@"}),  # what a verifier types there stays text too
+        "wrap": wb.add_format({**base, "text_wrap": True}),
+        "center": wb.add_format({**base, "align": "center"}),
+        "money": wb.add_format({**base, "num_format": "#,##0.00"}),
+        "score": wb.add_format({**base, "num_format": "0.00"}),
+        "choice": wb.add_format({**base, "bg_color": "#FFF2CC"}),
+    }
+
+
+def write_sheet(wb: xlsxwriter.Workbook, formats: dict, name: str, rows: pl.DataFrame) -> None:
+    """One township's list as a worksheet a verifier fills and prints (see the module docstring).
+    Written a column at a time; text is written as text, numbers as numbers."""
+    ws = wb.add_worksheet(name[:31])
+    for col, header in enumerate(LIST_HEADERS):
+        width, kind = XLSX_COLUMNS[header]
+        ws.set_column(col, col, width, formats[kind])
+        ws.write_string(0, col, header, formats["header"])
+        numeric = kind in ("money", "score")
+        values = rows[header].cast(pl.Float64 if numeric else pl.String)
+        if not numeric:
+            values = values.replace("", None)
+        write = ws.write_number if numeric else ws.write_string
+        for r, v in enumerate(values.to_list(), start=1):
+            if v is None:
+                ws.write_blank(r, col, None, formats[kind])
+            else:
+                write(r, col, v, formats[kind])
+    ws.set_row(0, 30)
+    ws.freeze_panes(1, 0)
+    ws.autofilter(0, 0, rows.height, len(LIST_HEADERS) - 1)
+    choice = LIST_HEADERS.index("核查结论")
+    ws.data_validation(1, choice, max(rows.height, 1), choice, {
+        "validate": "list", "source": CONCLUSION_CHOICES, "ignore_blank": True,
+        "input_title": "核查结论", "input_message": "请选择：属实 / 不属实 / 已整改",
+        "error_title": "核查结论", "error_message": "只能填写 属实、不属实 或 已整改（可从下拉列表选择）"})
+    ws.set_landscape()
+    ws.set_paper(9)  # A4
+    ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
+    ws.fit_to_pages(1, 0)  # one page wide, as many pages down as the rows need
+    ws.repeat_rows(0)
+    ws.set_header("&C&A")
+    ws.set_footer("&C&P / &N")
+
+
+def _write_workbook(path: Path, sheets: dict[str, pl.DataFrame]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with xlsxwriter.Workbook(str(path)) as wb:
+        formats = _formats(wb)
+        for name, rows in sheets.items():
+            write_sheet(wb, formats, name, rows)
+
+
+def mask_outputs(w: pl.DataFrame) -> pl.DataFrame:
+    """Every text column but the warning number through the project's one ID masker."""
+    text = [c for c, t in w.schema.items() if t == pl.String and c != "warning_id"]
+    return w.with_columns(mask_ids(pl.col(c)).alias(c) for c in text)
 
 
 def write_lists(con: duckdb.DuckDBPyConnection, out_dir: Path, xlsx: bool = False, mask: bool = False) -> dict:
+    """warnings.csv and each township's list (CSV and workbook). Counts: `warnings_csv` (rows of
+    warnings.csv), `warnings_listed` (rows the township lists hold: the figure summary.md
+    reports), `township_lists`."""
     out_dir = Path(out_dir)
     w = live_warnings(con)
     if mask:
-        w = w.with_columns(
-            mask_ids(pl.col("id_number")).alias("id_number"), mask_ids(pl.col("evidence")).alias("evidence"),
-            pl.when(pl.col("subject_type") == "person").then(mask_ids(pl.col("subject_id")))
-            .otherwise(pl.col("subject_id")).alias("subject_id"))
+        w = mask_outputs(w)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
@@ -104,14 +178,16 @@ def write_lists(con: duckdb.DuckDBPyConnection, out_dir: Path, xlsx: bool = Fals
         rows = to_list_rows(w.filter(pl.col("status").is_in(["new", "open"])))
         n_lists = 0
         for (county, township), part in rows.partition_by("区县", "乡镇街道", as_dict=True, maintain_order=True).items():
-            _write_bom_csv(part, tmp / "lists" / _safe(str(county)) / f"{_safe(str(township))}.csv")
+            stem = tmp / "lists" / _safe(str(county)) / _safe(str(township))
+            _write_bom_csv(part, stem.with_name(stem.name + ".csv"), float_precision=2)
+            _write_workbook(stem.with_name(stem.name + ".xlsx"), {_safe(str(township)): part})
             n_lists += 1
         if xlsx:
             for (county,), part in rows.partition_by("区县", as_dict=True, maintain_order=True).items():
-                with xlsxwriter.Workbook(str(tmp / "lists" / f"{_safe(str(county))}.xlsx")) as wb:
-                    for (township,), sheet in part.partition_by("乡镇街道", as_dict=True, maintain_order=True).items():
-                        sheet.write_excel(workbook=wb, worksheet=_safe(str(township))[:31], autofit=True)
+                _write_workbook(tmp / "lists" / f"{_safe(str(county))}.xlsx",
+                                {_safe(str(t)): sheet for (t,), sheet in
+                                 part.partition_by("乡镇街道", as_dict=True, maintain_order=True).items()})
         swap_dir(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"warnings_listed": w.height, "township_lists": n_lists}
+    return {"warnings_csv": w.height, "warnings_listed": rows.height, "township_lists": n_lists}

@@ -15,14 +15,16 @@ warnings) gain nothing from retries.
 Runs with Prefect's embedded defaults: with no PREFECT_API_URL, Prefect starts a temporary
 local server by itself; nothing else needs to be running. `sentinel serve` (flows/serve.py)
 runs the same flow on a schedule.
-"""
-from __future__ import annotations
 
+No `from __future__ import annotations` here: a served run validates the flow's parameters in
+the runner's own process, from the entrypoint, and needs annotations that are real types.
+"""
 import datetime as dt
 import os
 import shutil
 import time
 from pathlib import Path
+from typing import Optional
 
 # offline and quiet unless the operator says otherwise (STACK-NOTES.md)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -38,9 +40,10 @@ from data_contracts.errors import RefusedInput  # noqa: E402
 from data_contracts.ids import mask_ids_in_text  # noqa: E402
 from flows import lists as lists_mod  # noqa: E402
 from flows import warnings as warnings_mod  # noqa: E402
-from flows.batch import WorkingCopy, batch_lock, swap_dir  # noqa: E402
+from flows.batch import (MARKER, WorkingCopy, batch_gate, check_arguments, cleanup_on_force_exit,  # noqa: E402
+                         commit_point, flow_lock, interruptible, swap_dir, today)
 from flows.summary import render_summary  # noqa: E402
-from models import scorer  # noqa: E402
+from models import default_model_dir, scorer  # noqa: E402
 from rules import run_rules  # noqa: E402
 
 
@@ -61,9 +64,11 @@ class StageError(RuntimeError):
 
 
 @task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
-def ingest_task(input_dir: str, work: str, as_of: dt.date) -> dict:
+def ingest_task(input_dir: str, work: str, as_of: dt.date, accept_shrunk_snapshot: list[str] | None = None,
+                min_snapshot_share: float = 0.9) -> dict:
     """Landing directory -> raw_*, stg_*, quarantine, runs. Counts only (no IDs)."""
-    summary = _with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of).summary()
+    summary = _with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of,
+                        allow_shrink=set(accept_shrunk_snapshot or ()), min_snapshot_share=min_snapshot_share).summary()
     logger = get_run_logger()
     for name, c in summary["extracts"].items():
         if c["delivered"]:
@@ -114,31 +119,31 @@ def lists_task(work: str, staging: str, xlsx: bool, mask_ids: bool) -> dict:
     return res
 
 
-def today() -> dt.date:
-    """The batch date: today where the city is (SENTINEL_TIMEZONE, default Asia/Shanghai), not on
-    the host's clock (a 02:00 run on a UTC host would otherwise be dated yesterday)."""
-    from zoneinfo import ZoneInfo
-
-    return dt.datetime.now(ZoneInfo(os.environ.get("SENTINEL_TIMEZONE", "Asia/Shanghai"))).date()
-
-
 @flow(name="nightly-batch")
-def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: dt.date | None = None, xlsx: bool = False,
-            mask_ids: bool = False, retrain: bool = False) -> dict:
-    """One nightly batch. `as_of` defaults to today (the date the schedule fires)."""
+def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.date] = None, xlsx: bool = False,
+            mask_ids: bool = False, retrain: bool = False, accept_shrunk_snapshot: Optional[list[str]] = None,
+            min_snapshot_share: float = 0.9) -> dict:
+    """One nightly batch. `as_of` defaults to today (the date the schedule fires). A snapshot extract
+    named in `accept_shrunk_snapshot` may shrink below `min_snapshot_share` of the last one."""
     as_of = as_of or today()
     started = time.perf_counter()
-    wh, out = Path(warehouse), Path(out_dir)
+    wh, out = Path(warehouse).absolute(), Path(out_dir).absolute()
     staging = out.with_name(f".{out.name}.batch")
-    model_dir = scorer.default_model_dir(wh)
+    model_dir = default_model_dir(wh)
     model_work = model_dir.with_name(f".{model_dir.name}.batch")  # the kept model, too, changes only on commit
-    with batch_lock(wh), WorkingCopy(wh) as work:
+    # a served run comes here straight from the scheduler: the same checks as `sentinel run`'s
+    check_arguments(Path(input_dir), wh, out)
+    def discard_staged():
+        shutil.rmtree(model_work, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+    with interruptible(), flow_lock(wh), WorkingCopy(wh) as work, cleanup_on_force_exit(discard_staged):
         try:
             shutil.rmtree(model_work, ignore_errors=True)
             if model_dir.exists():
                 shutil.copytree(model_dir, model_work)
             w = str(work.path)
-            ingested = ingest_task(input_dir, w, as_of)
+            ingested = ingest_task(input_dir, w, as_of, accept_shrunk_snapshot, min_snapshot_share)
             batch_id = ingested["batch_id"]
             rules = rules_task(w, as_of, batch_id)
             scores = scorer_task(w, as_of, batch_id, str(model_work), retrain)
@@ -149,14 +154,16 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: dt.date | None 
             summary["seconds"] = round(time.perf_counter() - started, 1)
             markdown = render_summary(work.path, summary)
             (staging / "summary.md").write_text(markdown, encoding="utf-8")
+            (staging / MARKER).write_text("outputs of welfare-sentinel; this folder is replaced by each batch\n",
+                                          encoding="utf-8")
             _with_con(w, ingest_mod.finish_run, batch_id, "succeeded")
-            work.commit()  # the commit point: before it nothing changed, after it the rest is renames
-            if model_work.exists():
-                swap_dir(model_work, model_dir)
-            swap_dir(staging, out)
+            with commit_point():  # Ctrl-C waits: before it nothing changed, after it the rest is renames
+                work.commit()
+                if model_work.exists():
+                    swap_dir(model_work, model_dir)
+                swap_dir(staging, out)
         finally:  # whatever a failed batch staged goes with it
-            shutil.rmtree(model_work, ignore_errors=True)
-            shutil.rmtree(staging, ignore_errors=True)
+            discard_staged()
     try:  # the batch has committed: a hiccup of Prefect's API must not make it look failed
         create_markdown_artifact(markdown=markdown, key="nightly-summary", description=f"batch {batch_id} of {as_of}")
     except Exception as e:
@@ -165,8 +172,13 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: dt.date | None 
 
 
 def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | None = None, *, xlsx: bool = False,
-              mask_ids: bool = False, retrain: bool = False) -> dict:
-    """Entry point of `sentinel run`."""
-    if not Path(input_dir).is_dir():  # refused before Prefect starts anything
-        raise RefusedInput(input_dir, "landing directory not found")
-    return nightly(str(input_dir), str(warehouse), str(out_dir), as_of, xlsx=xlsx, mask_ids=mask_ids, retrain=retrain)
+              mask_ids: bool = False, retrain: bool = False, replay: bool = False,
+              accept_shrunk_snapshot: list[str] | tuple[str, ...] = (), min_snapshot_share: float = 0.9) -> dict:
+    """Entry point of `sentinel run` (which passes the gate before importing Prefect, then calls this)."""
+    input_dir, warehouse, out_dir = (Path(p).absolute() for p in (input_dir, warehouse, out_dir))
+    as_of = as_of or today()
+    ingest_mod.Options.of(accept_shrunk_snapshot, min_snapshot_share)  # refused before Prefect starts, too
+    with batch_gate(input_dir, warehouse, out_dir, as_of, replay):
+        return nightly(str(input_dir), str(warehouse), str(out_dir), as_of, xlsx=xlsx, mask_ids=mask_ids,
+                       retrain=retrain, accept_shrunk_snapshot=list(accept_shrunk_snapshot),
+                       min_snapshot_share=min_snapshot_share)

@@ -3,7 +3,10 @@
 Prefect schedules only against a real API server. Where PREFECT_API_URL is set (a site with a
 Prefect server), serve registers the deployment there. Where it is not, serve starts a local
 server on loopback itself (`prefect server start --host 127.0.0.1`), supervises it, and stops
-it on exit, so the embedded default still needs nothing installed or started by hand.
+it on exit, so the embedded default still needs nothing installed or started by hand. That
+server's UI is told where its own API is (PREFECT_UI_API_URL): without it the UI asks
+127.0.0.1:4200, another server or none. The server runs in a session of its own, so that a
+Ctrl-C at the terminal reaches serve, which stops it in order.
 """
 from __future__ import annotations
 
@@ -24,14 +27,16 @@ def _free_port() -> int:
 
 
 @contextmanager
-def local_server(timeout: float = 180.0):
+def local_server(timeout: float = 180.0, port: int = 0):
     """A Prefect server on loopback for this process; yields its API URL."""
-    port = _free_port()
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    port = port or _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+           "PREFECT_UI_API_URL": url, "PREFECT_SERVER_UI_API_URL": url}
+    env.pop("PREFECT_API_URL", None)
     prefect = Path(sys.executable).with_name("prefect")
     proc = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/api"
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -56,7 +61,11 @@ def local_server(timeout: float = 180.0):
 
 
 def serve(cron: str, input_dir: Path, warehouse: Path, out_dir: Path, timezone: str = "Asia/Shanghai",
-          name: str = "nightly", xlsx: bool = False, mask_ids: bool = False) -> None:
+          name: str = "nightly", xlsx: bool = False, mask_ids: bool = False, ui_port: int = 0) -> None:
+    from flows.nightly import check_arguments
+
+    input_dir, warehouse, out_dir = (Path(p).absolute() for p in (input_dir, warehouse, out_dir))
+    check_arguments(input_dir, warehouse, out_dir)  # a typo is said now, not at 02:00
     params = {"input_dir": str(input_dir), "warehouse": str(warehouse), "out_dir": str(out_dir),
               "xlsx": xlsx, "mask_ids": mask_ids}
 
@@ -70,7 +79,8 @@ def serve(cron: str, input_dir: Path, warehouse: Path, out_dir: Path, timezone: 
     if os.environ.get("PREFECT_API_URL"):
         _serve()
         return
-    with local_server() as url:
+    with local_server(port=ui_port) as url:
         os.environ["PREFECT_API_URL"] = url
-        print(f"serving the nightly batch on '{cron}' ({timezone}) with a local Prefect server at {url}", flush=True)
+        print(f"serving the nightly batch on '{cron}' ({timezone}) with a local Prefect server at {url}; "
+              f"its UI: {url.removesuffix('/api')}", flush=True)
         _serve()

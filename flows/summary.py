@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 
 from data_contracts.ids import mask_ids_in_text
+from data_contracts.report import ingest_sections
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ def render_summary(work: Path, summary: dict) -> str:
             "count(*) FILTER (WHERE status IN ('confirmed', 'rectified')), count(*) FILTER (WHERE status = 'cleared'), "
             "count(*) FILTER (WHERE status = 'resolved'), sum(amount_at_risk) FILTER (WHERE status IN ('new', 'open', 'confirmed')) "
             "FROM warnings GROUP BY category ORDER BY category").fetchall()
+        ingested = ingest_sections(con, batch_id)  # landing entries, re-sent keys, quarantine reasons
     scorer = {k: v for k, v in summary.get("scorer", {}).items() if isinstance(v, (int, float, str, bool))}
     w = summary["warnings"]
     parts = [
@@ -41,6 +43,7 @@ def render_summary(work: Path, summary: dict) -> str:
         f"{summary['lists']['warnings_listed']} listed in {summary['lists']['township_lists']} township lists.",
         "## Extracts",
         _table(["extract", "files", "skipped (already loaded)", "rows read", "loaded", "quarantined"], extracts),
+        *ingested,
         "## Rules",
         _table(["rule", "version", "category", "status", "reason", "hits", "seconds"], rules),
         "## Warnings by category",
@@ -56,7 +59,7 @@ def render_summary(work: Path, summary: dict) -> str:
 def _oversight(work: Path, summary: dict) -> str:
     """The outcome audit's section (oversight/) and the link to the kept model's card."""
     from models.card import CARD_FILE, answer_key_from_env
-    from models.scorer import default_model_dir
+    from models import default_model_dir
     from oversight import audit, report
 
     # `work` is the batch's working copy `.<name>.batch` beside the warehouse: the card's link is

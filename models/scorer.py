@@ -34,7 +34,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from models import card, drift, explain, features, store
+from models import card, default_model_dir, drift, explain, features, store  # noqa: F401 (default_model_dir re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +43,6 @@ CATEGORY = "model_outlier"
 SEVERITY = "low"  # a lead for review, not proof (POLICY.md: leads like cadre_relative)
 DEFAULT_TOP_FRACTION = 0.001
 DEFAULT_WINDOW_MONTHS = 12
-
-
-def default_model_dir(warehouse: Path | str) -> Path:
-    """``<warehouse stem>.models/`` beside the warehouse file (``city.duckdb`` -> ``city.models/``).
-
-    Not ``city.duckdb.models``: whatever globs the warehouse's own files (``city.duckdb*``: the
-    file and its WAL) must not pick up the model directory."""
-    w = Path(warehouse)
-    return w.with_suffix(".models") if w.suffix else w.with_name(w.name + ".models")
 
 
 def _sql(name: str) -> str:

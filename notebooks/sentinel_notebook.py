@@ -6,16 +6,68 @@
 
 Read-only: a notebook can never change the warehouse, and can be open while a batch runs (the
 batch swaps in a new file when it commits; reconnect to see it).
+
+Charts are labelled in Chinese, as the analysts read them: importing this module sets
+matplotlib's font to Noto Sans CJK SC, which the project installs (Debian's fonts-noto-cjk,
+`make deps-test`) and relies on; without it the module warns once and Chinese labels would show
+as boxes. barh() and line() label categories, severities and the usual series in Chinese.
 """
 from __future__ import annotations
 
+import glob
 import os
+import warnings
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
+
+CJK_FONT = "Noto Sans CJK SC"
+# where fonts-noto-cjk puts it (Debian/Ubuntu), then other common places
+CJK_FONT_FILES = ["/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+                  "/usr/share/fonts/opentype/noto/NotoSansCJK*.ttc", "/usr/share/fonts/**/NotoSansCJK*-Regular.tt[cf]",
+                  "/usr/share/fonts/**/NotoSansCJKsc-Regular.otf"]
+
+# Chinese labels for the codes the charts show (categories come from data_contracts.policy)
+SERIES_ZH = {"high": "高", "medium": "中", "low": "低", "warnings": "预警数", "yuan": "金额（元）",
+             "warnings_new": "新增", "warnings_open": "持续", "warnings_resolved": "已消除",
+             "confirmed": "属实", "rectified": "已整改", "cleared": "不属实",
+             "amount_at_risk": "涉及金额", "amount_recovered": "已追回", "amount_back_paid": "已补发"}
+
+
+def use_cjk_font() -> str:
+    """Register the project's CJK font with matplotlib and make it the default; returns its name.
+    FileNotFoundError (saying what to install) when it is not on this machine."""
+    from matplotlib import font_manager, rcParams
+
+    files = [f for pattern in CJK_FONT_FILES for f in sorted(glob.glob(pattern, recursive=True))]
+    if not files:
+        raise FileNotFoundError(f"{CJK_FONT} not found ({CJK_FONT_FILES[0]}): install Debian's fonts-noto-cjk "
+                                "(`make deps-test` as root) so that Chinese chart labels render")
+    for f in dict.fromkeys(files):
+        font_manager.fontManager.addfont(f)
+    if CJK_FONT not in {f.name for f in font_manager.fontManager.ttflist}:
+        raise FileNotFoundError(f"{files[0]} holds no {CJK_FONT} face")
+    rcParams["font.family"] = "sans-serif"
+    rcParams["font.sans-serif"] = [CJK_FONT, *[f for f in rcParams["font.sans-serif"] if f != CJK_FONT]]
+    rcParams["axes.unicode_minus"] = False  # the CJK font's minus sign is what the charts use
+    return CJK_FONT
+
+
+def zh(value: object) -> str:
+    """A code as the charts label it: a category's Chinese name, a series' Chinese name, else as is."""
+    from data_contracts.policy import CATEGORIES
+
+    text = str(value)
+    return CATEGORIES.get(text) or SERIES_ZH.get(text) or text
+
+
+try:
+    use_cjk_font()
+except (ImportError, FileNotFoundError) as e:  # the notebooks still run; their Chinese labels would be boxes
+    warnings.warn(str(e), stacklevel=2)
 
 
 def warehouse_path() -> Path:
@@ -44,13 +96,13 @@ def barh(df: pl.DataFrame, label: str, values: list[str], title: str, stacked: b
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 0.35 * max(df.height, 3) + 1.5))
-    labels = [str(x) for x in df[label].to_list()]
+    labels = [zh(x) for x in df[label].to_list()]
     left = [0.0] * df.height
     height = 0.8 if stacked else 0.8 / len(values)
     for i, col in enumerate(values):
         vals = [float(v or 0) for v in df[col].to_list()]
         ys = list(range(df.height)) if stacked else [y + (i - (len(values) - 1) / 2) * height for y in range(df.height)]
-        ax.barh(ys, vals, height=height, left=left if stacked else None, label=col,
+        ax.barh(ys, vals, height=height, left=left if stacked else None, label=zh(col),
                 color=None if colors is None else colors[i % len(colors)])
         if stacked:
             left = [a + b for a, b in zip(left, vals)]
@@ -67,7 +119,7 @@ def line(df: pl.DataFrame, x: str, values: list[str], title: str):
 
     fig, ax = plt.subplots(figsize=(8, 3.5))
     for col in values:
-        ax.plot([str(v) for v in df[x].to_list()], df[col].to_list(), marker="o", label=col)
+        ax.plot([str(v) for v in df[x].to_list()], df[col].to_list(), marker="o", label=zh(col))
     ax.set_title(title)
     ax.legend()
     fig.tight_layout()

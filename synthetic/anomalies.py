@@ -571,8 +571,11 @@ class Planter:
             self.note(kind, "service_order_anomaly", "person", t["id_number"], "YANGLAO_FUWU", variant)
 
     def eligible_not_receiving(self):
+        # alive and registered to the end: an elder who dies or moves out in the last period would be
+        # a lead only until then (the full run at the batch date rightly raises nothing)
+        stays = (pl.col("death_idx") == NEVER) & (pl.col("move_idx") == NEVER)
         for variant, after in [("never_paid", -1), ("stopped_paying", 7)]:
-            t = self.take(self.gaoling_full())
+            t = self.take(self.gaoling_full().filter(stays))
             self.drop_payments(t.select("pid", after_idx=pl.lit(after)), "GAOLING")
             self.note("anomaly", "eligible_not_receiving", "person", t["id_number"], "GAOLING", variant)
         # decoys: alive by the registration but dead by the death record; turns 80 after the last period

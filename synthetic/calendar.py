@@ -30,12 +30,13 @@ class Calendar:
         return self.month(idx).strftime("%Y-%m")
 
     def frame(self) -> pl.DataFrame:
-        """One row per period: idx, period 'YYYY-MM', month_end, pay_date (the 15th)."""
+        """One row per period: idx, period 'YYYY-MM', month_start, month_end. (Pay dates depend on the
+        paying county and township: programs.with_pay_date.)"""
         return pl.DataFrame({
             "idx": list(range(12)),
             "period": [self.label(i) for i in range(12)],
+            "month_start": [self.month(i) for i in range(12)],
             "month_end": [self.month_end(i) for i in range(12)],
-            "pay_date": [self.month(i).replace(day=15) for i in range(12)],
         })
 
     def idx_of(self, d: pl.Expr) -> pl.Expr:

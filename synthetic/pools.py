@@ -15,6 +15,12 @@ COUNTIES = {
     "340506": ("博望区", 0.15, ["博望镇", "丹阳镇", "新市镇"]),
     "340521": ("当涂县", 0.27, ["姑孰镇", "黄池镇", "乌溪镇", "石桥镇", "大陇镇"]),
 }
+# Pay days (day of the period's own month): each county pays its first township on its own day,
+# the next townships two days apart, the same days every month and for every program. All fall on
+# days 5-20, so every period is paid within its month, and a planted duplicate paid ten days later
+# stays within the following month's first days at most.
+COUNTY_PAYDAY = {"340503": 5, "340504": 10, "340506": 15, "340521": 12}
+TOWNSHIP_PAYDAY_STEP = 2
 VILLAGE_STEMS = ["东湖", "西园", "南山", "北塘", "青山", "桃园", "新建", "和平", "光明", "幸福", "红旗", "长江"]
 VILLAGE_KINDS = ["社区", "村"]
 # birthplace region codes of people born outside the city (valid-looking GB/T 2260 codes)

@@ -166,6 +166,27 @@ def household_assets(people: pl.DataFrame, veh: pl.DataFrame, prop: pl.DataFrame
     )
 
 
+def paydays() -> pl.DataFrame:
+    """(county_code, township, pay_day): the day of the period's month each township is paid."""
+    rows = [(c, t, pools.COUNTY_PAYDAY[c] + i * pools.TOWNSHIP_PAYDAY_STEP)
+            for c, (_, _, towns) in pools.COUNTIES.items() for i, t in enumerate(towns)]
+    return pl.DataFrame(rows, schema={"county_code": pl.String, "township": pl.String, "pay_day": pl.Int32},
+                        orient="row")
+
+
+def with_pay_date(df: pl.DataFrame) -> pl.DataFrame:
+    """pay_date from the paying county and the township (a township the county does not have, or
+    none, is paid on the county's own day)."""
+    county_day = pl.DataFrame({"county_code": list(pools.COUNTY_PAYDAY), "_county_day": list(pools.COUNTY_PAYDAY.values())},
+                              schema_overrides={"_county_day": pl.Int32})
+    df = df.join(paydays().rename({"county_code": "_pc", "pay_day": "_pay_day"}),
+                 left_on=["pay_county", "township"], right_on=["_pc", "township"], how="left", maintain_order="left")
+    df = df.join(county_day.rename({"county_code": "_pc"}), left_on="pay_county", right_on="_pc", how="left",
+                 maintain_order="left")
+    day = pl.coalesce("_pay_day", "_county_day", pl.lit(15, pl.Int32))
+    return df.with_columns(pay_date=pl.col("month_start") + pl.duration(days=day - 1)).drop("_pay_day", "_county_day")
+
+
 def monthly(recipients: pl.DataFrame, program: str, cal: Calendar) -> pl.DataFrame:
     """Expand recipients (pid, id_number, name, account, place, from_idx, until_idx, amount, ...) to one
     payment per period."""
@@ -178,7 +199,7 @@ def monthly(recipients: pl.DataFrame, program: str, cal: Calendar) -> pl.DataFra
         "approved_by": pl.col("approved_by") if "approved_by" in df.columns else pl.lit(None, pl.String),
         "pay_county": pl.col("pay_county") if "pay_county" in df.columns else pl.col("county_code"),
     }
-    return df.with_columns(**cols).select(
+    return with_pay_date(df.with_columns(**cols)).select(
         "pid", "program_code", "program_name", "id_number", "name", "household_id", pl.col("account").alias("bank_account"),
         pl.col("amount").cast(pl.Float64), "period", "idx", "pay_date", pl.col("pay_county").alias("county_code"),
         "township", "village", "approved_by",
@@ -199,4 +220,4 @@ def gaoling(people: pl.DataFrame, cal: Calendar) -> pl.DataFrame:
     df = old.join(per, how="cross").with_columns(age=age_at(pl.col("birth_date"), pl.col("month_end")))
     df = df.filter((pl.col("age") >= 80) & (pl.col("idx") <= pl.col("payable_until")))
     df = df.with_columns(amount=gaoling_amount(pl.col("age")), from_idx=pl.col("idx"), until_idx=pl.col("idx"))
-    return monthly(df.drop("idx", "period", "month_end", "pay_date"), "GAOLING", cal)
+    return monthly(df.drop("idx", "period", "month_start", "month_end"), "GAOLING", cal)

@@ -190,3 +190,24 @@ def test_cli_generate_and_refusal(tmp_path, capsys):
         main(["generate", "--persons", "10", "--seed", "2", "--out", str(out)])
     assert e.value.code == 2
     assert "--persons" in capsys.readouterr().err
+
+
+def test_pay_dates_spread_like_real_payments(landing):
+    """Counties pay on different days, a county's townships over several days, every period within its
+    own month (issue 17): a replay straddles paydays, and a month has ended only once it is paid."""
+    pays = payments(landing).filter(pl.col("program_code") == "GAOLING").with_columns(
+        day=parse_date(pl.col("pay_date")), town=pl.col("township").fill_null(""))
+    in_month = pays.filter(pl.col("day").dt.strftime("%Y-%m") == pl.col("period"))
+    assert in_month.height >= 0.995 * pays.height  # planted back pay and duplicates aside
+    first_day = in_month.group_by("county_code").agg(pl.col("day").dt.day().min().alias("d"))
+    assert first_day.height >= 3 and first_day["d"].n_unique() == first_day.height
+    per_county = in_month.group_by("county_code").agg(pl.col("day").dt.day().n_unique().alias("days"),
+                                                      pl.col("town").n_unique().alias("towns"))
+    assert (per_county["days"] >= 3).all()
+    # one payday per township, the same every month
+    per_town = in_month.filter(pl.col("town") != "").group_by("county_code", "town").agg(
+        pl.col("day").dt.day().mode().first().alias("d"), (pl.col("day").dt.day() == pl.col("day").dt.day().mode().first())
+        .mean().alias("share"))
+    assert (per_town["share"] >= 0.99).all()
+    assert per_town.group_by("county_code").agg(pl.col("d").n_unique().alias("n"), pl.len().alias("t")).filter(
+        pl.col("n") != pl.col("t")).height == 0

@@ -137,7 +137,7 @@ def test_parquet_with_typed_columns(tmp_path):
     pl.DataFrame({
         "id_number": [A.lower(), "110105400101024"], "name": ["张三", "李四"], "sex": ["1", "2"],
         "birth_date": [dt.date(1949, 12, 31), dt.date(1940, 1, 1)], "household_id": ["H1", "H1"],
-        "relation_to_head": ["户主", "配偶"], "county_code": ["110105", "110105"], "township": ["街", "街"],
+        "relation_to_head": ["户主", "配偶"], "county_code": ["110105", "110105"], "township": ["朝阳街道", "朝阳街道"],
         "village": ["村", "村"], "status": ["正常", "正常"], "status_date": [None, None],
     }, schema_overrides={"status_date": pl.Date}).write_parquet(d.mkdir() or d / "household_registration.parquet")
     pl.DataFrame({k: [v] for k, v in payment("P1", A).items()}).with_columns(

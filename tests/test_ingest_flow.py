@@ -1,6 +1,8 @@
 """`sentinel run` through the real Prefect flow (one session-wide test server)."""
 from __future__ import annotations
 
+import datetime as dt
+
 import duckdb
 
 from flows.cli import main
@@ -26,3 +28,31 @@ def test_sentinel_run_ingests_and_refuses_with_exit_2(prefect_harness, minimal_l
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("sentinel: ") and bad.name in last and "period" in last
     assert snapshot_of(wh) == before
+
+
+def test_a_shrunk_snapshot_is_refused_with_exit_2_and_loads_when_confirmed(prefect_harness, minimal_landing, tmp_path,
+                                                                          capsys):
+    import pytest
+
+    from data_contracts.errors import RefusedInput
+    from flows.nightly import run_batch
+    from tests.conftest import HOUSEHOLD_HEADER
+
+    wh, out = tmp_path / "w.duckdb", tmp_path / "out"
+    assert main(["run", "--input", str(minimal_landing), "--warehouse", str(wh), "--out", str(out),
+                 "--as-of", "2026-11-01"]) == 0
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert "## Landing directory" in summary and "| household_registration.csv | file | loaded |" in summary
+    before = snapshot_of(wh)
+    (minimal_landing / "household_registration.csv").write_text(",".join(HOUSEHOLD_HEADER) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["run", "--input", str(minimal_landing), "--warehouse", str(wh), "--out", str(out),
+                 "--as-of", "2026-11-02"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "household_registration.csv" in last and "no loadable row" in last and "against 2 rows" in last
+    assert snapshot_of(wh) == before
+    with pytest.raises(RefusedInput, match="not a snapshot extract"):  # before Prefect starts
+        run_batch(minimal_landing, wh, out, None, accept_shrunk_snapshot=["payments"])
+    run_batch(minimal_landing, wh, out, dt.date(2026, 11, 2), accept_shrunk_snapshot=["household_registration"])
+    with duckdb.connect(str(wh), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM stg_household_registration").fetchone() == (0,)

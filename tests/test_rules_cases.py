@@ -74,8 +74,8 @@ def make_db(tables: dict[str, list[dict]]) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def hits(con, rule_id) -> list[tuple]:
-    run_rules(con, AS_OF, 1, only=[rule_id])
+def hits(con, rule_id, as_of: dt.date = AS_OF) -> list[tuple]:
+    run_rules(con, as_of, 1, only=[rule_id])
     return con.execute("SELECT subject_type, subject_id FROM rule_hits WHERE rule_id = ? ORDER BY subject_id",
                        [rule_id]).fetchall()
 
@@ -410,6 +410,36 @@ CASES += [
                  "death_records": [dict(id_number=B, name="甲", death_date=dt.date(2026, 9, 3), source="火化")],
                  "payments": LATEST + [pay(D, "2026-10", amount=300)]},
          expected=[]),
+    # the period judged is per registered county: the latest ended month that county has paid
+    dict(description="the county has not paid the last ended month yet: judged on the month before",
+         rule="eligible_not_receiving",
+         tables={"household_registration": [person(B, "甲", "1940-01-01"), person(C, "乙", "1940-01-01"),
+                                            person(D, "丁", "1930-02-02", county="340504")],
+                 # 340504 has paid October; 340503 only September: B (paid September) is not a lead,
+                 # C (not paid September) is
+                 "payments": [pay(B, "2026-09"), pay(D, "2026-09", amount=300, county="340504"),
+                              pay(D, "2026-10", amount=300, county="340504")]},
+         expected=[P(C)]),
+    dict(description="a month still being paid is never judged (November paid on the batch date)",
+         rule="eligible_not_receiving",
+         tables={"household_registration": [person(B, "甲", "1940-01-01"), person(pid("19300101", 99), "x", "1930-01-01")],
+                 "payments": LATEST + [pay(B, "2026-10"), pay(pid("19300101", 99), "2026-11")]},
+         expected=[]),
+    dict(description="a batch on the last day of a month judges that month", rule="eligible_not_receiving",
+         as_of=dt.date(2026, 10, 31),
+         tables={"household_registration": [person(B, "甲", "1940-01-01"), person(pid("19300101", 99), "x", "1930-01-01")],
+                 "payments": LATEST + [pay(B, "2026-09")]},
+         expected=[P(B)]),
+    dict(description="the day before the last day of the month judges the month before", rule="eligible_not_receiving",
+         as_of=dt.date(2026, 10, 30),
+         tables={"household_registration": [person(B, "甲", "1940-01-01"), person(pid("19300101", 99), "x", "1930-01-01")],
+                 "payments": LATEST + [pay(B, "2026-09")]},
+         expected=[]),
+    dict(description="a registered county that has paid no GAOLING judges no period", rule="eligible_not_receiving",
+         tables={"household_registration": [person(B, "甲", "1940-01-01", county="340506"),
+                                            person(pid("19300101", 99), "x", "1930-01-01")],
+                 "payments": LATEST},
+         expected=[]),
     dict(description="a 90-year-old paid at the 80s rate", rule="amount_mismatch",
          tables={"household_registration": [person(D, "丁", "1930-02-02")], "payments": [pay(D, "2026-04", amount=100)]},
          expected=[P(D)]),
@@ -424,7 +454,7 @@ CASES += [
 @pytest.mark.parametrize("case", CASES, ids=[f"{c['rule']}: {c['description']}" for c in CASES])
 def test_rule_case(case):
     con = make_db(case["tables"])
-    assert hits(con, case["rule"]) == case["expected"]
+    assert hits(con, case["rule"], case.get("as_of", AS_OF)) == case["expected"]
 
 
 def test_every_rule_has_a_positive_and_a_negative_case():
@@ -482,3 +512,19 @@ def test_rule_hits_are_replaced_each_batch():
     run_rules(con, AS_OF, 2)
     assert con.execute("SELECT DISTINCT batch_id FROM rule_hits").fetchall() == [(2,)]
     assert con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = 'deceased_paid'").fetchone()[0] == 1
+
+
+def test_eligible_not_receiving_owes_the_periods_its_county_has_paid():
+    """The amount owed: the eligible periods the person's county has paid, up to the judged one."""
+    X, Y = pid("19300101", 99), pid("19300101", 97, "340504")
+    con = make_db({"household_registration": [person(C, "乙", "1940-01-01"), person(X, "x", "1930-01-01"),
+                                              person(Y, "y", "1930-01-01", county="340504")],
+                   "payments": [pay(X, p, amount=300) for p in ("2026-08", "2026-09")]
+                   + [pay(Y, p, amount=300, county="340504") for p in ("2026-08", "2026-09", "2026-10")]})
+    run_rules(con, AS_OF, 1, only=["eligible_not_receiving"])
+    rows = con.execute("SELECT subject_id, first_period, last_period, amount_at_risk, evidence_size, evidence "
+                       "FROM rule_hits").fetchall()
+    assert len(rows) == 1
+    subject, first, last, amount, size, evidence = rows[0]
+    assert (subject, first, last, float(amount), size) == (C, "2026-08", "2026-09", 200.0, 2)
+    assert "已发放至 2026-09" in evidence and "2026-08、2026-09" in evidence

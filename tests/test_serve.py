@@ -1,6 +1,8 @@
-"""`sentinel serve` with no PREFECT_API_URL: it starts and supervises a local Prefect server on
-loopback, registers the nightly deployment with its cron schedule, and stops the server when
-it is stopped (issue 7)."""
+"""`sentinel serve` with no PREFECT_API_URL, the way an operator runs it: it starts and supervises a
+local Prefect server on loopback, registers the nightly deployment, and its schedule really fires:
+the scheduled run completes in the runner's own process, the warehouse gets the batch and the
+lists are written. The UI talks to its own API and shows the stage logs; Ctrl-C stops serve and
+everything it started."""
 from __future__ import annotations
 
 import json
@@ -12,6 +14,11 @@ import sys
 import time
 import urllib.request
 
+import duckdb
+
+from tests.test_nightly import FULL_ID
+from tests.test_paths import as_in_a_terminal
+
 
 def post(url: str, body: dict) -> list:
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
@@ -19,41 +26,96 @@ def post(url: str, body: dict) -> list:
         return json.loads(r.read())
 
 
-def test_serve_schedules_on_a_local_server(small_city, tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
-    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--cron", "0 2 * * *", "--input",
-                             str(small_city), "--warehouse", str(tmp_path / "w.duckdb"), "--out", str(tmp_path / "out")],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def alive(url: str) -> bool:
     try:
-        url = None
+        urllib.request.urlopen(f"{url}/health", timeout=3)
+        return True
+    except OSError:
+        return False
+
+
+def processes_mentioning(marker: str) -> list[str]:
+    """Live processes whose command line or environment mentions `marker` (this test's own folder):
+    serve's server, runner and flow-run processes all carry its PREFECT_HOME."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or entry.name == str(os.getpid()):
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                text = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry.name}/environ", "rb") as f:
+                environ = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if marker in text or marker in environ:
+            found.append(text)
+    return found
+
+
+def test_a_scheduled_night_runs_and_ctrl_c_stops_everything(small_city, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120")
+    wh, out = tmp_path / "site" / "w.duckdb", tmp_path / "share" / "out"
+    # started from another folder than the checkout, as under systemd
+    proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "serve", "--cron", "* * * * *", "--input",
+                             str(small_city), "--warehouse", str(wh), "--out", str(out)],
+                            env={**env, "PYTHONPATH": os.getcwd()}, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, preexec_fn=as_in_a_terminal)
+    url, lines = None, []
+    try:
         deadline = time.monotonic() + 240
         while url is None and time.monotonic() < deadline:
             line = proc.stdout.readline()
-            assert line or proc.poll() is None, "serve exited early"
+            assert line or proc.poll() is None, "serve exited early:\n" + "".join(lines)
+            lines.append(line)
             m = re.search(r"local Prefect server at (http://127\.0\.0\.1:\d+/api)", line)
             url = m.group(1) if m else None
         assert url, "serve did not report its local server"
+        # the UI served there asks its own API, not 127.0.0.1:4200
+        assert get(url.removesuffix("/api") + "/ui-settings")["api_url"] == url
         deployments = []
         while not deployments and time.monotonic() < deadline:
             deployments = post(f"{url}/deployments/filter", {"deployments": {"name": {"any_": ["nightly"]}}})
             time.sleep(1)
         assert deployments, "the nightly deployment was not registered"
-        schedules = deployments[0]["schedules"]
-        assert schedules[0]["schedule"]["cron"] == "0 2 * * *"
-        assert schedules[0]["schedule"]["timezone"] == "Asia/Shanghai"
-        assert deployments[0]["parameters"]["input_dir"] == str(small_city)
+        schedule = deployments[0]["schedules"][0]["schedule"]
+        assert (schedule["cron"], schedule["timezone"]) == ("* * * * *", "Asia/Shanghai")
+        # wait for the schedule to fire (within the minute) and the run to finish
+        runs, deadline = [], time.monotonic() + 240
+        while time.monotonic() < deadline:
+            runs = post(f"{url}/flow_runs/filter", {"flow_runs": {"deployment_id": {"any_": [deployments[0]["id"]]}}})
+            finished = [r for r in runs if r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")]
+            if finished:
+                break
+            time.sleep(2)
+        assert finished, f"no scheduled run finished: {[(r['name'], r['state_type']) for r in runs]}"
+        run = finished[0]
+        assert run["state_type"] == "COMPLETED", run["state"]
+        assert run["auto_scheduled"] is True  # fired by the scheduler, not triggered by hand
+        # the stage logs are in the UI's API, with no ID number
+        logs = post(f"{url}/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}, "limit": 200})
+        text = "\n".join(entry["message"] for entry in logs)
+        for stage in ("household_registration:", "rules:", "scorer:", "warnings:", "lists:"):
+            assert stage in text
+        assert not FULL_ID.search(text)
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
         try:
-            proc.wait(timeout=60)
+            proc.wait(timeout=90)
         except subprocess.TimeoutExpired:
             proc.kill()
-    # the supervised server is gone with it
-    if url:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=3)
-            alive = True
-        except OSError:
-            alive = False
-        assert not alive
+            raise
+    # the batch is in the warehouse, and the lists were written
+    with duckdb.connect(str(wh), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM runs WHERE outcome = 'succeeded'").fetchone()[0] >= 1
+    assert (out / "warnings.csv").exists() and list((out / "lists").rglob("*.csv"))
+    # nothing serve started is left running: its server, the runner's flow-run processes
+    time.sleep(1)
+    assert not alive(url)
+    assert not processes_mentioning(str(tmp_path / "prefect-home"))

@@ -22,8 +22,10 @@ SELECT
     coalesce(t.amount_at_risk, w.amount_at_risk) AS amount_at_risk,
     coalesce(t.score, w.score) AS score,
     coalesce(t.evidence, w.evidence) AS evidence,
-    coalesce(w.first_seen, $as_of::DATE) AS first_seen,
-    CASE WHEN t.warning_id IS NOT NULL THEN $as_of::DATE ELSE w.last_seen END AS last_seen,
+    -- least/greatest: a replayed earlier night (sentinel run --replay) never dates history backwards
+    least(coalesce(w.first_seen, $as_of::DATE), $as_of::DATE) AS first_seen,
+    CASE WHEN t.warning_id IS NOT NULL THEN greatest(coalesce(w.last_seen, $as_of::DATE), $as_of::DATE)
+         ELSE w.last_seen END AS last_seen,
     CASE
         WHEN t.warning_id IS NULL THEN CASE WHEN w.status IN ('new', 'open') THEN 'resolved' ELSE w.status END
         WHEN w.warning_id IS NULL THEN 'new'

@@ -1,0 +1,417 @@
+"""Bad input never costs data (issue 12, points 2-4): shrunk snapshots refused, every landing entry
+accounted for, near-miss names and special files refused, values no register can hold
+quarantined with a reason, changed records kept as versions and counted. Real bytes, real DuckDB."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from data_contracts.errors import RefusedInput
+from data_contracts.extracts import EXTRACTS, Limits
+from data_contracts.ingest import ingest, near_miss
+from data_contracts.report import ingest_sections
+from tests.conftest import (AS_OF, HOUSEHOLD_HEADER, PAYMENT_HEADER, make_id, payment, person, snapshot_of,
+                            write_csv)
+
+A = make_id(seq="013")
+B = make_id(birth="19400101", seq="024")
+PEOPLE = [make_id(birth=f"19{30 + i:02d}0101", seq=f"{100 + 2 * i:03d}") for i in range(10)]
+
+
+def q(wh: Path, sql: str, params=None) -> list[tuple]:
+    with duckdb.connect(str(wh), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def landing(d: Path, persons: list[str] = PEOPLE, payments: list[dict] | None = None) -> Path:
+    write_csv(d / "household_registration.csv", [person(p) for p in persons], HOUSEHOLD_HEADER)
+    write_csv(d / "payments.csv", payments or [payment("P1", PEOPLE[0])], PAYMENT_HEADER)
+    return d
+
+
+def state(wh: Path) -> dict:
+    with duckdb.connect(str(wh), read_only=True) as con:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+        return {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in tables}
+
+
+def reasons(wh: Path, extract: str = "payments") -> dict[int, str]:
+    return dict(q(wh, "SELECT line, reason FROM quarantine WHERE extract = ? ORDER BY line", [extract]))
+
+
+# ----------------------------------------------------------------------------- 2. shrunk snapshots
+
+@pytest.mark.parametrize("tonight, what", [
+    ([], "no loadable row (0 read, 0 quarantined) against 10 rows"),
+    (PEOPLE[:8], "8 loadable rows, fewer than 90% of the last snapshot's against 10 rows"),
+])
+def test_a_snapshot_that_shrinks_implausibly_is_refused_and_changes_nothing(tmp_path, tonight, what):
+    wh = tmp_path / "w.duckdb"
+    ingest(landing(tmp_path / "b1"), wh, AS_OF)
+    before_bytes, before = snapshot_of(wh), state(wh)
+    d2 = tmp_path / "b2"
+    if tonight:
+        landing(d2, tonight, [payment("P2", PEOPLE[1])])
+    else:  # a header and no row
+        landing(d2, payments=[payment("P2", PEOPLE[1])])
+        (d2 / "household_registration.csv").write_text(",".join(HOUSEHOLD_HEADER) + "\n", encoding="utf-8")
+    with pytest.raises(RefusedInput) as e:
+        ingest(d2, wh, AS_OF + dt.timedelta(days=1))
+    assert e.value.file == "household_registration.csv"
+    assert what in e.value.problem and "--accept-shrunk-snapshot household_registration" in e.value.problem
+    assert snapshot_of(wh) == before_bytes and state(wh) == before
+    # the operator confirms: the register really shrank
+    r = ingest(d2, wh, AS_OF + dt.timedelta(days=1), allow_shrink={"household_registration"})
+    assert q(wh, "SELECT count(*) FROM stg_household_registration") == [(len(tonight),)]
+    assert q(wh, "SELECT count(*) FROM stg_payments") == [(2,)] and r.batch_id == 2
+
+
+def test_the_share_is_configurable_and_a_small_shrink_loads(tmp_path):
+    wh = tmp_path / "w.duckdb"
+    ingest(landing(tmp_path / "b1"), wh, AS_OF)
+    ingest(landing(tmp_path / "b2", PEOPLE[:9], [payment("P2", PEOPLE[1])]), wh, AS_OF)  # 90 %: plausible
+    assert q(wh, "SELECT count(*) FROM stg_household_registration") == [(9,)]
+    d3 = landing(tmp_path / "b3", PEOPLE[:6], [payment("P3", PEOPLE[1])])
+    with pytest.raises(RefusedInput, match="6 loadable rows"):
+        ingest(d3, wh, AS_OF)
+    ingest(d3, wh, AS_OF, min_snapshot_share=0.5)
+    assert q(wh, "SELECT count(*) FROM stg_household_registration") == [(6,)]
+
+
+def test_a_snapshot_whose_every_row_is_quarantined_is_refused(tmp_path):
+    import polars as pl
+
+    wh = tmp_path / "w.duckdb"
+    d1 = landing(tmp_path / "b1")
+    vehicles = {"plate_number": ["皖A00001", "皖A00002"], "owner_id_number": [A, B], "owner_name": ["张三", "李四"],
+                "vehicle_type": ["小型轿车"] * 2, "registration_date": ["2020-01-01"] * 2, "status": ["正常"] * 2,
+                "assessed_value": ["100000", "80000"]}
+    pl.DataFrame(vehicles).write_parquet(d1 / "vehicle_registration.parquet")
+    ingest(d1, wh, AS_OF)
+    d2 = landing(tmp_path / "b2", payments=[payment("P2", PEOPLE[1])])
+    pl.DataFrame({**vehicles, "registration_date": ["someday", "2020-02-30"]}).write_parquet(
+        d2 / "vehicle_registration.parquet")
+    with pytest.raises(RefusedInput) as e:
+        ingest(d2, wh, AS_OF)
+    assert e.value.file == "vehicle_registration.parquet" and "no loadable row (2 read, 2 quarantined)" in e.value.problem
+    assert q(wh, "SELECT count(*) FROM stg_vehicle_registration") == [(2,)]
+    ingest(d2, wh, AS_OF, allow_shrink=True)
+    assert q(wh, "SELECT count(*) FROM stg_vehicle_registration") == [(0,)]
+
+
+def test_confirming_a_shrink_names_a_snapshot_extract(tmp_path):
+    with pytest.raises(RefusedInput, match="not a snapshot extract: payments"):
+        ingest(landing(tmp_path / "in"), tmp_path / "w.duckdb", AS_OF, allow_shrink={"payments"})
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+# ----------------------------------------------------------------------------- 3. every landing entry
+
+def test_every_entry_of_the_landing_directory_is_accounted_for(tmp_path):
+    wh = tmp_path / "w.duckdb"
+    d1 = landing(tmp_path / "b1")
+    ingest(d1, wh, AS_OF)
+    d2 = landing(tmp_path / "b2")  # payments.csv: the same bytes again
+    (d2 / "README.txt").write_text("delivered by the one-card system\n", encoding="utf-8")
+    (d2 / ".DS_Store").write_bytes(b"\0")
+    (d2 / "old").mkdir()
+    write_csv(d2 / "property_registration" / "part-1.csv", [dict(
+        certificate_number="C1", owner_id_number=A, owner_name="张三", usage="住宅", area_m2="89.5",
+        county_code="110105", registration_date="2020-05-01", status="现势")])
+    write_csv(d2 / "payments-extra.csv", [payment("P2", PEOPLE[1])], PAYMENT_HEADER)
+    os.symlink("payments-extra.csv", d2 / "payments-link.csv")  # a symlink to a file inside: read like the file
+    r = ingest(d2, wh, AS_OF + dt.timedelta(days=1))
+    got = q(wh, "SELECT entry, kind, status, reason FROM landing_entries WHERE batch_id = ? ORDER BY entry",
+            [r.batch_id])
+    assert got == [
+        (".DS_Store", "file", "ignored", "hidden entry"),
+        ("README.txt", "file", "ignored", "named like no extract"),
+        ("household_registration.csv", "file", "skipped",
+         "extract household_registration: identical to a file already loaded (re-delivery)"),
+        ("old", "directory", "ignored", "named like no extract"),
+        ("payments-extra.csv", "file", "loaded", "extract payments"),
+        ("payments-link.csv", "symlink", "skipped",
+         "extract payments: identical to a file already loaded (re-delivery); symbolic link to payments-extra.csv"),
+        ("payments.csv", "file", "skipped", "extract payments: identical to a file already loaded (re-delivery)"),
+        ("property_registration", "directory", "loaded", "extract directory of property_registration"),
+        ("property_registration/part-1.csv", "file", "loaded", "extract property_registration"),
+    ]
+    with duckdb.connect(str(wh), read_only=True) as con:
+        text = "\n\n".join(ingest_sections(con, r.batch_id))
+    assert "## Landing directory" in text and "| README.txt | file | ignored | named like no extract |" in text
+
+
+@pytest.mark.parametrize("name, meant", [
+    ("payment-04.csv", "payments-04.csv"),
+    ("Payments-05.csv", "payments-05.csv"),
+    ("payments_06.csv", "payments-06.csv"),
+    ("household-registration.csv", "household_registration.csv"),
+    ("Death_Record.CSV", "death_records.csv"),
+])
+def test_a_name_almost_like_an_extract_is_refused_with_the_suggestion(tmp_path, name, meant):
+    wh = tmp_path / "w.duckdb"
+    ingest(landing(tmp_path / "b1"), wh, AS_OF)
+    before = snapshot_of(wh)
+    d2 = landing(tmp_path / "b2", payments=[payment("P2", PEOPLE[1])])
+    shutil.copy(d2 / "payments.csv", d2 / name)
+    with pytest.raises(RefusedInput) as e:
+        ingest(d2, wh, AS_OF)
+    assert e.value.file == name and f"did you mean '{meant}'" in e.value.problem
+    assert snapshot_of(wh) == before
+
+
+def test_names_like_no_extract_are_not_near_misses():
+    for name in ("README.txt", "manifest.json", "notes.csv", "summary.md", "vehicles.parquet", "checksums.sha256"):
+        assert near_miss(name) is None, name
+
+
+def _loop(d: Path) -> str:
+    os.symlink("payments-b.csv", d / "payments-a.csv")
+    os.symlink("payments-a.csv", d / "payments-b.csv")
+    return "a loop"
+
+
+def _dangling(d: Path) -> str:
+    os.symlink("gone.csv", d / "payments-a.csv")
+    return "dangling"
+
+
+def _outside(d: Path) -> str:
+    outside = write_csv(d.parent / "elsewhere.csv", [payment("P9", A)], PAYMENT_HEADER)
+    os.symlink(outside, d / "payments-a.csv")
+    return "outside the landing directory"
+
+
+def _to_directory(d: Path) -> str:
+    (d / "sub").mkdir()
+    os.symlink("sub", d / "payments-a.csv")
+    return "not a regular file"
+
+
+def _fifo(d: Path) -> str:
+    os.mkfifo(d / "payments-a.csv")
+    return "FIFO"
+
+
+def _fifo_any_name(d: Path) -> str:
+    os.mkfifo(d / "pipe")
+    return "FIFO"
+
+
+@pytest.mark.parametrize("make", [_loop, _dangling, _outside, _to_directory, _fifo, _fifo_any_name])
+def test_symlinks_that_do_not_resolve_inside_and_special_files_are_refused(tmp_path, make):
+    wh = tmp_path / "w.duckdb"
+    ingest(landing(tmp_path / "b1"), wh, AS_OF)
+    before = snapshot_of(wh)
+    d2 = landing(tmp_path / "b2", payments=[payment("P2", PEOPLE[1])])
+    problem = make(d2)
+    with pytest.raises(RefusedInput) as e:
+        ingest(d2, wh, AS_OF)
+    assert problem in e.value.problem and e.value.file in ("payments-a.csv", "payments-b.csv", "pipe")
+    assert snapshot_of(wh) == before
+
+
+def test_a_row_shifted_by_an_unquoted_comma_is_quarantined_not_loaded(tmp_path):
+    d = landing(tmp_path / "in", payments=[payment("P1", A)])
+    with open(d / "payments.csv", "a", encoding="utf-8") as f:
+        # the township 霍里,街道 unquoted and an empty last field: DuckDB reads it with every column shifted
+        f.write(f"P2,GAOLING,高龄津贴,{B},李四,H001,6228480000000002,100.00,2026-09,2026-09-10,110105,霍里,街道,红旗社区,\n")
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert reasons(wh) == {3: "not a township or street: township; not a village or community: village; "
+                              "not an ID number: approved_by"}
+    assert q(wh, "SELECT payment_id FROM raw_payments") == [("P1",)]
+    rec = json.loads(q(wh, "SELECT record FROM quarantine")[0][0])
+    assert (rec["township"], rec["village"], rec["approved_by"]) == ("霍里", "街道", "红旗社区")
+
+
+def test_values_of_the_wrong_kind_are_quarantined(tmp_path):
+    d = tmp_path / "in"
+    write_csv(d / "household_registration.csv", [
+        person(PEOPLE[0]),
+        person(PEOPLE[1], county_code="朝阳街道"),       # line 3: Chinese text where a code belongs
+        person("张三丰"),                                 # line 4: Chinese text where the ID number belongs
+        person(PEOPLE[2], name="1949-12-31"),            # line 5: a date where the name belongs
+        person(PEOPLE[3], status="20260101"),            # line 6: a number where a status word belongs
+    ] + [person(p) for p in PEOPLE[4:]], HOUSEHOLD_HEADER)
+    write_csv(d / "payments.csv", [
+        payment("P1", A),
+        payment("P2", A, program_code="高龄津贴"),        # line 3: not a programme code
+        payment("P3", "身份证遗失"),                       # line 4
+        payment("P4", "3.40503199109022E+17"),            # line 5: an ID number mangled by a spreadsheet: loaded
+        payment("P5", "12345"),                           # line 6: invalid, loaded (a finding)
+    ], PAYMENT_HEADER)
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert reasons(wh, "household_registration") == {
+        3: "not a 6-digit county code: county_code", 4: "not an ID number: id_number",
+        5: "not text (a date or a number): name", 6: "not text (a date or a number): status"}
+    assert reasons(wh) == {3: "not a programme code: program_code", 4: "not an ID number: id_number"}
+    assert q(wh, "SELECT payment_id, id_number_valid FROM stg_payments ORDER BY 1") == [
+        ("P1", True), ("P4", False), ("P5", False)]
+
+
+# ----------------------------------------------------------------------------- 4. domain checks
+
+def test_amounts_no_register_can_hold_are_quarantined_and_never_rounded(tmp_path):
+    d = landing(tmp_path / "in", payments=[
+        payment("P1", A, amount="100.00"),
+        payment("P2", A, amount="-500.00"),               # line 3
+        payment("P3", A, amount="0"),                     # line 4
+        payment("P4", A, amount="1000000000000"),         # line 5: a broken export
+        payment("P5", A, amount="100.005"),               # line 6: would have to be rounded
+        payment("P6", A, amount="100.000"),               # exact: loaded
+        payment("P7", A, amount="5,000.00"),              # far above GAOLING's norm: the rules' business, loaded
+        payment("P8", A, amount="１００．５０"),           # full width: loaded
+        payment("P9", A, program_code="DIBAO", amount="150000"),  # under DIBAO's ceiling, above GAOLING's
+        payment("P10", A, amount="150000"),               # line 11: above GAOLING's ceiling
+    ])
+    write_csv(d / "training_claims.csv", [
+        dict(claim_id="T1", id_number=A, name="张三", certificate_number="Z1", occupation="电工", level="五级",
+             training_org="某培训学校", county_code="110105", claim_date="2026-05-01", amount=amount)
+        for amount in ["1500", "0.001"]])
+    wh = tmp_path / "w.duckdb"
+    r = ingest(d, wh, AS_OF)
+    assert reasons(wh) == {3: "not above zero: amount", 4: "not above zero: amount",
+                           5: "above the sanity ceiling: amount", 6: "more decimals than fen: amount",
+                           11: "above the sanity ceiling: amount"}
+    # 0.001 would round to 0.00: both reasons
+    assert reasons(wh, "training_claims") == {3: "more decimals than fen: amount; not above zero: amount"}
+    assert q(wh, "SELECT payment_id, amount FROM stg_payments ORDER BY _line") == [
+        ("P1", Decimal("100.00")), ("P6", Decimal("100.00")), ("P7", Decimal("5000.00")),
+        ("P8", Decimal("100.50")), ("P9", Decimal("150000.00"))]
+    c = r.extracts["payments"]
+    assert (c.rows_read, c.rows_loaded, c.rows_quarantined) == (10, 5, 5)
+    # the ceiling is configurable
+    d2 = landing(tmp_path / "in2", payments=[payment("P1", A, amount="150000")])
+    ingest(d2, tmp_path / "w2.duckdb", AS_OF, limits=Limits(ceilings={"GAOLING": Decimal(200_000)}))
+    assert q(tmp_path / "w2.duckdb", "SELECT amount FROM stg_payments") == [(Decimal("150000.00"),)]
+
+
+def test_dates_outside_plausible_windows_are_quarantined(tmp_path):
+    d = tmp_path / "in"
+    write_csv(d / "household_registration.csv", [
+        person(PEOPLE[0]),
+        person(PEOPLE[1], birth_date="2030-01-01"),      # line 3: born after the batch date
+        person(PEOPLE[2], status="死亡", status_date="2099-01-01"),  # line 4
+        person(PEOPLE[3], birth_date="1800-01-01"),      # line 5
+    ] + [person(p) for p in PEOPLE[4:]], HOUSEHOLD_HEADER)
+    write_csv(d / "payments.csv", [
+        payment("P1", A),
+        payment("P2", A, pay_date="9999-12-31"),          # line 3
+        payment("P3", A, pay_date="1900-01-01"),          # line 4
+        payment("P4", A, period="2030-05"),               # line 5
+        payment("P5", A, period="1999-12"),               # line 6
+        payment("P6", A, pay_date=(AS_OF + dt.timedelta(days=3)).isoformat()),  # within the margin: loaded
+        payment("P7", A, pay_date=(AS_OF + dt.timedelta(days=4)).isoformat()),  # line 8
+        payment("P8", A, period="2027-01"),               # two months after the batch's: line 9
+        payment("P9", A, period="2026-12"),               # the month after the batch's: loaded (margin)
+    ], PAYMENT_HEADER)
+    write_csv(d / "death_records.csv", [dict(id_number=A, name="张三", death_date="2027-01-01", source="医院")])
+    write_csv(d / "service_orders.csv", [dict(
+        order_id="S1", elder_id_number=A, worker_id="W1", provider="康乐", service_type="助餐",
+        start_time="2026-11-10 08:00", end_time="2026-11-10 09:00", county_code="110105", amount="30")])
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert reasons(wh, "household_registration") == {
+        3: "after the batch date: birth_date", 4: "after the batch date: status_date", 5: "implausibly early: birth_date"}
+    assert reasons(wh) == {3: "after the batch date: pay_date", 4: "implausibly early: pay_date",
+                           5: "after the batch date: period", 6: "implausibly early: period",
+                           8: "after the batch date: pay_date", 9: "after the batch date: period"}
+    assert reasons(wh, "death_records") == {2: "after the batch date: death_date"}
+    assert reasons(wh, "service_orders") == {2: "after the batch date: start_time"}
+    assert q(wh, "SELECT payment_id FROM stg_payments ORDER BY 1") == [("P1",), ("P6",), ("P9",)]
+    # the margins are configurable
+    ingest(d, tmp_path / "w2.duckdb", AS_OF, limits=Limits(future_days=10, period_months_ahead=2))
+    assert q(tmp_path / "w2.duckdb", "SELECT count(*) FROM stg_payments") == [(5,)]
+
+
+def test_a_latin1_file_is_refused_not_guessed_as_gb18030(tmp_path):
+    d = landing(tmp_path / "in")
+    rows = [dict(id_number=A, name="Renée", death_date="2026-06-01", source="医院")]
+    p = write_csv(d / "death_records.csv", rows, encoding="utf-8")
+    p.write_bytes(p.read_bytes().replace("医院".encode(), b"hospital").decode().encode("latin-1"))
+    with pytest.raises(RefusedInput) as e:
+        ingest(d, tmp_path / "w.duckdb", AS_OF)
+    assert e.value.file == "death_records.csv" and "encoding cannot be told" in e.value.problem
+    assert not (tmp_path / "w.duckdb").exists()
+    # real GB18030 with a character outside GB2312 (堃) is read as GB18030
+    write_csv(d / "death_records.csv", [dict(id_number=A, name="王堃", death_date="2026-06-01", source="医院")],
+              encoding="gb18030")
+    ingest(d, tmp_path / "w.duckdb", AS_OF)
+    assert q(tmp_path / "w.duckdb", "SELECT name FROM stg_death_records") == [("王堃",)]
+    assert q(tmp_path / "w.duckdb", "SELECT encoding FROM ingested_files WHERE extract = 'death_records'") == [
+        ("gb18030",)]
+
+
+def test_changed_content_under_a_loaded_key_is_kept_as_a_version_and_counted(tmp_path):
+    wh = tmp_path / "w.duckdb"
+    ingest(landing(tmp_path / "b1", payments=[payment("P1", A, amount="100"), payment("P2", B)]), wh, AS_OF)
+    d2 = landing(tmp_path / "b2", payments=[payment("P1", A, amount="99999"), payment("P2", B, amount="100.00"),
+                                            payment("P3", B)])
+    r = ingest(d2, wh, AS_OF + dt.timedelta(days=1))
+    assert q(wh, "SELECT amount, _batch_id FROM raw_payments WHERE payment_id = 'P1' ORDER BY 2") == [
+        ("100", 1), ("99999", 2)]
+    assert q(wh, "SELECT amount FROM stg_payments WHERE payment_id = 'P1'") == [(Decimal("99999.00"),)]
+    # P1 and P2 re-sent; only P1 changed (100 and 100.00 are the same amount)
+    assert q(wh, "SELECT extract, keys_resent, keys_changed FROM key_versions WHERE batch_id = ?",
+             [r.batch_id]) == [("payments", 2, 1)]
+    with duckdb.connect(str(wh), read_only=True) as con:
+        text = "\n\n".join(ingest_sections(con, r.batch_id))
+    assert "| payments | 2 | 1 |" in text
+    assert "P1" not in text and A not in text and B not in text
+
+
+def test_duplicates_of_a_key_within_one_file(tmp_path):
+    d = landing(tmp_path / "in")
+    (d / "payments.csv").unlink()
+    write_csv(d / "payments-1.csv", [
+        payment("P1", A, amount="100"),
+        payment("P2", A),
+        payment("P1", A, amount="200"),   # line 4: P1 again, other content: both P1 rows quarantined
+        payment("P2", A, amount="100.00"),  # P2 again, the same content: loaded once
+    ], PAYMENT_HEADER)
+    write_csv(d / "payments-2.csv", [payment("P2", A, amount="150")], PAYMENT_HEADER)  # a later file wins
+    wh = tmp_path / "w.duckdb"
+    r = ingest(d, wh, AS_OF)
+    assert q(wh, "SELECT file, line, reason FROM quarantine ORDER BY line") == [
+        ("payments-1.csv", 2, "duplicate key with different content in one file: payment_id"),
+        ("payments-1.csv", 4, "duplicate key with different content in one file: payment_id")]
+    assert q(wh, "SELECT payment_id, amount, _file FROM stg_payments") == [
+        ("P2", Decimal("150.00"), "payments-2.csv")]
+    c = r.extracts["payments"]
+    assert (c.rows_read, c.rows_loaded, c.rows_quarantined) == (5, 3, 2)
+    assert q(wh, "SELECT keys_resent, keys_changed FROM key_versions") == [(0, 1)]
+
+
+@pytest.mark.parametrize("name", list(EXTRACTS))
+def test_every_domain_check_of_the_catalogue_is_in_the_schema_with_a_reason(name):
+    from data_contracts.schemas import REASONS, schema_for
+
+    columns = schema_for(name).columns
+    for c in EXTRACTS[name].columns:
+        for check in c.checks:
+            assert check in REASONS and columns[f"{c.name}__{check}"].description
+
+
+def test_parquet_float_amounts_are_held_to_fen_by_value_not_by_binary_noise(tmp_path):
+    import polars as pl
+
+    d = landing(tmp_path / "in")
+    (d / "payments.csv").unlink()
+    rows = [payment(f"P{i}", A) for i in range(3)]
+    pl.DataFrame({k: [r[k] for r in rows] for k in PAYMENT_HEADER}).with_columns(
+        amount=pl.Series([1.1 + 2.2, 100.005, 100.1], dtype=pl.Float64)).write_parquet(d / "payments.parquet")
+    assert str(1.1 + 2.2) == "3.3000000000000003"
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert reasons(wh) == {3: "more decimals than fen: amount"}
+    assert q(wh, "SELECT payment_id, amount FROM stg_payments ORDER BY 1") == [
+        ("P0", Decimal("3.30")), ("P2", Decimal("100.10"))]

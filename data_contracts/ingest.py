@@ -229,6 +229,31 @@ def discover(input_dir: Path) -> dict[str, list[SourceFile]]:
     return survey(input_dir)[0]
 
 
+def precheck(input_dir: Path) -> None:
+    """What can be refused from names and first lines alone, in a moment, before a batch starts
+    Prefect: the landing directory's entries (:func:`survey`), unreadable Parquet files, empty
+    files and headers that miss or repeat a column. The full inspection (encoding, hash) is the
+    ingest's own. Raises RefusedInput; writes nothing."""
+    for files in discover(input_dir).values():
+        for sf in files:
+            if sf.fmt == "parquet":
+                try:
+                    names = pq.read_schema(sf.path).names
+                except Exception as ex:  # noqa: BLE001 -- any failure to open is a refusal
+                    raise RefusedInput(sf.rel, f"not a readable Parquet file ({type(ex).__name__})") from None
+            else:
+                with open(sf.path, "rb") as f:
+                    first = f.readline(1 << 20).removeprefix(codecs.BOM_UTF8)
+                try:
+                    text = first.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = first.decode("gb18030", errors="replace")  # the ingest decides the file's encoding
+                if not text.strip():
+                    raise RefusedInput(sf.rel, "empty file: no header row")
+                names = next(csv.reader(io.StringIO(text)))
+            _map_header(sf, names)
+
+
 def transcode_gb18030(src: Path, dst: Path) -> None:
     """Stream a GB18030 file into a UTF-8 copy, 4 MB at a time (strict: raises UnicodeDecodeError)."""
     dec = codecs.getincrementaldecoder("gb18030")("strict")

@@ -67,7 +67,7 @@ _gated: set[Path] = set()  # warehouses whose batch_gate this process is inside
 @contextlib.contextmanager
 def batch_gate(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date, replay: bool = False):
     """Everything a batch checks before Prefect starts: the arguments, the warehouse's lock, the
-    batch date, the landing directory's names. The flow inside it reuses its lock (`flow_lock`)."""
+    batch date, the landing directory's names and headers. The flow inside it reuses its lock (`flow_lock`)."""
     key = Path(warehouse).resolve()
     if key in _gated:  # sentinel run's gate, then run_batch's: one lock
         yield
@@ -76,9 +76,9 @@ def batch_gate(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date, 
     _signals.received = None  # a new batch
     with interruptible(), batch_lock(warehouse):
         check_as_of(as_of, warehouse, replay)
-        from data_contracts.ingest import discover  # not before the lock: a second batch is refused at once
+        from data_contracts.ingest import precheck  # not before the lock: a second batch is refused at once
 
-        discover(input_dir)  # names, formats and required extracts
+        precheck(input_dir)  # names, formats, required extracts, headers
         _gated.add(key)
         try:
             yield
@@ -240,7 +240,8 @@ def interrupt_handled():
     while the process exits (its log handler failing to reach a dead server) stays silenced."""
     _signals.unwound.set()
     _signals.received = None
-    return _signals.saved_stderr or sys.stderr
+    terminal, _signals.saved_stderr = _signals.saved_stderr or sys.stderr, None
+    return terminal
 
 
 def interrupted_by() -> int | None:
@@ -345,24 +346,31 @@ class WorkingCopy:
     def __enter__(self) -> WorkingCopy:
         self.discard()  # what a killed batch may have left
         _cleanups.append(self.discard)
-        if self.warehouse.exists():
-            if self.wal.exists():
-                # fold the write-ahead log into the file first, so that the copy is the whole state
-                # (only then: opening the warehouse to write would fail while a notebook reads it)
-                try:
-                    with duckdb.connect(str(self.warehouse)) as con:
-                        con.execute("CHECKPOINT").fetchall()
-                except duckdb.IOException as e:
-                    raise RefusedInput(self.warehouse, f"has unsaved changes and is in use by another process ({e})"
-                                       ) from None
-            try:
-                shutil.copyfile(self.warehouse, self.path)
-            except OSError as e:
-                self.discard()
-                if e.errno == errno.ENOSPC:
-                    raise _no_space(e, self.path.parent) from None
-                raise
+        try:
+            self._copy()
+        except BaseException:  # a refusal, a full disk, Ctrl-C mid-copy: no half copy stays behind
+            self.__exit__()
+            raise
         return self
+
+    def _copy(self) -> None:
+        if not self.warehouse.exists():
+            return
+        if self.wal.exists():
+            # fold the write-ahead log into the file first, so that the copy is the whole state
+            # (only then: opening the warehouse to write would fail while a notebook reads it)
+            try:
+                with duckdb.connect(str(self.warehouse)) as con:
+                    con.execute("CHECKPOINT").fetchall()
+            except duckdb.IOException as e:
+                raise RefusedInput(self.warehouse, f"has unsaved changes and is in use by another process ({e})"
+                                   ) from None
+        try:
+            shutil.copyfile(self.warehouse, self.path)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise _no_space(e, self.path.parent) from None
+            raise
 
     @property
     def wal(self) -> Path:
@@ -386,7 +394,8 @@ class WorkingCopy:
                 p.unlink()
 
     def __exit__(self, *exc) -> None:
-        _cleanups.remove(self.discard)
+        if self.discard in _cleanups:
+            _cleanups.remove(self.discard)
         self.discard()
 
 

@@ -93,6 +93,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
 def cmd_demo(a: argparse.Namespace) -> int:
     from flows.nightly import run_batch
+    from flows.batch import MARKER
     from synthetic.calendar import DEFAULT_AS_OF
     from synthetic.city import generate
 
@@ -102,6 +103,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
         raise RefusedInput(root, "--dir is not empty and holds no earlier demo; choose a new or empty folder "
                                  "(nothing in it was touched)")
     _check_city_dir(landing, "the demo's landing folder")
+    if out.is_dir() and (out / "warnings.csv").exists():  # a demo of a version before the output marker
+        (out / MARKER).touch()
     key = generate(persons=a.persons, seed=a.seed, out=landing, as_of=DEFAULT_AS_OF)
     for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
         stale.unlink(missing_ok=True)  # the demo starts from an empty warehouse every time

@@ -349,3 +349,22 @@ def test_a_full_disk_leaves_nothing_partial_behind(demo_run, tmp_path, capsys, m
     assert rc == 2 and "no space left" in err and str(wh.parent) in err
     assert snapshot_of(wh) == before and not list(wh.parent.glob(".*.batch*"))
     assert shutil is not None
+
+
+def test_a_header_missing_a_column_is_refused_before_prefect_starts(minimal_landing, tmp_path):
+    from tests.conftest import PAYMENT_HEADER, payment, write_csv
+
+    write_csv(minimal_landing / "payments-late.csv", [payment("PX1", "110105194912310021")],
+              [h for h in PAYMENT_HEADER if h != "amount"])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    t0 = time.monotonic()
+    r = subprocess.run([*SENTINEL, "run", "--input", str(minimal_landing), "--warehouse", str(tmp_path / "w.duckdb"),
+                        "--out", str(tmp_path / "o"), "--as-of", AS_OF.isoformat()], env=env, capture_output=True,
+                       text=True, timeout=120)
+    seconds = time.monotonic() - t0
+    assert r.returncode == 2 and r.stderr.strip() == "sentinel: payments-late.csv: missing required column amount " \
+                                                     "(发放金额)"
+    assert seconds < 3.0, f"refusal took {seconds:.1f} s"
+    assert not (tmp_path / "prefect-home").exists(), "Prefect was started for a refused landing directory"
+    assert not (tmp_path / "w.duckdb").exists() and not (tmp_path / "o").exists()

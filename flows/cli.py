@@ -145,6 +145,28 @@ def cmd_rules(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(a: argparse.Namespace) -> int:
+    from oversight import audit, report
+
+    if not Path(a.warehouse).is_file():
+        raise RefusedInput(a.warehouse, "no such warehouse")
+    res = report.write(audit.audit_warehouse(a.warehouse, answer_key=a.answer_key), Path(a.out))
+    print(f"audit: {res['flags']} group(s) flagged; {len(res['files'])} tables and {res['charts']} charts in {a.out}")
+    return 0
+
+
+def cmd_explain(a: argparse.Namespace) -> int:
+    from oversight.explain import UnknownWarning, explain_warehouse
+
+    if not Path(a.warehouse).is_file():
+        raise RefusedInput(a.warehouse, "no such warehouse")
+    try:
+        print(explain_warehouse(a.warehouse, a.warning_id, mask_ids=a.mask_ids))
+    except UnknownWarning as e:
+        raise RefusedInput(a.warehouse, str(e)) from None
+    return 0
+
+
 def _cron(text: str) -> str:
     from prefect.client.schemas.schedules import CronSchedule  # Prefect's own validation of what it will run
 
@@ -241,6 +263,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     ru = command("rules", "list the rule catalog (rules/*.yaml; documented in rules/CATALOG.md)")
     ru.set_defaults(func=cmd_rules)
+
+    au = command("audit", "outcome audit: warning rates and confirmed shares by county, township, program, sex "
+                          "and age band, with flagged groups")
+    au.add_argument("--warehouse", required=True, help="DuckDB file (read only)")
+    au.add_argument("--out", required=True, help="directory for the CSV per view, the charts and audit.md")
+    au.add_argument("--answer-key", default=None,
+                    help="a generated city's answer key: compare each group with the planted anomalies")
+    au.set_defaults(func=cmd_audit)
+
+    ex = command("explain", "everything held on why one warning exists, in Chinese and English")
+    ex.add_argument("warning_id", help="the warning's id (预警编号), e.g. W0123456789ABCDEF")
+    ex.add_argument("--warehouse", required=True, help="DuckDB file (read only)")
+    ex.add_argument("--mask-ids", action="store_true",
+                    help="mask every ID number other than the person concerned's (first 6, last 4 kept)")
+    ex.set_defaults(func=cmd_explain)
     return p
 
 

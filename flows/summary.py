@@ -2,11 +2,15 @@
 Prefect artifact. Counts only: no name, no ID number, no account ever appears in it."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import duckdb
 
+from data_contracts.ids import mask_ids_in_text
 from data_contracts.report import ingest_sections
+
+log = logging.getLogger(__name__)
 
 
 def _table(header: list[str], rows: list[tuple]) -> str:
@@ -48,4 +52,24 @@ def render_summary(work: Path, summary: dict) -> str:
         "## Scorer",
         _table(["measure", "value"], sorted(scorer.items())),
     ]
+    parts.append(_oversight(work, summary))
     return "\n\n".join(parts) + "\n"
+
+
+def _oversight(work: Path, summary: dict) -> str:
+    """The outcome audit's section (oversight/) and the link to the kept model's card."""
+    from models.card import CARD_FILE, answer_key_from_env
+    from models import default_model_dir
+    from oversight import audit, report
+
+    # `work` is the batch's working copy `.<name>.batch` beside the warehouse: the card's link is
+    # where the kept model lands when the batch commits
+    name = work.name.removeprefix(".").removesuffix(".batch")
+    card = default_model_dir(work.with_name(name)).resolve() / CARD_FILE
+    try:
+        a = audit.audit_warehouse(work, answer_key=answer_key_from_env())
+    except Exception as e:  # the audit reports on the batch; it must not undo the batch's warnings
+        log.warning("outcome audit failed: %s", type(e).__name__)
+        return (f"## Oversight\n\nThe outcome audit failed ({type(e).__name__}: {mask_ids_in_text(str(e))}); "
+                "run `sentinel audit` on the warehouse.")
+    return report.summary_section(a, card if summary.get("scorer") else None)

@@ -13,11 +13,22 @@ Status rules (sql/warnings_next.sql):
 - confirmed / cleared / rectified: the verifiers' conclusions (flows/feedback.py). A confirmed
   warning stays confirmed. A cleared or rectified one stays so unless its evidence grows past
   what the verifier saw (a later period, more money, more records): then it reopens as open.
+
+Reproducibility (issue 16): each warning records what raised it, so that it can be recomputed
+from the warehouse as it was that night (oversight/recompute.py):
+- `rule_id`: every rule and version (`deceased_paid@v1`, `model_outlier@v2`);
+- `rule_params`: JSON `{"<rule>@v<version>": {"scope": "<county>|<program>", "params": {...}}}`, the
+  parameter values bound for the hit's scope (defaults merged with the catalog's overrides, as
+  rules/compile.py resolves them); `null` for the model (its version names the kept model);
+- `raised_batch_id`: the batch whose evidence the row holds (the last that raised it; `batch_id`
+  is the last batch that updated the row, raised or not); `first_batch_id`: the first to raise it.
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 import secrets
+from pathlib import Path
 
 import duckdb
 
@@ -43,7 +54,11 @@ DDL = [
         status VARCHAR, evidence_size INTEGER,
         conclusion VARCHAR, conclusion_note VARCHAR, concluded_at TIMESTAMP,
         concluded_last_period VARCHAR, concluded_amount DECIMAL(18,2), concluded_evidence_size INTEGER,
-        batch_id BIGINT)""",
+        batch_id BIGINT, rule_params VARCHAR, raised_batch_id BIGINT, first_batch_id BIGINT)""",
+    # a warehouse made before issue 16 gains the reproducibility columns (null on its old rows)
+    "ALTER TABLE warnings ADD COLUMN IF NOT EXISTS rule_params VARCHAR",
+    "ALTER TABLE warnings ADD COLUMN IF NOT EXISTS raised_batch_id BIGINT",
+    "ALTER TABLE warnings ADD COLUMN IF NOT EXISTS first_batch_id BIGINT",
     """CREATE TABLE IF NOT EXISTS warning_history (
         batch_id BIGINT, as_of DATE, warning_id VARCHAR, status VARCHAR, amount_at_risk DECIMAL(18,2),
         last_period VARCHAR, evidence_size INTEGER, source VARCHAR, file VARCHAR)""",
@@ -53,6 +68,25 @@ DDL = [
 ]
 
 SUPERVISOR_VIEWS = ["supervisor_warnings_by_category", "supervisor_rule_performance", "supervisor_money"]
+RULE_PARAMS_DDL = ("CREATE OR REPLACE TEMP TABLE warning_rule_params (rule_id VARCHAR, rule_version INTEGER, "
+                   "scope VARCHAR, specificity INTEGER, params VARCHAR)")
+
+
+def rule_params_table(con: duckdb.DuckDBPyConnection, rules_dir: Path | str | None = None) -> None:
+    """``warning_rule_params``: every scope of every rule of the catalog with its merged parameters
+    (JSON), as rules/compile.py binds them; specificity 3 county|program, 2 county|*, 1 *|program, 0 *|*."""
+    from rules.catalog import load_catalog
+    from rules.compile import scopes
+
+    rows = []
+    for rule in load_catalog(rules_dir):
+        for sc in scopes(rule):
+            county, program = sc.key.split("|")
+            rows.append((rule.id, rule.version, sc.key, 2 * (county != "*") + (program != "*"),
+                         json.dumps({"scope": sc.key, "params": sc.params}, ensure_ascii=False, sort_keys=True)))
+    execute(con, RULE_PARAMS_DDL)
+    if rows:
+        con.executemany("INSERT INTO warning_rule_params VALUES (?, ?, ?, ?, ?)", rows)
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -64,9 +98,12 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         sqlfiles.run(con, view)
 
 
-def update_warnings(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int) -> dict:
-    """Tonight's hits -> the warnings table's next state. Returns counts per status (no IDs)."""
+def update_warnings(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
+                    rules_dir: Path | str | None = None) -> dict:
+    """Tonight's hits -> the warnings table's next state. Returns counts per status (no IDs).
+    ``rules_dir``: the catalog the rules stage ran (its parameters are recorded on each warning)."""
     ensure_tables(con)
+    rule_params_table(con, rules_dir)
     params = {"as_of": as_of, "batch_id": batch_id}
     sqlfiles.run(con, "warnings_tonight", **params)
     sqlfiles.run(con, "warnings_next", **params)

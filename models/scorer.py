@@ -14,7 +14,9 @@
    score means the same from night to night while the model is kept (a rank-normalised score
    would not). Clipped to [0, 1];
 5. ``model_scores``: every person scored, with the three most unusual features (models/explain.py);
-6. ``model_hits``: the top k persons (default 0.1% of persons scored, at least 1) that no rule
+6. the model card (models/card.py, ``MODEL_CARD.md`` beside the kept model): written when a model is
+   fitted, brought up to date (tonight's scores, drift) each night;
+7. ``model_hits``: the top k persons (default 0.1% of persons scored, at least 1) that no rule
    raised (``rule_hits``, a missing table meaning no hits), category model_outlier, with
    evidence in Chinese naming the three features, their values and the population's percentiles.
 
@@ -32,7 +34,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from models import default_model_dir, drift, explain, features, store  # noqa: F401 (default_model_dir re-exported)
+from models import card, default_model_dir, drift, explain, features, store  # noqa: F401 (default_model_dir re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ def top_k_count(n: int, top_fraction: float = DEFAULT_TOP_FRACTION, top_k: int |
 def score(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_dir: Path | str,
           retrain: bool = False, *, top_fraction: float = DEFAULT_TOP_FRACTION, top_k: int | None = None,
           window_months: int = DEFAULT_WINDOW_MONTHS, drift_threshold: float = drift.DEFAULT_THRESHOLD,
-          params: dict | None = None) -> dict:
+          params: dict | None = None, answer_key: Path | str | None = None) -> dict:
     t0 = time.perf_counter()
     model_dir = Path(model_dir)
     names = features.FEATURE_NAMES
@@ -123,6 +125,12 @@ def score(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_d
     chosen = candidates.sort(["score", "id_number"], descending=[True, False]).head(k)
     hits = _hits(con, chosen, batch_id, kept, n, period_from, period_to)
     _write(con, batch_id, scored.select("id_number", "score", "explanation"), hits)
+    if retrained:  # tonight's data is the training data: its score distribution is the card's baseline
+        kept.meta["train_score_quantiles"] = card._quantiles(s)
+        store.update_meta(model_dir, train_score_quantiles=kept.meta["train_score_quantiles"])
+    ap = card.average_precision(answer_key or card.answer_key_from_env(), feats["id_number"].to_list(), s)
+    card.write_card(model_dir, kept.meta, as_of=as_of, persons=n, scores=s, drift_report=drift_report,
+                    hits=hits.height, ap=ap)
     t_end = time.perf_counter()
 
     summary.update({
@@ -135,6 +143,8 @@ def score(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_d
         "top_k": k,
         "excluded_by_rules": int(scored.height - candidates.height),
         "hits": hits.height,
+        "model_card": card.CARD_FILE,
+        "planted_outlier_ap": None if ap is None else round(ap, 4),
         "score_quantiles": {q: round(float(np.quantile(s, q)), 4) for q in (0.5, 0.99, 0.999)},
         "seconds": {"features": round(t_feat - t0, 3), "fit": round(t_fit - t_feat, 3),
                     "score": round(t_score - t_fit, 3), "explain_write": round(t_end - t_score, 3),

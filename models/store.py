@@ -118,3 +118,13 @@ def save(model_dir: Path, model: IsolationForest, features: tuple[str, ...], *, 
     log.info("model v%d kept in %s (%d rows, batch date %s)", meta["version"], model_dir, meta["train_rows"],
              meta["trained_as_of"])
     return KeptModel(model, meta)
+
+
+def update_meta(model_dir: Path, **values) -> None:
+    """Add facts learnt after the fit (e.g. the training data's score distribution) to the metadata."""
+    model_dir = Path(model_dir)
+    meta = read_meta(model_dir) or {}
+    meta.update(values)
+    tmp_meta = model_dir / (META_FILE + ".tmp")
+    tmp_meta.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(tmp_meta, model_dir / META_FILE)

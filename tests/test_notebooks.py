@@ -62,3 +62,11 @@ def test_supervisors_after_feedback(demo_run, tmp_path):
     nb = execute("supervisors", wh)
     assert len(outputs(nb, "image/png")) >= 2
     assert "recovered 500" in text(nb)
+
+
+def test_oversight_shows_the_audit_charts(demo_run):
+    nb = execute("oversight", demo_run["warehouse"])
+    assert len(outputs(nb, "image/png")) >= 4
+    t = text(nb)
+    assert "group rates" in t and "two-sided exact test" in t
+    assert "no group flagged" in t  # the demo city's anomalies are planted uniformly

@@ -2,6 +2,7 @@
 -- Status: new (first seen tonight), open (seen before and again), resolved (evidence stopped),
 -- confirmed / cleared / rectified (the verifiers'). A cleared or rectified warning reopens only
 -- when its evidence grows past what the verifier saw: a later period, more money, more records.
+-- rule_params, raised_batch_id (the last batch that raised it), first_batch_id: what raised it.
 CREATE OR REPLACE TEMP TABLE warnings_next AS
 SELECT
     coalesce(t.warning_id, w.warning_id) AS warning_id,
@@ -38,6 +39,9 @@ SELECT
     coalesce(t.evidence_size, w.evidence_size) AS evidence_size,
     w.conclusion, w.conclusion_note, w.concluded_at,
     w.concluded_last_period, w.concluded_amount, w.concluded_evidence_size,
-    $batch_id::BIGINT AS batch_id
+    $batch_id::BIGINT AS batch_id,
+    coalesce(t.rule_params, w.rule_params) AS rule_params,
+    CASE WHEN t.warning_id IS NOT NULL THEN $batch_id::BIGINT ELSE w.raised_batch_id END AS raised_batch_id,
+    coalesce(w.first_batch_id, CASE WHEN w.warning_id IS NULL THEN $batch_id::BIGINT END) AS first_batch_id
 FROM warnings_tonight t
 FULL OUTER JOIN warnings w ON w.warning_id = t.warning_id

@@ -3,16 +3,34 @@
 -- on the same subject, e.g. a household's car and its shop) become one warning. They rest on the
 -- same payments, so the warning's amount and record count are the largest hit's, not their sum.
 -- Its score is the model's score of the person or the severity's floor, whichever is higher.
+-- rule_params: per rule, the parameters bound for the hit's scope (warning_rule_params, made from
+-- the catalog by flows/warnings.py; the most specific scope of county|program wins, as in
+-- rules/compile.py), so that the warning can be recomputed; null for the model.
 CREATE OR REPLACE TEMP TABLE warnings_tonight AS
-WITH hits AS (
-    SELECT rule_id || '@v' || rule_version AS rule_ref, category, severity, subject_type, subject_id, id_number,
-           name, program_code, county_code, township, village, first_period, last_period, amount_at_risk,
-           evidence, evidence_size, finding_key
-    FROM rule_hits WHERE batch_id = $batch_id
+WITH hit_scopes AS (
+    SELECT DISTINCT rule_id, rule_version, county_code, program_code FROM rule_hits WHERE batch_id = $batch_id
+),
+resolved AS (
+    SELECT s.rule_id, s.rule_version, s.county_code, s.program_code, p.params
+    FROM hit_scopes s
+    JOIN warning_rule_params p ON p.rule_id = s.rule_id AND p.rule_version = s.rule_version
+        AND p.scope IN (coalesce(s.county_code, '') || '|' || coalesce(s.program_code, ''),
+                        coalesce(s.county_code, '') || '|*', '*|' || coalesce(s.program_code, ''), '*|*')
+    QUALIFY row_number() OVER (PARTITION BY s.rule_id, s.rule_version, s.county_code, s.program_code
+                               ORDER BY p.specificity DESC) = 1
+),
+hits AS (
+    SELECT h.rule_id || '@v' || h.rule_version AS rule_ref, h.category, h.severity, h.subject_type, h.subject_id,
+           h.id_number, h.name, h.program_code, h.county_code, h.township, h.village, h.first_period,
+           h.last_period, h.amount_at_risk, h.evidence, h.evidence_size, h.finding_key, r.params
+    FROM rule_hits h
+    LEFT JOIN resolved r ON r.rule_id = h.rule_id AND r.rule_version = h.rule_version
+        AND r.county_code IS NOT DISTINCT FROM h.county_code AND r.program_code IS NOT DISTINCT FROM h.program_code
+    WHERE h.batch_id = $batch_id
     UNION ALL
     SELECT rule_id || '@v' || rule_version, category, severity, subject_type, subject_id, id_number, name,
            program_code, county_code, township, village, first_period, last_period, amount_at_risk, evidence,
-           evidence_size, NULL
+           evidence_size, NULL, NULL
     FROM model_hits WHERE batch_id = $batch_id
 ),
 merged AS (
@@ -27,7 +45,9 @@ merged AS (
            min(first_period) AS first_period, max(last_period) AS last_period,
            max(amount_at_risk)::DECIMAL(18, 2) AS amount_at_risk,
            string_agg(evidence, '；' ORDER BY evidence) AS evidence,
-           max(evidence_size)::INTEGER AS evidence_size
+           max(evidence_size)::INTEGER AS evidence_size,
+           '{' || string_agg(DISTINCT '"' || rule_ref || '": ' || coalesce(params, 'null'), ', '
+                             ORDER BY '"' || rule_ref || '": ' || coalesce(params, 'null')) || '}' AS rule_params
     FROM hits
     GROUP BY category, subject_type, subject_id, program_code, finding_key
 )

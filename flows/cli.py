@@ -107,6 +107,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     root.mkdir(parents=True, exist_ok=True)
     demo_marker.write_text("a demo of welfare-sentinel: `sentinel demo` replaces this folder's contents\n")
     key = generate(persons=a.persons, seed=a.seed, out=landing, as_of=DEFAULT_AS_OF)
+    # a generated city knows its planted cases: the model card and the audit measure against them
+    os.environ["SENTINEL_ANSWER_KEY"] = str(key)
     with batch_gate(landing.absolute(), warehouse.absolute(), out.absolute(), DEFAULT_AS_OF, replay=True):
         for stale in (warehouse, warehouse.with_name(warehouse.name + ".wal")):
             stale.unlink(missing_ok=True)  # the demo starts from an empty warehouse every time (under its lock)

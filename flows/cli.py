@@ -11,6 +11,7 @@ import datetime as dt
 import errno
 import logging
 import os
+import shutil
 import signal
 import sys
 import traceback
@@ -100,10 +101,15 @@ def cmd_demo(a: argparse.Namespace) -> int:
     root = Path(a.dir)
     landing, warehouse, out = root / "landing", root / "warehouse.duckdb", root / "out"
     demo_marker = root / ".sentinel-demo"
-    if root.is_dir() and any(root.iterdir()) and not demo_marker.exists():
+    from synthetic.city import manifest_path
+
+    earlier = demo_marker.exists() or manifest_path(landing).exists()  # the latter: a demo of an earlier version
+    if root.is_dir() and any(root.iterdir()) and not earlier:
         raise RefusedInput(root, "--dir is not empty and holds no earlier demo; choose a new or empty folder "
                                  "(nothing in it was touched)")
     _check_city_dir(landing, "the demo's landing folder")
+    if out.is_dir() and not demo_marker.exists() and (out / "warnings.csv").exists():
+        shutil.rmtree(out)  # an earlier version's demo output, without the marker a batch now writes
     root.mkdir(parents=True, exist_ok=True)
     demo_marker.write_text("a demo of welfare-sentinel: `sentinel demo` replaces this folder's contents\n")
     key = generate(persons=a.persons, seed=a.seed, out=landing, as_of=DEFAULT_AS_OF)

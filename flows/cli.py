@@ -233,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--as-of", type=_date, default=None,
                    help="batch date YYYY-MM-DD (default: today in SENTINEL_TIMEZONE, Asia/Shanghai)")
     r.add_argument("--replay", action="store_true",
-                   help="allow an --as-of before the warehouse's last batch or beyond today (replaying nights)")
+                   help="allow an --as-of before the warehouse's last batch, or more than 3 days after today "
+                        "(replaying nights)")
     r.add_argument("--accept-shrunk-snapshot", action="append", default=[], metavar="EXTRACT",
                    help="load this snapshot extract although it shrank implausibly (repeat for several)")
     r.add_argument("--min-snapshot-share", type=float, default=0.9, metavar="SHARE",
@@ -315,6 +316,8 @@ def _environment(a: argparse.Namespace) -> None:
         env["PREFECT_HOME"] = str(where.absolute() / ".prefect")
     env.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", OWN_LOGGERS)
     env.setdefault("PREFECT_LOGGING_LEVEL", "INFO")  # what reaches the UI
+    # our loggers also log outside a flow run (the gate's checks): not a case for Prefect's warning
+    env.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     # At the terminal a batch prints one line (its result, or what it refused and why); its logs
     # still reach the Prefect UI. -v shows them here too. `serve` keeps Prefect's console logging.
     quiet = not a.verbose and a.command in ("run", "demo", "feedback")
@@ -334,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for h in logging.getLogger().handlers:  # records propagated from Prefect's loggers pass the root's level
         h.setLevel(level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # every request to Prefect's API is not progress
     try:
         return a.func(a)
     except KeyboardInterrupt as e:  # Ctrl-C outside a batch's own handling (e.g. while Prefect starts)

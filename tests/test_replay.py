@@ -19,7 +19,7 @@ from synthetic.city import generate
 from synthetic.replay import Replay, nights
 
 AS_OF = dt.date(2026, 11, 1)  # the generated city's batch date
-FIRST, LAST = dt.date(2026, 10, 13), dt.date(2026, 11, 2)  # paydays 13..20 of October, its end, two November nights
+FIRST, LAST = dt.date(2026, 10, 16), dt.date(2026, 11, 2)  # paydays 16..20 of October, its end, two November nights
 
 AWAITING = """SELECT category, subject_type, subject_id, program_code, CAST(amount_at_risk AS VARCHAR),
                      first_period, last_period

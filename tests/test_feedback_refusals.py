@@ -2,31 +2,17 @@
 point 7; issue 11: mojibake headers, returned_by). Real DuckDB files, real bytes."""
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 
 import duckdb
 import pytest
 
 from data_contracts.errors import RefusedInput
-from flows import feedback, lists
+from flows import feedback
 from flows.cli import main
-from test_warnings_lists_feedback import ID_A, ID_B, hit, night, wh  # noqa: F401  (wh: the fixture)
+from test_warnings_lists_feedback import listed, wh  # noqa: F401  (fixtures)
 
 BOM = b"\xef\xbb\xbf"
-
-
-@pytest.fixture
-def listed(wh, tmp_path):
-    """A warehouse with two new warnings and their township list written."""
-    path, con = wh
-    night(con, 1, dt.date(2026, 4, 1), [hit("deceased_paid", "person", ID_A, "GAOLING", "2026-03", 200, 2),
-                                        hit("amount_mismatch", "person", ID_B, "GAOLING", "2026-03", 600, 3)])
-    out = tmp_path / "out"
-    lists.write_lists(con, out)
-    ids = dict(con.execute("SELECT category, warning_id FROM warnings").fetchall())
-    con.close()
-    return path, out / "lists" / "340503" / "江东街道.csv", ids
 
 
 def returned(tmp_path, name: str, rows: list[tuple[str, str, str]], encoding: str = "utf-8") -> object:

@@ -135,7 +135,9 @@ def fill(path: Path, answers: dict[str, tuple[str, str]], encoding: str) -> Path
     return target
 
 
-def test_feedback_checks_first_and_applies_all_or_nothing(wh, tmp_path):
+@pytest.fixture
+def listed(wh, tmp_path):
+    """A warehouse with two new warnings and their township list written."""
     path, con = wh
     night(con, 1, dt.date(2026, 4, 1), [hit("deceased_paid", "person", ID_A, "GAOLING", "2026-03", 200, 2),
                                         hit("amount_mismatch", "person", ID_B, "GAOLING", "2026-03", 600, 3)])
@@ -143,7 +145,11 @@ def test_feedback_checks_first_and_applies_all_or_nothing(wh, tmp_path):
     lists.write_lists(con, out)
     ids = dict(con.execute("SELECT category, warning_id FROM warnings").fetchall())
     con.close()
-    town = out / "lists" / "340503" / "江东街道.csv"
+    return path, out / "lists" / "340503" / "江东街道.csv", ids
+
+
+def test_feedback_checks_first_and_applies_all_or_nothing(listed, tmp_path):
+    path, town, ids = listed
     good = fill(town, {ids["deceased_paid"]: ("属实", "已追回 1,200.00 元")}, "gb18030")
     bad = tmp_path / "bad.csv"
     bad.write_bytes("预警编号,核查结论,核查说明\nWNOSUCH,属实,\n".encode("gb18030") +

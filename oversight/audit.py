@@ -196,10 +196,15 @@ def _bh(p: np.ndarray) -> np.ndarray:
     return false_discovery_control(p, method="bh") if len(p) else p
 
 
-def _units(con) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+def _units(con, as_of: dt.date) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The population; the warnings raised by the batch of `as_of` (per rule); every concluded
+    warning (per rule), confirmed = 属实 or 已整改 (confirmed, rectified), else 不属实 (cleared)."""
+    cols = "rule_id, category, warning_id, id_number, program_code"
     pop = sql.frame(con, "SELECT * FROM audit_population")
-    warned = sql.frame(con, "SELECT * FROM audit_warned")
-    concluded = sql.frame(con, "SELECT * FROM audit_concluded")
+    warned = sql.frame(con, f"SELECT {cols}, concluded FROM audit_rule_warnings WHERE last_seen = $as_of",
+                       {"as_of": as_of})
+    concluded = sql.frame(con, f"SELECT {cols}, concluded IN ('confirmed', 'rectified') AS confirmed "
+                               "FROM audit_rule_warnings WHERE concluded IS NOT NULL")
     return pop, warned, concluded
 
 
@@ -260,10 +265,9 @@ def compute(con: duckdb.DuckDBPyConnection, *, as_of: dt.date | None = None, rul
         return Audit(None, None)
     window = _window(as_of)
     sql.run(con, "audit_population", as_of=as_of, period_from=window[0], period_to=window[1])
-    sql.run(con, "audit_warned", as_of=as_of)
-    sql.run(con, "audit_concluded")
+    sql.run(con, "audit_rule_warnings")
     programs_of, category_of = catalog_facts(rules_dir, extra_rules_dirs)
-    pop, warned, concluded = _units(con)
+    pop, warned, concluded = _units(con, as_of)
     by_rule, by_cat = _keys(warned, programs_of)
 
     frames: dict[str, list[pl.DataFrame]] = {v: [] for v in VIEWS}

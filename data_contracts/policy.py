@@ -16,3 +16,14 @@ CATEGORIES = {
     "service_order_anomaly": "居家养老工单异常", "eligible_not_receiving": "应享未享",
     "amount_mismatch": "发放标准不符", "model_outlier": "模型异常(待核实)",
 }
+# Warning severities (POLICY.md), highest first: the Chinese label the lists print, the rank the
+# lists sort by and a warning takes (the highest of the hits that raised it), and the floor of the
+# risk score a warning of that severity gets (warnings_tonight.sql). Read in SQL from the temp table
+# ``policy_severity`` (data_contracts.warehouse.register_policy).
+SEVERITIES = {
+    "high": {"label_zh": "高", "rank": 3, "score_floor": 0.8},
+    "medium": {"label_zh": "中", "rank": 2, "score_floor": 0.5},
+    "low": {"label_zh": "低", "rank": 1, "score_floor": 0.3},
+}
+SEVERITY_ZH = {k: v["label_zh"] for k, v in SEVERITIES.items()}
+MODEL_SEVERITY = "low"  # the scorer's findings are leads for review, not proof (like cadre_relative)

@@ -1,0 +1,203 @@
+"""The warehouse's contract, and the one way SQL files are read and run.
+
+- Every table the batch writes has its DDL in ``sql/warehouse/<table>.sql`` (one
+  ``CREATE TABLE IF NOT EXISTS <table>`` per file): :func:`ensure` creates it, or adds the columns a
+  warehouse made by an earlier version lacks; :func:`recreate` replaces a per-batch table (rule_hits,
+  model_hits); :func:`columns` gives its columns and types to the code that writes rows of it (the
+  rule compiler's hit columns, the scorer's model_hits). The per-extract ``raw_*``/``stg_*`` tables
+  are the exception: their columns are the extract catalogue's (``data_contracts/extracts.py``).
+- Every hand-written SQL file, whatever folder of ``sql/`` holds it, is read by :func:`load`, which
+  checks it: one statement, and a ``CREATE`` makes the object named by the file stem (a query or
+  an INSERT is named after what it returns or feeds). :func:`run` binds only the ``$parameters`` a
+  statement uses (DuckDB refuses extras) and fetches its result; :func:`create_all` makes a folder's
+  views and macros in dependency order.
+- :func:`transaction`: BEGIN, COMMIT, or ROLLBACK on any exception (Ctrl-C included).
+"""
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+SQL_ROOT = Path(__file__).resolve().parents[1] / "sql"
+WAREHOUSE = "warehouse"
+CREATES = re.compile(r"^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:TEMP\s+|TEMPORARY\s+)?(VIEW|TABLE|MACRO)\s+"
+                     r"(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.I | re.M)
+
+
+class SqlFileError(ValueError):
+    """A SQL file that breaks the one-statement, named-after-its-object convention (or fails to run)."""
+
+    def __init__(self, file: Path, problem: str):
+        self.file = file
+        super().__init__(f"{_shown(file)}: {problem}")
+
+
+def _shown(file: Path) -> str:
+    try:
+        return str(file.relative_to(SQL_ROOT.parent))
+    except ValueError:
+        return str(file)
+
+
+def strip_comments(text: str) -> str:
+    return re.sub(r"--[^\n]*", "", text)
+
+
+def _path(folder: str | Path, name: str) -> Path:
+    d = Path(folder)
+    return (d if d.is_absolute() else SQL_ROOT / d) / f"{name}.sql"
+
+
+@cache
+def read_statement(path: Path) -> str:
+    """The checked statement of one SQL file (comments kept, trailing ``;`` dropped)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SqlFileError(path, "no such SQL file") from None
+    body = strip_comments(text)
+    if len(duckdb.extract_statements(body)) != 1:
+        raise SqlFileError(path, "expected exactly one statement")
+    m = CREATES.search(body)
+    if m and m.group(2) != path.stem:
+        raise SqlFileError(path, f"creates {m.group(2)}, but a file is named after what it creates ({path.stem})")
+    return text.strip().rstrip(";")
+
+
+def load(folder: str | Path, name: str) -> str:
+    """``sql/<folder>/<name>.sql``, checked (a relative folder is under ``sql/``)."""
+    return read_statement(_path(folder, name))
+
+
+def run(con: duckdb.DuckDBPyConnection, folder: str | Path, name: str, **params) -> list[tuple]:
+    """Execute ``sql/<folder>/<name>.sql`` with the parameters it uses; returns its rows
+    (DuckDB wants every result fetched before the connection does anything else)."""
+    return execute(con, load(folder, name), used_params(load(folder, name), params))
+
+
+def used_params(text: str, params: dict) -> dict:
+    return {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", text)}
+
+
+def execute(con: duckdb.DuckDBPyConnection, query: str, params=None) -> list[tuple]:
+    """Run one statement and fetch its result, leaving the connection free for the next."""
+    return con.execute(query, params or []).fetchall()
+
+
+def frame(con: duckdb.DuckDBPyConnection, query: str, params=None) -> pl.DataFrame:
+    """A query's result as a polars frame, through Arrow."""
+    return pl.from_arrow(con.sql(query, params=params).to_arrow_table())
+
+
+def read_folder(folder: str | Path) -> list[tuple[str, str]]:
+    """(name, statement) of every file of a folder, in creation order: a file comes after every
+    other file of the folder whose name it mentions."""
+    d = Path(folder) if Path(folder).is_absolute() else SQL_ROOT / folder
+    texts = {f.stem: read_statement(f) for f in sorted(d.glob("*.sql"))}
+    deps = {n: {o for o in texts if o != n and re.search(rf"\b{o}\b", strip_comments(t))} for n, t in texts.items()}
+    order: list[str] = []
+    while len(order) < len(texts):
+        ready = sorted(n for n in texts if n not in order and deps[n] <= set(order))
+        if not ready:
+            raise SqlFileError(d / "*.sql", f"circular references among {sorted(set(texts) - set(order))}")
+        order.extend(ready)
+    return [(n, texts[n]) for n in order]
+
+
+def create_all(con: duckdb.DuckDBPyConnection, folder: str | Path) -> list[str]:
+    """Create every view, macro or table of a folder in dependency order; a failing file is named."""
+    made = []
+    d = Path(folder) if Path(folder).is_absolute() else SQL_ROOT / folder
+    for name, stmt in read_folder(d):
+        try:
+            execute(con, stmt)
+        except duckdb.Error as e:
+            raise SqlFileError(d / f"{name}.sql", f"{type(e).__name__}: {str(e).splitlines()[0]}") from None
+        made.append(name)
+    return made
+
+
+# ------------------------------------------------------------------------- the warehouse's tables
+
+def tables() -> list[str]:
+    """Every table of ``sql/warehouse/``, in creation order."""
+    return [n for n, _ in read_folder(WAREHOUSE)]
+
+
+@cache
+def columns(table: str) -> tuple[tuple[str, str], ...]:
+    """((column, DuckDB type), ...) of a warehouse table, as its contract file defines them."""
+    con = duckdb.connect()
+    try:
+        _create(con, table)
+        return tuple((c, t) for c, t in con.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index",
+            [table]).fetchall())
+    finally:
+        con.close()
+
+
+def column_names(table: str) -> list[str]:
+    return [c for c, _ in columns(table)]
+
+
+def _depends(table: str) -> list[str]:
+    text = strip_comments(load(WAREHOUSE, table))
+    return [t for t in tables() if t != table and re.search(rf"\b{t}\b", text)]
+
+
+def _create(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    for dep in _depends(table):
+        _create(con, dep)
+    execute(con, load(WAREHOUSE, table))
+
+
+def ensure(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Create the named tables if absent; add the contract's columns an existing one lacks."""
+    for table in names:
+        _create(con, table)
+        have = {c for (c,) in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = current_schema()",
+            [table]).fetchall()}
+        for col, typ in columns(table):
+            if col not in have:
+                execute(con, f'ALTER TABLE {table} ADD COLUMN "{col}" {typ}')
+
+
+def recreate(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Drop and create the named per-batch tables, empty."""
+    for table in names:
+        execute(con, f"DROP TABLE IF EXISTS {table}")
+        _create(con, table)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection):
+    """One DuckDB transaction: committed when the block ends, rolled back when anything (Ctrl-C
+    included) escapes it. DuckDB cannot nest transactions: the caller must not hold one open."""
+    execute(con, "BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        try:
+            execute(con, "ROLLBACK")
+        except duckdb.Error:  # the connection was already closed or the transaction aborted
+            pass
+        raise
+    execute(con, "COMMIT")
+
+
+def register_policy(con: duckdb.DuckDBPyConnection) -> None:
+    """POLICY.md's severities as the temp table ``policy_severity(severity, label_zh, rank,
+    score_floor)``, for SQL that ranks or labels warnings (the vocabulary stays in policy.py)."""
+    from data_contracts.policy import SEVERITIES
+
+    execute(con, "CREATE OR REPLACE TEMP TABLE policy_severity (severity VARCHAR PRIMARY KEY, label_zh VARCHAR, "
+                 "rank INTEGER, score_floor DOUBLE)")
+    con.executemany("INSERT INTO policy_severity VALUES (?, ?, ?, ?)",
+                    [(k, v["label_zh"], v["rank"], v["score_floor"]) for k, v in SEVERITIES.items()])

@@ -1,5 +1,6 @@
 """POLICY.md's vocabularies, once: program codes and warning categories with their Chinese names
-(the rule catalog validates against them, the lists print them, the generator pays them).
+(the rule catalog validates against them, the lists print them, the generator pays them), the
+severities, and OUTPUTS.md's verifier list: its columns and the conclusions a verifier writes.
 sql/shared/program_name.sql spells the program names again for evidence written in SQL; a test
 keeps the two in step."""
 
@@ -27,3 +28,14 @@ SEVERITIES = {
 }
 SEVERITY_ZH = {k: v["label_zh"] for k, v in SEVERITIES.items()}
 MODEL_SEVERITY = "low"  # the scorer's findings are leads for review, not proof (like cadre_relative)
+# The verifier's list (OUTPUTS.md), in its order: canonical name -> Chinese header. The lists print
+# these columns (casework/lists.py); feedback reads back the last two, which the verifier fills, and
+# what the verifier saw (casework/feedback.py). `period` is first_period..last_period in one cell.
+LIST_COLUMNS = {
+    "warning_id": "预警编号", "category": "预警类型", "severity": "风险等级", "name": "姓名",
+    "id_number": "公民身份号码", "program_code": "项目", "county_code": "区县", "township": "乡镇街道",
+    "village": "村社区", "period": "涉及期间", "amount_at_risk": "涉及金额", "score": "风险分值",
+    "evidence": "预警依据", "first_seen": "首次预警日期", "conclusion": "核查结论", "note": "核查说明",
+}
+# The verifier's conclusions (核查结论, OUTPUTS.md) and the warning status each gives.
+CONCLUSIONS = {"属实": "confirmed", "不属实": "cleared", "已整改": "rectified"}

@@ -12,9 +12,12 @@
   statement uses (DuckDB refuses extras) and fetches its result; :func:`create_all` makes a folder's
   views and macros in dependency order.
 - :func:`transaction`: BEGIN, COMMIT, or ROLLBACK on any exception (Ctrl-C included).
+- :func:`writer_lock`: one writer at a time per warehouse file (a batch, or feedback being recorded).
 """
 from __future__ import annotations
 
+import fcntl
+import os
 import re
 from contextlib import contextmanager
 from functools import cache
@@ -22,6 +25,8 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+
+from data_contracts.errors import RefusedInput
 
 SQL_ROOT = Path(__file__).resolve().parents[1] / "sql"
 WAREHOUSE = "warehouse"
@@ -190,6 +195,31 @@ def transaction(con: duckdb.DuckDBPyConnection):
             pass
         raise
     execute(con, "COMMIT")
+
+
+@contextmanager
+def writer_lock(warehouse: Path):
+    """The warehouse's one-writer lock, held by a batch from start to commit and by `sentinel
+    feedback` while it records (a conclusion written while a batch runs would be lost when the batch
+    renames its working copy over the warehouse): an exclusive, non-blocking ``flock`` on
+    ``.<warehouse>.lock``; a second writer is refused (RefusedInput: exit 2). The operating system
+    releases it when the process ends, however it ends: a killed batch leaves no stale lock."""
+    warehouse = Path(warehouse)
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = warehouse.with_name(f".{warehouse.name}.lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            raise RefusedInput(warehouse, f"another batch is running against this warehouse ({holder}); "
+                                          "try again when it has finished") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def register_policy(con: duckdb.DuckDBPyConnection) -> None:

@@ -1,9 +1,9 @@
 """What makes a batch safe, independent of Prefect: one batch at a time per warehouse, and a
 batch that either commits completely or leaves the warehouse as it was.
 
-- `batch_lock(warehouse)`: an exclusive, non-blocking `flock` on `.<warehouse>.lock`. A second
-  batch is refused (RefusedInput: exit 2). The operating system releases the lock when the
-  process ends, however it ends, so a killed batch never leaves a stale lock behind.
+- `batch_lock(warehouse)`: the warehouse's one-writer lock (data_contracts.warehouse.writer_lock,
+  which `sentinel feedback` takes too): a second batch is refused (RefusedInput: exit 2); the
+  operating system releases it when the process ends, so a killed batch leaves no stale lock.
 - `batch_gate(...)`: `sentinel run` checks its arguments, takes the lock, checks the batch date
   and the landing directory's names before Prefect starts, so that a refusal takes a moment; the
   flow inside reuses that lock (`flow_lock`); a served run, in a process of its own, takes it there.
@@ -19,6 +19,10 @@ batch that either commits completely or leaves the warehouse as it was.
   file); `commit()` checkpoints it and renames it over the warehouse (an atomic rename on one
   file system). Until then the warehouse is untouched: a failed stage, a refused file or
   `kill -9` leave it exactly as it was, and analysts reading it meanwhile see last night's state.
+- `StagedDir`: the same for a folder the batch replaces, the kept model (staged as a copy: the
+  scorer may retrain it) and the outputs (staged empty): the batch writes `.<folder>.batch`,
+  `commit()` swaps it in with two renames (`swap_dir`); a failed or killed batch leaves the folder
+  as it was.
 """
 from __future__ import annotations
 
@@ -38,30 +42,11 @@ from pathlib import Path
 import duckdb
 
 from data_contracts.errors import RefusedInput
+from data_contracts.warehouse import writer_lock as batch_lock
 from models import default_model_dir
 
 
 MARKER = ".sentinel-output"  # written into every --out a batch fills: "this folder is ours to replace"
-
-@contextlib.contextmanager
-def batch_lock(warehouse: Path):
-    warehouse = Path(warehouse)
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = warehouse.with_name(f".{warehouse.name}.lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            raise RefusedInput(warehouse, f"another batch is running against this warehouse ({holder}); "
-                                          "try again when it has finished") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
-
 
 _gated: set[Path] = set()  # warehouses whose batch_gate this process is inside
 
@@ -261,16 +246,7 @@ def _children() -> list[int]:
     return pids
 
 
-_cleanups: list = []  # what a batch ended outright must still remove (its working copy, its staged lists)
-
-
-@contextlib.contextmanager
-def cleanup_on_force_exit(fn):
-    _cleanups.append(fn)
-    try:
-        yield
-    finally:
-        _cleanups.remove(fn)
+_cleanups: list = []  # what a batch ended outright must still remove (its working copy, its staged folders)
 
 
 def _force_exit(signum: int, unwound: threading.Event) -> None:
@@ -422,22 +398,40 @@ def _no_space(e: OSError, path: Path) -> RefusedInput:
                               "warehouse's size) and run again: nothing was changed")
 
 
-class WorkingCopy:
-    def __init__(self, warehouse: Path):
-        self.warehouse = Path(warehouse)
-        self.path = self.warehouse.with_name(f".{self.warehouse.name}.batch")
+class _Staged:
+    """What the batch stages at `path`, beside what it replaces on commit: removed at entry (what a
+    killed batch may have left), when the block is left and by a forced exit, if still there."""
 
-    def __enter__(self) -> WorkingCopy:
-        self.discard()  # what a killed batch may have left
+    path: Path
+
+    def __enter__(self):
+        self.discard()
         _cleanups.append(self.discard)
         try:
-            self._copy()
+            self._stage()
         except BaseException:  # a refusal, a full disk, Ctrl-C mid-copy: no half copy stays behind
             self.__exit__()
             raise
         return self
 
-    def _copy(self) -> None:
+    def _stage(self) -> None:
+        raise NotImplementedError
+
+    def discard(self) -> None:
+        raise NotImplementedError
+
+    def __exit__(self, *exc) -> None:
+        if self.discard in _cleanups:
+            _cleanups.remove(self.discard)
+        self.discard()
+
+
+class WorkingCopy(_Staged):
+    def __init__(self, warehouse: Path):
+        self.warehouse = Path(warehouse)
+        self.path = self.warehouse.with_name(f".{self.warehouse.name}.batch")
+
+    def _stage(self) -> None:
         if not self.warehouse.exists():
             return
         if self.wal.exists():
@@ -477,10 +471,28 @@ class WorkingCopy:
             if p.exists():
                 p.unlink()
 
-    def __exit__(self, *exc) -> None:
-        if self.discard in _cleanups:
-            _cleanups.remove(self.discard)
-        self.discard()
+
+class StagedDir(_Staged):
+    """A folder the batch replaces only when it commits (see the module docstring): `.<name>.batch`
+    beside it, made at entry as a copy of the folder (`copy=True`: the kept model, which the scorer
+    may retrain) or left for the batch to fill (the outputs); `commit()` swaps it in."""
+
+    def __init__(self, target: Path, copy: bool = False):
+        self.target = Path(target)
+        self.path = self.target.with_name(f".{self.target.name}.batch")
+        self.copy = copy
+
+    def _stage(self) -> None:
+        if self.copy and self.target.exists():
+            shutil.copytree(self.target, self.path)
+
+    def commit(self) -> None:
+        """Put the staged folder in place of the target (nothing staged: the target stays as it is)."""
+        if self.path.exists():
+            swap_dir(self.path, self.target)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 def _umask() -> int:

@@ -134,7 +134,7 @@ notebooks     {notebooks}
 
 
 def cmd_feedback(a: argparse.Namespace) -> int:
-    from flows.feedback import apply_feedback
+    from casework.feedback import apply_feedback
 
     warehouse = Path(a.warehouse)
     if not warehouse.is_file():

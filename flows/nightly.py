@@ -21,7 +21,6 @@ the runner's own process, from the entrypoint, and needs annotations that are re
 """
 import datetime as dt
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Optional
@@ -35,15 +34,15 @@ import duckdb  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 
+from casework import lifecycle as warnings_mod  # noqa: E402
+from casework import lists as lists_mod  # noqa: E402
+from casework.summary import render_summary  # noqa: E402
 from data_contracts import ingest as ingest_mod  # noqa: E402
 from data_contracts.errors import RefusedInput  # noqa: E402
 from data_contracts.ids import mask_ids_in_text  # noqa: E402
-from flows import lists as lists_mod  # noqa: E402
-from flows import warnings as warnings_mod  # noqa: E402
-from flows.batch import (WorkingCopy, batch_gate, begin_batch, check_arguments, check_as_of,  # noqa: E402
-                         cleanup_on_force_exit, commit_point, flow_lock, gated, interruptible, mark_outputs,
-                         swap_dir, today)
-from flows.summary import render_summary  # noqa: E402
+from data_contracts.warehouse import execute  # noqa: E402
+from flows.batch import (StagedDir, WorkingCopy, batch_gate, begin_batch, check_arguments,  # noqa: E402
+                         check_as_of, commit_point, flow_lock, gated, interruptible, mark_outputs, today)
 from models import default_model_dir, scorer  # noqa: E402
 from rules import run_rules  # noqa: E402
 
@@ -109,8 +108,18 @@ def scorer_task(work: str, as_of: dt.date, batch_id: int, model_dir: str, retrai
 @task(name="warnings")
 def warnings_task(work: str, as_of: dt.date, batch_id: int) -> dict:
     res = _with_con(work, warnings_mod.update_warnings, as_of, batch_id)
+    _with_con(work, record_warning_counts, batch_id, res)
     get_run_logger().info("warnings: %s", res["statuses"])
     return res
+
+
+def record_warning_counts(con, batch_id: int, warned: dict) -> None:  # con: no duckdb type annotation here
+    """The batch's warnings new, open and resolved tonight in `runs` (until flows/runs.py records them).
+    (This module's annotations are evaluated: one naming DuckDB's connection type keeps it alive past
+    DuckDB's teardown, and nanobind then prints "leaked instances" at every exit.)"""
+    execute(con, "UPDATE runs SET warnings_new = ?, warnings_open = ?, warnings_resolved = ? WHERE batch_id = ?",
+            [warned["statuses"].get("new", 0), warned["statuses"].get("open", 0), warned["resolved_tonight"],
+             batch_id])
 
 
 @task(name="lists", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
@@ -130,45 +139,34 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
     as_of = as_of or today(timezone)
     started = time.perf_counter()
     wh, out = Path(warehouse).absolute(), Path(out_dir).absolute()
-    staging = out.with_name(f".{out.name}.batch")
     model_dir = default_model_dir(wh)
-    model_work = model_dir.with_name(f".{model_dir.name}.batch")  # the kept model, too, changes only on commit
     # a served run comes here straight from the scheduler: the same checks as `sentinel run`'s
     check_arguments(Path(input_dir), wh, out)
     begin_batch()
-    def discard_staged():
-        shutil.rmtree(model_work, ignore_errors=True)
-        shutil.rmtree(staging, ignore_errors=True)
-
     with interruptible():  # to the end: a signal after the commit point is held, not Prefect's to take
-        with flow_lock(wh), WorkingCopy(wh) as work, cleanup_on_force_exit(discard_staged):
+        with flow_lock(wh), WorkingCopy(wh) as work:
             if not gated(wh):  # a served run: sentinel run's gate checked this with its --replay
                 check_as_of(as_of, wh, replay=False)
-            try:
-                shutil.rmtree(model_work, ignore_errors=True)
-                if model_dir.exists():
-                    shutil.copytree(model_dir, model_work)
-                w = str(work.path)
+            # the kept model and the outputs, too, change only on commit (a failed batch discards them)
+            with StagedDir(model_dir, copy=True) as model, StagedDir(out) as outputs:
+                w, staging = str(work.path), outputs.path
                 ingested = ingest_task(input_dir, w, as_of, accept_shrunk_snapshot, min_snapshot_share)
                 batch_id = ingested["batch_id"]
                 rules = rules_task(w, as_of, batch_id)
-                scores = scorer_task(w, as_of, batch_id, str(model_work), retrain)
+                scores = scorer_task(w, as_of, batch_id, str(model.path), retrain)
                 warned = warnings_task(w, as_of, batch_id)
                 listed = lists_task(w, str(staging), xlsx, mask_ids)
                 summary = {"batch_id": batch_id, "as_of": as_of.isoformat(), "ingest": ingested, "rules": rules,
                            "scorer": scores, "warnings": warned, "lists": listed}
                 summary["seconds"] = round(time.perf_counter() - started, 1)
-                markdown = render_summary(work.path, summary)
+                markdown = render_summary(work.path, summary, model_dir)
                 (staging / "summary.md").write_text(markdown, encoding="utf-8")
                 mark_outputs(staging)
                 _with_con(w, ingest_mod.finish_run, batch_id, "succeeded")
                 with commit_point():  # Ctrl-C waits: before it nothing changed, after it the rest is renames
                     work.commit()
-                    if model_work.exists():
-                        swap_dir(model_work, model_dir)
-                    swap_dir(staging, out)
-            finally:  # whatever a failed batch staged goes with it
-                discard_staged()
+                    model.commit()
+                    outputs.commit()
         try:  # the batch has committed: a hiccup of Prefect's API must not make it look failed
             create_markdown_artifact(markdown=markdown, key="nightly-summary",
                                      description=f"batch {batch_id} of {as_of}")

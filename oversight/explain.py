@@ -3,7 +3,7 @@ Chinese with the English beside it. What a verifier shows a resident who asks wh
 is being checked.
 
 Sections: the warning (category, status, periods, amount, evidence); the rule(s) that raised it,
-their version and the parameter values recorded on the warning (flows/warnings.py), with the
+their version and the parameter values recorded on the warning (casework/lifecycle.py), with the
 catalog's title and description; the records behind the evidence (every staging row whose key the
 evidence names, and the subject's own records in the evidence's periods) with the file, line and
 batch they were loaded from (lineage columns ``_file``, ``_line``, ``_batch_id``); the model's
@@ -23,12 +23,11 @@ import duckdb
 import polars as pl
 
 from data_contracts.ids import mask_id
-from data_contracts.policy import CATEGORIES, PROGRAMS
+from data_contracts.policy import CATEGORIES, PROGRAMS, SEVERITY_ZH
 
 MAX_ROWS = 30
 STATUS_ZH = {"new": "新预警", "open": "持续预警", "resolved": "已消除（证据不再出现）", "confirmed": "核查属实",
              "cleared": "核查不属实", "rectified": "已整改"}
-SEVERITY_ZH = {"high": "高", "medium": "中", "low": "低"}
 # staging tables and the key columns the evidence may name (equality lookups, no scan of text)
 KEYED = {
     "stg_payments": ("payment_id",),

@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from data_contracts.errors import RefusedInput
-from flows import feedback
+from casework import feedback
 from flows.cli import main
 from test_warnings_lists_feedback import listed, wh  # noqa: F401  (fixtures)
 

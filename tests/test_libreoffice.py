@@ -25,7 +25,7 @@ import duckdb
 import openpyxl
 import pytest
 
-from flows import lists
+from casework import lists
 from flows.cli import main
 from test_warnings_lists_feedback import ID_A, ID_B, ID_C, hit, night, wh  # noqa: F401  (wh: the fixture)
 

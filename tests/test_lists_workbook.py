@@ -16,8 +16,8 @@ import duckdb
 import openpyxl
 import pytest
 
-from flows import feedback, lists
-from flows.summary import render_summary
+from casework import feedback, lists
+from casework.summary import render_summary
 from test_warnings_lists_feedback import CHECKER, ID_A, ID_B, ID_C, hit, night, wh  # noqa: F401  (wh: fixture)
 
 LONG = "死亡日期 2026-03-05（来源 殡葬火化记录），其后仍发放 3 笔，共 123,456.78 元，发放账户 6217000000000001211"

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from flows.feedback import apply_feedback
+from casework.feedback import apply_feedback
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

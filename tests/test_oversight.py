@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from flows.cli import main
-from flows.warnings import update_warnings
+from casework.lifecycle import update_warnings
 from models import card, scorer
 from oversight import audit, report
 from oversight.explain import ID_IN_TEXT, explain

@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 
 from data_contracts.ids import normalise_id
-from flows.feedback import apply_feedback
+from casework.feedback import apply_feedback
 from flows.nightly import run_batch
 from synthetic.city import answer_key_path
 

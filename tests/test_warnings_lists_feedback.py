@@ -16,7 +16,9 @@ import pytest
 from data_contracts.errors import RefusedInput
 from data_contracts.ids import mask_ids
 from data_contracts.ingest import COMMON_DDL
-from flows import feedback, lists, warnings
+from flows.nightly import record_warning_counts
+from casework import feedback, lists
+from casework import lifecycle as warnings
 
 CHECKER = Path(__file__).resolve().parents[2] / "shared" / "tools" / "check_outputs.py"
 ID_A, ID_B, ID_C = "11010519491231002X", "340503194612102773", "340504195211140972"
@@ -39,7 +41,9 @@ def night(con, batch_id: int, as_of: dt.date, hits: list[dict]):
         con.register("h", df)
         con.execute("INSERT INTO rule_hits BY NAME SELECT * FROM h")
         con.unregister("h")
-    return warnings.update_warnings(con, as_of, batch_id)
+    res = warnings.update_warnings(con, as_of, batch_id)
+    record_warning_counts(con, batch_id, res)  # as the flow's warnings task does
+    return res
 
 
 @pytest.fixture

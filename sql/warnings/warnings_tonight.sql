@@ -2,9 +2,11 @@
 -- $batch_id. Rule hits and model hits merged: several hits of one key (two rules of one category
 -- on the same subject, e.g. a household's car and its shop) become one warning. They rest on the
 -- same payments, so the warning's amount and record count are the largest hit's, not their sum.
--- Its score is the model's score of the person or the severity's floor, whichever is higher.
+-- Its severity is the highest of its hits' and its score the model's score of the person or the
+-- severity's floor, whichever is higher (ranks and floors: policy_severity, POLICY.md's severities
+-- from data_contracts/policy.py, registered by data_contracts.warehouse.register_policy).
 -- rule_params: per rule, the parameters bound for the hit's scope (warning_rule_params, made from
--- the catalog by flows/warnings.py; the most specific scope of county|program wins, as in
+-- the catalog by casework/lifecycle.py; the most specific scope of county|program wins, as in
 -- rules/compile.py), so that the warning can be recomputed; null for the model.
 CREATE OR REPLACE TEMP TABLE warnings_tonight AS
 WITH hit_scopes AS (
@@ -36,9 +38,8 @@ hits AS (
 merged AS (
     SELECT category, subject_type, subject_id, program_code, finding_key,
            string_agg(DISTINCT rule_ref, ',' ORDER BY rule_ref) AS rule_id,
-           CASE max(CASE severity WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END)
-                WHEN 3 THEN 'high' WHEN 2 THEN 'medium' ELSE 'low' END AS severity,
-           max(CASE severity WHEN 'high' THEN 0.8 WHEN 'medium' THEN 0.5 ELSE 0.3 END) AS severity_floor,
+           arg_max(p.severity, p.rank) AS severity,
+           max(p.score_floor) AS severity_floor,
            bool_or(category = 'model_outlier') AS from_model,
            min({'i': id_number, 'n': name}) AS who,  -- one hit's person, not a mix
            min({'c': county_code, 't': township, 'v': village}) AS place,  -- one hit's place, not a mix
@@ -49,6 +50,7 @@ merged AS (
            '{' || string_agg(DISTINCT '"' || rule_ref || '": ' || coalesce(params, 'null'), ', '
                              ORDER BY '"' || rule_ref || '": ' || coalesce(params, 'null')) || '}' AS rule_params
     FROM hits
+    LEFT JOIN policy_severity p USING (severity)
     GROUP BY category, subject_type, subject_id, program_code, finding_key
 )
 SELECT

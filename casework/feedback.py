@@ -33,14 +33,15 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from casework.lifecycle import ensure_tables
 from data_contracts.errors import RefusedInput
-from flows.batch import batch_lock
-from flows.sqlfiles import execute, query_pl
-from flows.warnings import ensure_tables
+from data_contracts.policy import CONCLUSIONS, LIST_COLUMNS
+from data_contracts.warehouse import execute, frame, transaction, writer_lock
 
-CONCLUSIONS = {"属实": "confirmed", "不属实": "cleared", "已整改": "rectified"}
 AMOUNT = r"([0-9][0-9,]*(?:\.[0-9]+)?)\s*元"
-REQUIRED = ("预警编号", "核查结论")
+H = LIST_COLUMNS  # canonical name -> the list's Chinese header
+REQUIRED = (H["warning_id"], H["conclusion"])
+SEEN = ("period", "amount_at_risk")  # what the verifier saw when concluding
 WRONG_ENCODING = (
     "its column headers are garbled: the list was opened with the wrong character encoding and saved "
     "that way. Open the .xlsx workbook beside the CSV instead, or open the CSV again from the list as "
@@ -121,16 +122,14 @@ def read_returned(path: Path) -> pl.DataFrame:
         if any(_misread(c) for c in df.columns):
             raise RefusedInput(path, f"lacks column {', '.join(missing)}: {WRONG_ENCODING}")
         raise RefusedInput(path, f"lacks column {', '.join(missing)}")
-    for optional in ("核查说明", "涉及期间", "涉及金额"):
-        if optional not in df.columns:
-            df = df.with_columns(pl.lit(None, pl.String).alias(optional))
+    for optional in ("note", *SEEN):
+        if H[optional] not in df.columns:
+            df = df.with_columns(pl.lit(None, pl.String).alias(H[optional]))
     out = df.select(
-        pl.col("预警编号").str.strip_chars().alias("warning_id"),
-        pl.col("核查结论").str.strip_chars().alias("conclusion"),
-        pl.col("核查说明").str.strip_chars().alias("note"),
+        *(pl.col(H[c]).str.strip_chars().alias(c) for c in ("warning_id", "conclusion", "note")),
         # what the verifier saw: the last period and the amount printed on the list
-        pl.col("涉及期间").cast(pl.String).str.extract(r"(\d{4}-\d{2})\s*$", 1).alias("seen_last_period"),
-        pl.col("涉及金额").cast(pl.String).str.replace_all(",", "").cast(pl.Decimal(18, 2), strict=False)
+        pl.col(H["period"]).cast(pl.String).str.extract(r"(\d{4}-\d{2})\s*$", 1).alias("seen_last_period"),
+        pl.col(H["amount_at_risk"]).cast(pl.String).str.replace_all(",", "").cast(pl.Decimal(18, 2), strict=False)
         .alias("seen_amount"),
         (pl.col("_sheet") + pl.lit("line ") + pl.col("_line").cast(pl.String)).alias("where"),
         pl.col("_line").cast(pl.Int64).alias("line"),
@@ -181,16 +180,16 @@ def apply_feedback(warehouse: Path, files: list[Path], returned_by: str | None =
     returned_by = returned_by or default_returned_by()
     # under the batch lock: a conclusion recorded while a batch runs would be lost when the batch
     # swaps in its copy of the warehouse
-    with batch_lock(Path(warehouse)), duckdb.connect(str(warehouse)) as con:
+    with writer_lock(Path(warehouse)), duckdb.connect(str(warehouse)) as con:
         execute(con, "SET enable_progress_bar=false")
         ensure_tables(con)
-        known = query_pl(con, "SELECT warning_id FROM warnings")
+        known = frame(con, "SELECT warning_id FROM warnings")
         problems: dict[Path, list[str]] = {}
         for path, _, rows in batches:
             bad = rows.join(known, on="warning_id", how="anti")
             bad_concl = rows.filter(~pl.col("conclusion").is_in(list(CONCLUSIONS)))
-            msgs = [f"{w}: unknown 预警编号 {i!r}" for w, i in bad.select("where", "warning_id").iter_rows()]
-            msgs += [f"{w}: unknown 核查结论 {c!r} (属实/不属实/已整改)" for w, c in
+            msgs = [f"{w}: unknown {H['warning_id']} {i!r}" for w, i in bad.select("where", "warning_id").iter_rows()]
+            msgs += [f"{w}: unknown {H['conclusion']} {c!r} ({'/'.join(CONCLUSIONS)})" for w, c in
                      bad_concl.select("where", "conclusion").iter_rows()]
             if msgs:
                 problems[path] = msgs
@@ -199,10 +198,9 @@ def apply_feedback(warehouse: Path, files: list[Path], returned_by: str | None =
             raise RefusedInput(", ".join(str(p) for p in problems), f"{detail} (nothing recorded)")
         now = dt.datetime.now()
         applied = skipped_files = 0
-        execute(con, "BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             for path, digest, rows in batches:
-                if con.execute("SELECT count(*) FROM dispositions WHERE file_sha256 = ?", [digest]).fetchall()[0][0]:
+                if execute(con, "SELECT count(*) FROM dispositions WHERE file_sha256 = ?", [digest])[0][0]:
                     skipped_files += 1
                     continue
                 d = rows.with_columns(
@@ -234,8 +232,4 @@ def apply_feedback(warehouse: Path, files: list[Path], returned_by: str | None =
                     FROM warnings w WHERE w.warning_id IN (SELECT warning_id FROM returned)""", [str(path)])
                 con.unregister("returned")
                 applied += d.height
-            execute(con, "COMMIT")
-        except BaseException:
-            execute(con, "ROLLBACK")
-            raise
     return {"files": len(files), "files_already_recorded": skipped_files, "conclusions_recorded": applied}

@@ -19,76 +19,71 @@
   ID-like value, malformed and spreadsheet-mangled ones included) in every text column of every
   output, evidence included, for lists that leave the bureau.
 
-The output directory is the run's own: it is written beside the target and swapped in with two
-renames when complete, so a reader never sees half a set of lists.
+The lists' columns and headers are POLICY.md's vocabulary (data_contracts.policy.LIST_COLUMNS),
+their sort order and labels the severities' (policy.SEVERITIES). `write_lists` writes into the
+folder it is given, replacing what an earlier call left there (a retried task): the nightly batch
+gives it its staged output folder, swapped in whole when the batch commits (flows/batch.py), so a
+reader never sees half a set of lists.
 """
 from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import xlsxwriter
 
+from data_contracts import warehouse
 from data_contracts.ids import mask_ids
-from data_contracts.policy import CATEGORIES, PROGRAMS
-from flows.batch import swap_dir
-from flows.sqlfiles import query_pl
+from data_contracts.policy import CATEGORIES, CONCLUSIONS, LIST_COLUMNS, PROGRAMS, SEVERITY_ZH
 
 WARNING_COLUMNS = ["warning_id", "category", "rule_id", "severity", "subject_type", "subject_id", "id_number",
                    "name", "program_code", "county_code", "township", "village", "first_period", "last_period",
                    "amount_at_risk", "score", "evidence", "first_seen", "last_seen", "status"]
-SEVERITY_ZH = {"high": "高", "medium": "中", "low": "低"}
-LIST_HEADERS = ["预警编号", "预警类型", "风险等级", "姓名", "公民身份号码", "项目", "区县", "乡镇街道", "村社区",
-                "涉及期间", "涉及金额", "风险分值", "预警依据", "首次预警日期", "核查结论", "核查说明"]
+LIST_HEADERS = list(LIST_COLUMNS.values())
 NO_TOWNSHIP = "未分配乡镇"
-CONCLUSION_CHOICES = ["属实", "不属实", "已整改"]
+CONCLUSION_CHOICES = list(CONCLUSIONS)
 
 # The workbook's columns: width in Excel character units (a CJK character takes about 2) and how
 # a cell shows. Sixteen columns add up to about 200 units, which fit_to_pages prints on one
 # landscape A4 page at about 70 %; long texts wrap instead of widening their column.
 XLSX_COLUMNS = {
-    "预警编号": (18, "text"), "预警类型": (12, "wrap"), "风险等级": (6, "center"), "姓名": (9, "wrap"),
-    "公民身份号码": (19, "text"), "项目": (12, "wrap"), "区县": (7, "text"), "乡镇街道": (9, "wrap"),
-    "村社区": (9, "wrap"), "涉及期间": (9, "wrap"), "涉及金额": (13, "money"), "风险分值": (6, "score"),
-    "预警依据": (36, "wrap"), "首次预警日期": (11, "center"), "核查结论": (9, "choice"), "核查说明": (18, "wrap"),
+    "warning_id": (18, "text"), "category": (12, "wrap"), "severity": (6, "center"), "name": (9, "wrap"),
+    "id_number": (19, "text"), "program_code": (12, "wrap"), "county_code": (7, "text"), "township": (9, "wrap"),
+    "village": (9, "wrap"), "period": (9, "wrap"), "amount_at_risk": (13, "money"), "score": (6, "score"),
+    "evidence": (36, "wrap"), "first_seen": (11, "center"), "conclusion": (9, "choice"), "note": (18, "wrap"),
 }
 
 
 def live_warnings(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Warnings to list: not cleared, not resolved, highest risk first."""
-    return query_pl(con, f"""
-        SELECT {', '.join(WARNING_COLUMNS)} FROM warnings
-        WHERE status NOT IN ('cleared', 'resolved')
-        ORDER BY CASE severity WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, score DESC,
-                 amount_at_risk DESC, warning_id""")
+    """Warnings to list: not cleared, not resolved, highest risk first (severity, score, amount)."""
+    warehouse.register_policy(con)
+    return warehouse.frame(con, f"""
+        SELECT {', '.join('w.' + c for c in WARNING_COLUMNS)} FROM warnings w
+        LEFT JOIN policy_severity p USING (severity)
+        WHERE w.status NOT IN ('cleared', 'resolved')
+        ORDER BY p.rank DESC NULLS LAST, w.score DESC, w.amount_at_risk DESC, w.warning_id""")
 
 
 def to_list_rows(w: pl.DataFrame) -> pl.DataFrame:
     """Canonical warnings -> the verifier's columns (Chinese headers, two empty columns)."""
     period = pl.when(pl.col("first_period") == pl.col("last_period")).then(pl.col("first_period")).otherwise(
         pl.concat_str([pl.col("first_period"), pl.lit("至"), pl.col("last_period")], ignore_nulls=True))
-    return w.select(
-        pl.col("warning_id").alias("预警编号"),
-        pl.col("category").replace_strict(CATEGORIES, default=pl.col("category")).alias("预警类型"),
-        pl.col("severity").replace_strict(SEVERITY_ZH, default=pl.col("severity")).alias("风险等级"),
-        pl.col("name").alias("姓名"),
-        pl.col("id_number").alias("公民身份号码"),
-        pl.col("program_code").replace_strict(PROGRAMS, default=pl.col("program_code")).alias("项目"),
-        pl.col("county_code").alias("区县"),
-        pl.col("township").fill_null(NO_TOWNSHIP).alias("乡镇街道"),
-        pl.col("village").alias("村社区"),
-        period.alias("涉及期间"),
-        pl.col("amount_at_risk").cast(pl.Float64).round(2).alias("涉及金额"),
-        pl.col("score").round(2).alias("风险分值"),
-        pl.col("evidence").alias("预警依据"),
-        pl.col("first_seen").cast(pl.String).alias("首次预警日期"),
-        pl.lit("").alias("核查结论"),
-        pl.lit("").alias("核查说明"),
-    )
+    named = {  # the columns that are not the warning's own as it stands
+        "category": pl.col("category").replace_strict(CATEGORIES, default=pl.col("category")),
+        "severity": pl.col("severity").replace_strict(SEVERITY_ZH, default=pl.col("severity")),
+        "program_code": pl.col("program_code").replace_strict(PROGRAMS, default=pl.col("program_code")),
+        "township": pl.col("township").fill_null(NO_TOWNSHIP),
+        "period": period,
+        "amount_at_risk": pl.col("amount_at_risk").cast(pl.Float64).round(2),
+        "score": pl.col("score").round(2),
+        "first_seen": pl.col("first_seen").cast(pl.String),
+        "conclusion": pl.lit(""),
+        "note": pl.lit(""),
+    }
+    return w.select(named.get(c, pl.col(c)).alias(header) for c, header in LIST_COLUMNS.items())
 
 
 def _safe(name: str) -> str:
@@ -118,8 +113,8 @@ def write_sheet(wb: xlsxwriter.Workbook, formats: dict, name: str, rows: pl.Data
     """One township's list as a worksheet a verifier fills and prints (see the module docstring).
     Written a column at a time; text is written as text, numbers as numbers."""
     ws = wb.add_worksheet(name[:31])
-    for col, header in enumerate(LIST_HEADERS):
-        width, kind = XLSX_COLUMNS[header]
+    for col, (column, header) in enumerate(LIST_COLUMNS.items()):
+        width, kind = XLSX_COLUMNS[column]
         ws.set_column(col, col, width, formats[kind])
         ws.write_string(0, col, header, formats["header"])
         numeric = kind in ("money", "score")
@@ -135,11 +130,12 @@ def write_sheet(wb: xlsxwriter.Workbook, formats: dict, name: str, rows: pl.Data
     ws.set_row(0, 30)
     ws.freeze_panes(1, 0)
     ws.autofilter(0, 0, rows.height, len(LIST_HEADERS) - 1)
-    choice = LIST_HEADERS.index("核查结论")
+    choice, header = list(LIST_COLUMNS).index("conclusion"), LIST_COLUMNS["conclusion"]
     ws.data_validation(1, choice, max(rows.height, 1), choice, {
         "validate": "list", "source": CONCLUSION_CHOICES, "ignore_blank": True,
-        "input_title": "核查结论", "input_message": "请选择：属实 / 不属实 / 已整改",
-        "error_title": "核查结论", "error_message": "只能填写 属实、不属实 或 已整改（可从下拉列表选择）"})
+        "input_title": header, "input_message": "请选择：" + " / ".join(CONCLUSION_CHOICES),
+        "error_title": header, "error_message": f"只能填写 {'、'.join(CONCLUSION_CHOICES[:-1])} 或 "
+                                                f"{CONCLUSION_CHOICES[-1]}（可从下拉列表选择）"})
     ws.set_landscape()
     ws.set_paper(9)  # A4
     ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
@@ -164,30 +160,26 @@ def mask_outputs(w: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_lists(con: duckdb.DuckDBPyConnection, out_dir: Path, xlsx: bool = False, mask: bool = False) -> dict:
-    """warnings.csv and each township's list (CSV and workbook). Counts: `warnings_csv` (rows of
-    warnings.csv), `warnings_listed` (rows the township lists hold: the figure summary.md
-    reports), `township_lists`."""
+    """warnings.csv and each township's list (CSV and workbook) in `out_dir`, replacing the ones an
+    earlier call wrote there. Counts: `warnings_csv` (rows of warnings.csv), `warnings_listed` (rows
+    the township lists hold: the figure summary.md reports), `township_lists`."""
     out_dir = Path(out_dir)
     w = live_warnings(con)
     if mask:
         w = mask_outputs(w)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
-        _write_bom_csv(w, tmp / "warnings.csv")
-        rows = to_list_rows(w.filter(pl.col("status").is_in(["new", "open"])))
-        n_lists = 0
-        for (county, township), part in rows.partition_by("区县", "乡镇街道", as_dict=True, maintain_order=True).items():
-            stem = tmp / "lists" / _safe(str(county)) / _safe(str(township))
-            _write_bom_csv(part, stem.with_name(stem.name + ".csv"), float_precision=2)
-            _write_workbook(stem.with_name(stem.name + ".xlsx"), {_safe(str(township)): part})
-            n_lists += 1
-        if xlsx:
-            for (county,), part in rows.partition_by("区县", as_dict=True, maintain_order=True).items():
-                _write_workbook(tmp / "lists" / f"{_safe(str(county))}.xlsx",
-                                {_safe(str(t)): sheet for (t,), sheet in
-                                 part.partition_by("乡镇街道", as_dict=True, maintain_order=True).items()})
-        swap_dir(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(out_dir / "lists", ignore_errors=True)
+    _write_bom_csv(w, out_dir / "warnings.csv")
+    rows = to_list_rows(w.filter(pl.col("status").is_in(["new", "open"])))
+    county, township = LIST_COLUMNS["county_code"], LIST_COLUMNS["township"]
+    n_lists = 0
+    for (c, t), part in rows.partition_by(county, township, as_dict=True, maintain_order=True).items():
+        stem = out_dir / "lists" / _safe(str(c)) / _safe(str(t))
+        _write_bom_csv(part, stem.with_name(stem.name + ".csv"), float_precision=2)
+        _write_workbook(stem.with_name(stem.name + ".xlsx"), {_safe(str(t)): part})
+        n_lists += 1
+    if xlsx:
+        for (c,), part in rows.partition_by(county, as_dict=True, maintain_order=True).items():
+            _write_workbook(out_dir / "lists" / f"{_safe(str(c))}.xlsx",
+                            {_safe(str(t)): sheet for (t,), sheet in
+                             part.partition_by(township, as_dict=True, maintain_order=True).items()})
     return {"warnings_csv": w.height, "warnings_listed": rows.height, "township_lists": n_lists}

@@ -19,7 +19,9 @@ def _table(header: list[str], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def render_summary(work: Path, summary: dict) -> str:
+def render_summary(work: Path, summary: dict, model_dir: Path | None = None) -> str:
+    """The summary of the batch whose warehouse (or working copy) is `work`; `model_dir`: where the
+    kept model is (the batch's, once it commits; by default the one beside `work`)."""
     batch_id = summary["batch_id"]
     with duckdb.connect(str(work), read_only=True) as con:
         extracts = con.execute(
@@ -52,20 +54,17 @@ def render_summary(work: Path, summary: dict) -> str:
         "## Scorer",
         _table(["measure", "value"], sorted(scorer.items())),
     ]
-    parts.append(_oversight(work, summary))
+    parts.append(_oversight(work, summary, model_dir))
     return "\n\n".join(parts) + "\n"
 
 
-def _oversight(work: Path, summary: dict) -> str:
+def _oversight(work: Path, summary: dict, model_dir: Path | None) -> str:
     """The outcome audit's section (oversight/) and the link to the kept model's card."""
     from models.card import CARD_FILE, answer_key_from_env
     from models import default_model_dir
     from oversight import audit, report
 
-    # `work` is the batch's working copy `.<name>.batch` beside the warehouse: the card's link is
-    # where the kept model lands when the batch commits
-    name = work.name.removeprefix(".").removesuffix(".batch")
-    card = default_model_dir(work.with_name(name)).resolve() / CARD_FILE
+    card = Path(model_dir or default_model_dir(work)).resolve() / CARD_FILE
     try:
         a = audit.audit_warehouse(work, answer_key=answer_key_from_env())
     except Exception as e:  # the audit reports on the batch; it must not undo the batch's warnings

@@ -174,6 +174,29 @@ def test_feedback_checks_first_and_applies_all_or_nothing(listed, tmp_path):
         assert c.execute("SELECT amount_recovered FROM supervisor_money WHERE category = 'deceased_paid'").fetchone()[0] == 1200
 
 
+def test_feedback_waits_for_no_batch_holding_the_warehouse(listed):
+    """Feedback takes the warehouse's one-writer lock: while a batch holds it, nothing is recorded."""
+    from data_contracts.warehouse import writer_lock
+
+    path, town, ids = listed
+    returned = fill(town, {ids["deceased_paid"]: ("属实", "")}, "utf-8-sig")
+    with writer_lock(path), pytest.raises(RefusedInput, match="another batch is running"):
+        feedback.apply_feedback(path, [returned])
+    assert feedback.apply_feedback(path, [returned])["conclusions_recorded"] == 1
+
+
+def test_a_warehouse_from_before_the_reproducibility_columns_gains_them(tmp_path):
+    """ensure_tables adds the columns an earlier warehouse's warnings table lacks (null on old rows)."""
+    with duckdb.connect(str(tmp_path / "old.duckdb")) as con:
+        con.execute("CREATE TABLE warnings (warning_id VARCHAR PRIMARY KEY, category VARCHAR, status VARCHAR)")
+        con.execute("INSERT INTO warnings VALUES ('W1', 'deceased_paid', 'open')")
+        warnings.ensure_tables(con)
+        cols = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'warnings'"
+                                          ).fetchall()}
+        assert {"rule_params", "raised_batch_id", "first_batch_id", "concluded_amount"} <= cols
+        assert con.execute("SELECT status, rule_params FROM warnings").fetchall() == [("open", None)]
+
+
 def test_cleared_suppressed_until_evidence_grows_and_figures(wh, tmp_path):
     path, con = wh
     h = [hit("deceased_paid", "person", ID_A, "GAOLING", "2026-03", 200, 2),

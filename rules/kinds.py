@@ -205,7 +205,7 @@ def level_sql(file, key: str, level, texts: dict) -> str:
     """One comparison level as a condition over the pair's left (l) and right (r) readings.
     ``exact: reading`` the same value; ``jaro_winkler: {column, at_least}`` Jaro-Winkler over the
     whole string; ``one_character_apart: {column, min_length}`` one edit apart, names of at least
-    min_length characters. ``at_least``/``min_length`` may name a parameter ($name)."""
+    min_length characters (a substitution: one position differs). ``at_least``/``min_length`` may name a parameter ($name)."""
     if not isinstance(level, dict) or len(level) - ("label" in level) != 1:
         raise RuleError(file, key, f"one of {', '.join(LEVELS)}, and a label")
     (what, spec), = ((k, v) for k, v in level.items() if k != "label")
@@ -222,7 +222,9 @@ def level_sql(file, key: str, level, texts: dict) -> str:
         return f"{l} = {r}"
     if what == "jaro_winkler":
         return f"jaro_winkler_similarity({l}, {r}) >= {spec.get('at_least', 0.9)}"
-    return f"length({l}) = length({r}) AND length({l}) >= {spec.get('min_length', 3)} AND levenshtein({l}, {r}) = 1"
+    # characters, not bytes (DuckDB's levenshtein counts UTF-8 bytes): the same length, one position differs
+    return (f"length({l}) = length({r}) AND length({l}) >= {spec.get('min_length', 3)} AND (SELECT count(*) "
+            f"FROM generate_series(1, length({l})) AS pos(i) WHERE substr({l}, pos.i, 1) <> substr({r}, pos.i, 1)) = 1")
 
 
 def pair(file, doc: dict, params: dict, texts: dict) -> str:

@@ -5,8 +5,7 @@ WITH h AS (
              s.role AS role,
              s.employer AS employer,
              s.start_date AS start_date,
-             s.end_date AS end_date,
-             s.township AS servant_township
+             s.end_date AS end_date
       FROM v_training_claim c
       JOIN v_servant_post s ON s.id_number = c.id_number
       WHERE list_contains($programs, 'PEIXUN') AND c.id_number IS NOT NULL

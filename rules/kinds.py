@@ -1,0 +1,321 @@
+"""Rule kinds: the common shapes of rule, each with one parser and one SQL writer.
+
+A rule file names its ``kind`` and says only the intent; the kind writes the SELECT that
+:mod:`rules.compile` wraps (hit columns, casts, evidence). ``query:`` is the escape hatch (soda-core's
+``failed rows``): a whole SELECT, for a rule no kind fits, with a YAML comment saying why.
+
+- ``condition``: the records of a subject that meet a condition (``where``), e.g. a payment for a
+  period in which the payee is under the age: one hit per subject (and program), over the records
+  that meet it.
+- ``pair``: two subjects in one block (``block_on``, as Splink writes it) whose names compare at
+  one of the comparison ``levels`` (Splink's comparison levels: the first that holds wins).
+- ``window_count``: more records per subject in one window (``per``) than allowed; the amount is
+  the records beyond the allowed number.
+
+Every kind writes the subject's location ONE way (:func:`location`): the county of the latest
+record; the township and village of the registration, falling back to the record's own (latest).
+Evidence is only the rule's template: record lists are templates too (``lists``), rendered here.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rules.catalog import FIELD_REF, IDENT, RuleError
+from rules.compile import hit_columns
+
+LIST_SEPARATORS = ("、", "；")
+
+
+@dataclass(frozen=True)
+class Records:
+    """A stream of dated records that belong to a person (a view of ``sql/shared/``)."""
+    view: str
+    alias: str
+    record_id: str
+    time: str                  # orders the records; the latest gives the location
+    person: str                # the person's ID column
+    reg_name: str              # the registered name
+    name: str | None           # the name the record itself carries
+    program: str | None        # the program column, or None for one program's extract...
+    fixed_program: str | None  # ...whose program this is
+    own_place: bool            # the record carries a township and village of its own
+
+
+RECORDS = {
+    "payments": Records("v_payment", "p", "payment_id", "period", "id_number", "reg_name", "name", "program_code",
+                        None, True),
+    "training_claims": Records("v_training_claim", "c", "claim_id", "claim_date", "id_number", "reg_name", "name",
+                               None, "PEIXUN", False),
+    "service_orders": Records("v_service_order", "o", "order_id", "start_time", "elder_id_number", "elder_name",
+                              None, None, "YANGLAO_FUWU", False),
+}
+SUBJECTS = ("person", "household")
+
+
+def program_sql(src: Records, a: str) -> str:
+    return f"{a}.{src.program}" if src.program else f"'{src.fixed_program}'"
+
+
+def location(src: Records, a: str) -> list[str]:
+    """county, township, village of a subject's records: the one way every kind writes it."""
+    t = f"{a}.{src.time}"
+    out = [f"arg_max({a}.county_code, {t}) AS county_code"]
+    for col in ("township", "village"):
+        own = f", arg_max({a}.{col}, {t})" if src.own_place else ""
+        out.append(f"coalesce(arg_max({a}.reg_{col}, {t}){own}) AS {col}" if own else
+                   f"arg_max({a}.reg_{col}, {t}) AS {col}")
+    return out
+
+
+def subject_columns(src: Records, a: str, subject: str) -> list[str]:
+    t = f"{a}.{src.time}"
+    if subject == "household":
+        return ["'household' AS subject_type", f"{a}.household_id AS subject_id",
+                f"arg_max({a}.{src.person}, {t}) AS id_number",
+                f"coalesce(arg_max({a}.{src.reg_name}, {t}), arg_max({a}.{src.name}, {t})) AS name"]
+    name = (f"coalesce(any_value({a}.{src.reg_name}), any_value({a}.{src.name}))" if src.name
+            else f"any_value({a}.{src.reg_name})")
+    return ["'person' AS subject_type", f"{a}.{src.person} AS subject_id", f"{a}.{src.person} AS id_number",
+            f"{name} AS name"]
+
+
+# ------------------------------------------------------------------------------ record lists
+
+def list_sql(file, key: str, spec, src: Records, a: str, texts: dict) -> str:
+    """``string_agg`` of one text per record, in time order; its literal pieces are bound parameters."""
+    if isinstance(spec, str):
+        spec = {"each": spec}
+    if not isinstance(spec, dict) or set(spec) - {"each", "sep", "distinct"} or not isinstance(spec.get("each"), str):
+        raise RuleError(file, key, "expected a template, or {each: template, sep: 、|；, distinct: true}")
+    sep = spec.get("sep", "、")
+    if sep not in LIST_SEPARATORS:
+        raise RuleError(file, f"{key}.sep", f"one of {', '.join(LIST_SEPARATORS)}")
+    parts = FIELD_REF.split(spec["each"])
+    pieces = []
+    name = key.replace(".", "_")
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            if part:
+                texts[f"sys_{name}_{i // 2}"] = part
+                pieces.append(f"$sys_{name}_{i // 2}")
+        else:
+            col = part if "." in part else f"{a}.{part}"
+            if not all(IDENT.match(x) for x in col.split(".")) or col.count(".") != 1:
+                raise RuleError(file, key, f"{{{part}}} is not a column (or alias.column)")
+            pieces.append(f"CAST({col} AS VARCHAR)")
+    item = " || ".join(pieces)
+    texts[f"sys_{name}_sep"] = sep
+    if spec.get("distinct"):
+        return f"string_agg(DISTINCT {item}, $sys_{name}_sep ORDER BY {item})"
+    return f"string_agg({item}, $sys_{name}_sep ORDER BY {a}.{src.time}, {a}.{src.record_id})"
+
+
+def _mapping(file, key, value) -> dict:
+    value = value or {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and IDENT.match(k) for k in value):
+        raise RuleError(file, key, "expected a mapping name: SQL expression")
+    for k, v in value.items():
+        if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+            raise RuleError(file, f"{key}.{k}", "expected an SQL expression")
+    return {k: _one_line(str(v)) for k, v in value.items()}
+
+
+def _one_line(expr: str) -> str:
+    return re.sub(r"\s*\n\s*", " ", expr.strip())
+
+
+def _text(file, key, value, required=True) -> str | None:
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip() or ";" in value:
+        raise RuleError(file, key, "expected one SQL expression")
+    return _one_line(value)
+
+
+def _records(file, doc) -> Records:
+    src = doc.get("records")
+    if src not in RECORDS:
+        raise RuleError(file, "records", f"one of {', '.join(RECORDS)}")
+    return RECORDS[src]
+
+
+def _evidence_fields(doc, src: Records, a: str, fields: dict, params: dict, texts: dict, file) -> list[str]:
+    """The columns the evidence template names: the rule's fields and lists, the kind's standard
+    fields (amount, program_name, record_ids) and parameters (bound, as ``$name``)."""
+    out = [f"{expr} AS {k}" for k, expr in fields.items()]
+    for k, spec in (doc.get("lists") or {}).items():
+        if not IDENT.match(str(k)):
+            raise RuleError(file, f"lists.{k}", "a list's name is a lower-case identifier")
+        out.append(f"{list_sql(file, f'lists.{k}', spec, src, a, texts)} AS {k}")
+        fields = {**fields, k: ""}
+    standard = {"amount": f"sum({a}.amount)", "program_name": f"program_name({program_sql(src, a)})",
+                "record_ids": f"string_agg({a}.{src.record_id}, '、' ORDER BY {a}.{src.time}, {a}.{src.record_id})"}
+    for f in dict.fromkeys(FIELD_REF.findall(doc.get("evidence") or "")):
+        if f in fields or f in {c for c, _ in hit_columns()}:
+            continue
+        if f in standard:
+            out.append(f"{standard[f]} AS {f}")
+        elif f in params:
+            out.append(f"${f} AS {f}")
+    return out
+
+
+# ------------------------------------------------------------------------------ condition
+
+CONDITION_KEYS = ("records", "subject", "join", "derive", "where", "amount_at_risk", "fields", "lists")
+
+
+def condition(file, doc: dict, params: dict, texts: dict) -> str:
+    src = _records(file, doc)
+    a = src.alias
+    subject = doc.get("subject", "person")
+    if subject not in SUBJECTS or (subject == "household" and src.view != "v_payment"):
+        raise RuleError(file, "subject", "person, or household (of payments)")
+    where = _text(file, "where", doc.get("where"), required=False)
+    join = _text(file, "join", doc.get("join"), required=False)
+    derive = _mapping(file, "derive", doc.get("derive"))
+    fields = _mapping(file, "fields", doc.get("fields"))
+    amount = _text(file, "amount_at_risk", doc.get("amount_at_risk"), required=False) or f"sum({a}.amount)"
+    key = f"{a}.household_id" if subject == "household" else f"{a}.{src.person}"
+    records = f"{src.view} {a}"
+    scope = [f"list_contains($programs, {program_sql(src, a)})", f"{key} IS NOT NULL"]
+    cte = ""
+    if derive or join:  # the records with their derived columns (and joined ones), under the same alias
+        cols = ",\n           ".join([f"{a}.*"] + [f"{e} AS {k}" for k, e in derive.items()])
+        cte = (f"WITH {a} AS (\n    SELECT {cols}\n    FROM {records}" + (f"\n    JOIN {join}" if join else "")
+               + f"\n    WHERE {' AND '.join(scope)}\n)\n")
+        records, scope = a, []
+    group = [key] + ([f"{a}.{src.program}"] if src.program else [])
+    select = (subject_columns(src, a, subject) + [f"{program_sql(src, a)} AS program_code"] + location(src, a)
+              + [f"min({a}.period) AS first_period", f"max({a}.period) AS last_period",
+                 f"{amount} AS amount_at_risk", "count(*) AS evidence_size"]
+              + _evidence_fields(doc, src, a, fields, params, texts, file))
+    return (cte + "SELECT\n    " + ",\n    ".join(select) + f"\nFROM {records}\nWHERE "
+            + "\n  AND ".join(scope + ([f"({where})"] if where else []) or ["true"]) + "\nGROUP BY " + ", ".join(group))
+
+
+# ------------------------------------------------------------------------------ pair
+
+PAIR_KEYS = ("records", "block_on", "compare", "levels")
+LEVELS = ("exact", "jaro_winkler", "one_character_apart")
+
+
+def level_sql(file, key: str, level, texts: dict) -> str:
+    """One comparison level as a condition over the pair's left (l) and right (r) readings.
+    ``exact: reading`` the same value; ``jaro_winkler: {column, at_least}`` Jaro-Winkler over the
+    whole string; ``one_character_apart: {column, min_length}`` one edit apart, names of at least
+    min_length characters (a substitution: one position differs). ``at_least``/``min_length`` may name a parameter ($name)."""
+    if not isinstance(level, dict) or len(level) - ("label" in level) != 1:
+        raise RuleError(file, key, f"one of {', '.join(LEVELS)}, and a label")
+    (what, spec), = ((k, v) for k, v in level.items() if k != "label")
+    if what not in LEVELS:
+        raise RuleError(file, key, f"unknown level {what!r} (one of {', '.join(LEVELS)})")
+    if not isinstance(level.get("label"), str):
+        raise RuleError(file, f"{key}.label", "the text the evidence shows for this level")
+    spec = {"column": spec} if isinstance(spec, str) else spec
+    col = spec.get("column") if isinstance(spec, dict) else None
+    if not (isinstance(col, str) and IDENT.match(col)):
+        raise RuleError(file, f"{key}.{what}", "names a column of name_reading (name, folded, reading)")
+    l, r = f"l.{col}", f"r.{col}"
+    if what == "exact":
+        return f"{l} = {r}"
+    if what == "jaro_winkler":
+        return f"jaro_winkler_similarity({l}, {r}) >= {spec.get('at_least', 0.9)}"
+    # characters, not bytes (DuckDB's levenshtein counts UTF-8 bytes): the same length, one position differs
+    return (f"length({l}) = length({r}) AND length({l}) >= {spec.get('min_length', 3)} AND (SELECT count(*) "
+            f"FROM generate_series(1, length({l})) AS pos(i) WHERE substr({l}, pos.i, 1) <> substr({r}, pos.i, 1)) = 1")
+
+
+def pair(file, doc: dict, params: dict, texts: dict) -> str:
+    """Persons paid in one block (``block_on`` columns equal, as Splink's ``block_on``), the
+    smaller ID the other, the larger the subject; a pair is a finding at the first comparison
+    level that holds. One hit per pair, over the periods both were paid in the block."""
+    src = _records(file, doc)
+    if src.view != "v_payment":
+        raise RuleError(file, "records", "pairs are of payments")
+    block = doc.get("block_on")
+    if not isinstance(block, list) or not block or not all(isinstance(b, str) and IDENT.match(b) for b in block):
+        raise RuleError(file, "block_on", "expected a list of columns of the records")
+    levels = doc.get("levels")
+    if not isinstance(levels, list) or not levels:
+        raise RuleError(file, "levels", "expected a list of comparison levels, the first that holds wins")
+    whens = []
+    for i, lv in enumerate(levels):
+        texts[f"sys_level_{i}"] = lv.get("label") if isinstance(lv, dict) else None
+        whens.append(f"WHEN {level_sql(file, f'levels[{i}]', lv, texts)} THEN $sys_level_{i}")
+    keys = ", ".join(f"p.{b}" for b in block)
+    on = " AND ".join(f"l.{b} = r.{b}" for b in block)
+    t = "r.period"
+    return f"""WITH p AS (  -- one row per person per block
+    SELECT p.id_number, {keys}, coalesce(any_value(p.reg_name), any_value(p.name)) AS name,
+           any_value(p.household_id) AS household_id, sum(p.amount) AS amount,
+           any_value(p.reg_township) AS reg_township, any_value(p.reg_village) AS reg_village,
+           any_value(p.township) AS township, any_value(p.village) AS village
+    FROM v_payment p
+    WHERE list_contains($programs, p.program_code) AND p.id_number_valid
+      AND {' AND '.join(f'p.{b} IS NOT NULL' for b in block)}
+    GROUP BY p.id_number, {keys}
+),
+pairs AS (  -- block_on({', '.join(block)})
+    SELECT l.id_number AS other_id, r.id_number AS subject_id, l.name AS other_name, r.name AS subject_name,
+           l.household_id AS other_household, r.*
+    FROM p l JOIN p r ON {on} AND l.id_number < r.id_number
+),
+names AS (  -- each distinct pair of names compared once, at the first level that holds
+    SELECT x.other_name, x.subject_name,
+           CASE {' '.join(whens)} END AS name_level
+    FROM (SELECT DISTINCT other_name, subject_name FROM pairs) x
+    JOIN name_reading l ON l.name = x.other_name
+    JOIN name_reading r ON r.name = x.subject_name
+),
+r AS (
+    SELECT pairs.*, names.name_level FROM pairs JOIN names USING (other_name, subject_name)
+    WHERE names.name_level IS NOT NULL
+)
+SELECT
+    'person' AS subject_type, r.subject_id, r.subject_id AS id_number, any_value(r.subject_name) AS name,
+    CASE WHEN count(DISTINCT r.program_code) = 1 THEN any_value(r.program_code) END AS program_code,
+    arg_max(r.county_code, {t}) AS county_code,
+    coalesce(arg_max(r.reg_township, {t}), arg_max(r.township, {t})) AS township,
+    coalesce(arg_max(r.reg_village, {t}), arg_max(r.village, {t})) AS village,
+    min(r.period) AS first_period, max(r.period) AS last_period,
+    sum(r.amount) AS amount_at_risk, count(DISTINCT r.period) AS evidence_size,
+    r.other_id, any_value(r.other_name) AS other_name, any_value(r.other_household) AS other_household,
+    any_value(r.subject_name) AS subject_name, any_value(r.sex) AS sex, any_value(r.birth_date) AS birth_date,
+    min(r.name_level) AS name_level,
+    string_agg(DISTINCT program_name(r.program_code), '、') AS program_name
+FROM r
+GROUP BY r.subject_id, r.other_id"""
+
+
+# ------------------------------------------------------------------------------ window_count
+
+WINDOW_KEYS = ("records", "per", "max_per_window", "lists")
+
+
+def window_count(file, doc: dict, params: dict, texts: dict) -> str:
+    """A person with more records in one window (``per``: an SQL expression of the record, e.g.
+    ``year(c.claim_date)``) than ``max_per_window`` ($parameter); the amount is the records beyond
+    that number in each window, in time order. ``{windows}`` lists the windows over the limit."""
+    src = _records(file, doc)
+    a = src.alias
+    per = _text(file, "per", doc.get("per"))
+    most = _text(file, "max_per_window", doc.get("max_per_window"))
+    t = f"{a}.{src.time}"
+    key = f"{a}.{src.person}"
+    select = (subject_columns(src, a, "person") + [f"{program_sql(src, a)} AS program_code"] + location(src, a)
+              + [f"min({a}.period) AS first_period", f"max({a}.period) AS last_period",
+                 f"coalesce(sum({a}.amount) FILTER (WHERE {a}.nth > {most}), 0) AS amount_at_risk",
+                 "count(*) AS evidence_size",
+                 f"string_agg(DISTINCT CAST({a}.window_key AS VARCHAR), '、') AS windows"]
+              + _evidence_fields(doc, src, a, {}, params, texts, file))
+    return (f"WITH {a} AS (\n    SELECT {a}.*, {per} AS window_key,\n"
+            f"           count(*) OVER (PARTITION BY {key}, {per}) AS n_window,\n"
+            f"           row_number() OVER (PARTITION BY {key}, {per} ORDER BY {t}, {a}.{src.record_id}) AS nth\n"
+            f"    FROM {src.view} {a}\n    WHERE {key} IS NOT NULL AND list_contains($programs, {program_sql(src, a)})\n)\n"
+            "SELECT\n    " + ",\n    ".join(select) + f"\nFROM {a}\nWHERE {a}.n_window > {most}\nGROUP BY {key}")
+
+
+KINDS = {"condition": (CONDITION_KEYS, condition), "pair": (PAIR_KEYS, pair),
+         "window_count": (WINDOW_KEYS, window_count)}

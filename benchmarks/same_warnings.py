@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,11 @@ def main() -> int:
     if not city.exists():
         sentinel(a.before, "generate", "--persons", str(a.persons), "--out", str(city), "--as-of", AS_OF)
     before_wh, after_wh = work / "before" / "warehouse.duckdb", work / "after" / "warehouse.duckdb"
+    for wh in (before_wh, after_wh):  # a previous comparison's folders, made by this script
+        if wh.parent.exists():
+            if not wh.exists():
+                raise SystemExit(f"{wh.parent}: exists but holds no warehouse.duckdb; choose another --work")
+            shutil.rmtree(wh.parent)
     secs_before = sentinel(a.before.resolve(), "run", "--input", str(city), "--warehouse", str(before_wh),
                            "--out", str(work / "before" / "out"), "--as-of", AS_OF)
     con = duckdb.connect(str(before_wh), read_only=True)

@@ -407,5 +407,67 @@ def window_count(file, doc: dict, params: dict, texts: dict) -> str:
             "SELECT\n    " + ",\n    ".join(select) + f"\nFROM {a}\nWHERE {a}.n_window > {most}\nGROUP BY {key}")
 
 
+# ------------------------------------------------------------------------------ absence
+
+ABSENCE_KEYS = ("records", "where", "expected", "owed", "fields")
+
+
+def absence(file, doc: dict, params: dict, texts: dict) -> str:
+    """Registered persons (v_person ``r``) who meet ``where`` and, in a period ``w`` where ``expected``
+    holds (``w.period``, ``w.period_end``), have no record of the stream (``records``, per program).
+
+    The periods judged are those the stream has run in the person's registered county (some record
+    there), ended by the batch date; a person is a finding when the latest of them (``r.judged_period``,
+    ``r.judged_period_end``) is missing: a month still being paid is never judged. The evidence and the
+    amount (``owed``: what each missing period should have paid) cover every missing period up to it;
+    ``{missing_periods}`` lists them. The location is the registration's: there is no record to take it from."""
+    src = _records(file, doc)
+    if src.view != "v_payment":
+        raise RuleError(file, "records", "an absence is of payments (a stream with periods)")
+    where = _text(file, "where", doc.get("where"))
+    expected = _text(file, "expected", doc.get("expected"))
+    owed = _text(file, "owed", doc.get("owed"))
+    fields = _mapping(file, "fields", doc.get("fields"))
+    cols = "".join(f", {e} AS {k}" for k, e in fields.items())
+    missing = ("NOT EXISTS (SELECT 1 FROM seen x WHERE x.id_number = r.id_number AND x.program_code = w.program_code "
+               "AND x.period = w.period)")
+    return f"""WITH stream AS (
+    SELECT p.id_number, p.program_code, p.period, p.county_code FROM v_payment p
+    WHERE list_contains($programs, p.program_code)
+),
+seen AS (  -- who has a record for which period, in any county
+    SELECT DISTINCT id_number, program_code, period FROM stream
+),
+ran AS (  -- the periods the stream has run in each county, among those ended by the batch date
+    SELECT DISTINCT county_code, program_code, period, period_end(period) AS period_end FROM stream
+    WHERE county_code IS NOT NULL AND period_end(period) <= $as_of
+),
+judged AS (  -- per county: the latest of them
+    SELECT county_code, program_code, max(period) AS period, period_end(max(period)) AS period_end
+    FROM ran GROUP BY county_code, program_code
+),
+r AS (  -- the persons who meet the condition and are expected in the judged period, with no record of it
+    SELECT r.*, w.program_code, w.period AS judged_period, w.period_end AS judged_period_end
+    FROM v_person r JOIN judged w ON w.county_code = r.county_code
+    WHERE r.id_number IS NOT NULL AND ({where}) AND ({expected})
+      AND {missing}
+),
+missing AS (  -- every period the county has run up to the judged one, expected of the person, with no record
+    SELECT r.id_number, w.program_code, w.period, {owed} AS owed
+    FROM r JOIN ran w ON w.county_code = r.county_code AND w.program_code = r.program_code
+                     AND w.period <= r.judged_period AND ({expected})
+    WHERE {missing}
+)
+SELECT
+    'person' AS subject_type, r.id_number AS subject_id, r.id_number, r.name, r.program_code,
+    r.county_code, r.township, r.village,
+    min(w.period) AS first_period, max(w.period) AS last_period,
+    sum(w.owed) AS amount_at_risk, count(*) AS evidence_size,
+    r.judged_period{cols},
+    string_agg(w.period, '、' ORDER BY w.period) AS missing_periods
+FROM r JOIN missing w ON w.id_number = r.id_number AND w.program_code = r.program_code
+GROUP BY ALL"""
+
+
 KINDS = {"condition": (CONDITION_KEYS, condition), "pair": (PAIR_KEYS, pair),
-         "window_count": (WINDOW_KEYS, window_count)}
+         "window_count": (WINDOW_KEYS, window_count), "absence": (ABSENCE_KEYS, absence)}

@@ -6,15 +6,25 @@ A rule file names its ``kind`` and says only the intent; the kind writes the SEL
 
 - ``condition``: the records of a subject that meet a condition (``where``), e.g. a payment for a
   period in which the payee is under the age: one hit per subject (and program), over the records
-  that meet it.
+  that meet it. ``register:`` joins another register by the record's household (``of: vehicles``,
+  ``properties``, ``posts``), gathered ``per: household`` or ``per: record`` (``during: true``: a post
+  held during the record's period), so that a record meeting the condition through several rows
+  counts once; its ``fields`` and ``lists`` are ``reg.<name>`` in ``where`` and fields of the evidence.
 - ``pair``: two subjects in one block (``block_on``, as Splink writes it) whose names compare at
   one of the comparison ``levels`` (Splink's comparison levels: the first that holds wins).
 - ``window_count``: more records per subject in one window (``per``) than allowed; the amount is
   the records beyond the allowed number.
+- ``absence``: registered persons who meet a condition (``where``) and are ``expected`` in a period
+  but have no record of the stream (``records``) for it; the periods judged are those the stream ran
+  in the person's county, up to the latest ended one (which must be missing); the amount is what is
+  ``owed`` for each missing period.
 
 Every kind writes the subject's location ONE way (:func:`location`): the county of the latest
 record; the township and village of the registration, falling back to the record's own (latest).
-Evidence is only the rule's template: record lists are templates too (``lists``), rendered here.
+An absence has no record: the registration's county, township and village.
+Evidence is only the rule's template: record lists are templates too (``lists``), rendered here;
+``[至 {end_date}|在职]`` in a template is an optional part (shown when its fields have values, else
+the text after ``|``), so that no rule builds evidence with ``||``.
 """
 from __future__ import annotations
 

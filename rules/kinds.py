@@ -467,16 +467,19 @@ missing AS (  -- every period the county has run up to the judged one, expected 
     FROM r JOIN ran w ON w.county_code = r.county_code AND w.program_code = r.program_code
                      AND w.period <= r.judged_period AND ({expected})
     WHERE {missing}
+),
+gaps AS (
+    SELECT id_number, program_code, min(period) AS first_period, max(period) AS last_period,
+           sum(owed) AS amount_at_risk, count(*) AS evidence_size,
+           string_agg(period, '、' ORDER BY period) AS missing_periods
+    FROM missing GROUP BY id_number, program_code
 )
 SELECT
     'person' AS subject_type, r.id_number AS subject_id, r.id_number, r.name, r.program_code,
     r.county_code, r.township, r.village,
-    min(w.period) AS first_period, max(w.period) AS last_period,
-    sum(w.owed) AS amount_at_risk, count(*) AS evidence_size,
-    r.judged_period{cols},
-    string_agg(w.period, '、' ORDER BY w.period) AS missing_periods
-FROM r JOIN missing w ON w.id_number = r.id_number AND w.program_code = r.program_code
-GROUP BY ALL"""
+    g.first_period, g.last_period, g.amount_at_risk, g.evidence_size,
+    r.judged_period{cols}, g.missing_periods
+FROM r JOIN gaps g ON g.id_number = r.id_number AND g.program_code = r.program_code"""
 
 
 KINDS = {"condition": (CONDITION_KEYS, condition), "pair": (PAIR_KEYS, pair),

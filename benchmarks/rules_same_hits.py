@@ -3,6 +3,8 @@
     python benchmarks/rules_same_hits.py city  --persons 20000 --seed 3 --work DIR   # landing + staged warehouse
     python benchmarks/rules_same_hits.py dump  --work DIR --out hits.parquet          # run the rules of this tree
     python benchmarks/rules_same_hits.py diff  before.parquet after.parquet [--except duplicate_identity]
+    python benchmarks/rules_same_hits.py loosen --rules rules/ --out DIR    # a copy with looser parameters
+    python benchmarks/rules_same_hits.py dump  --work DIR --out hits.parquet --rules DIR
 
 ``dump`` copies the staged warehouse, runs the whole catalog of the code on ``sys.path`` (run it
 with ``PYTHONPATH`` set to another checkout to dump that version's hits) and writes ``rule_hits``
@@ -45,11 +47,43 @@ def cmd_dump(a) -> int:
     wh = work / f"run-{Path(a.out).stem}.duckdb"
     shutil.copy(work / "staged.duckdb", wh)
     con = duckdb.connect(str(wh))
-    summary = run_rules(con, AS_OF, int((work / "batch_id").read_text()))
+    summary = run_rules(con, AS_OF, int((work / "batch_id").read_text()), rules_dir=a.rules)
     pl.from_arrow(con.sql("SELECT * EXCLUDE (batch_id) FROM rule_hits").to_arrow_table()).write_parquet(a.out)
     con.close()
     wh.unlink()
     print(f"{summary['hits']} hits of {summary['ran']} rules in {summary['seconds']} s -> {a.out}")
+    return 0
+
+
+ALL_PAYMENTS = ["DIBAO", "TEKUN", "GAOLING", "CANJI_SHENGHUO", "CANJI_HULI", "GUER"]
+ALL_ROLES = ["公务员", "事业单位", "国有企业", "村两委", "社区两委"]
+LOOSER = {  # rule -> keys replaced (programs, params)
+    "asset_ineligible_vehicle": {"programs": ALL_PAYMENTS, "params": {"exempt_vehicle_types": ["（无）"]}},
+    "asset_ineligible_property": {"programs": ALL_PAYMENTS, "params": {"allowed_usages": ["住宅"], "max_homes": 0}},
+    "public_servant_household": {"programs": ALL_PAYMENTS, "params": {"roles": ALL_ROLES}},
+    "cadre_relative_committee": {"programs": ALL_PAYMENTS, "params": {"roles": ALL_ROLES}},
+    "public_servant_peixun": {"params": {"roles": ALL_ROLES}},
+    "eligible_not_receiving": {"params": {"min_age": 60, "tier_min_ages": [60, 80, 90, 100],
+                                          "tier_amounts": [50, 100, 300, 600]}},
+    "shared_account": {"params": {"min_persons": 1, "min_households": 1}},
+    "duplicate_payment": {"params": {"max_per_period": 0}},
+    "training_certificate_reused": {"params": {"max_claims_per_certificate": 0}},
+    "service_order_worker_overlap": {"params": {"min_overlap_minutes": -600}},
+}
+
+
+def cmd_loosen(a) -> int:
+    import yaml
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in sorted(Path(a.rules).glob("*.yaml")):
+        if f.name.endswith(".cases.yaml"):
+            continue
+        doc = yaml.safe_load(f.read_text(encoding="utf-8"))
+        for key, value in LOOSER.get(doc["id"], {}).items():
+            doc[key] = {**doc[key], **value} if isinstance(value, dict) else value
+        (out / f.name).write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return 0
 
 
@@ -95,12 +129,16 @@ def main(argv=None) -> int:
     d = sub.add_parser("dump")
     d.add_argument("--work", required=True)
     d.add_argument("--out", required=True)
+    d.add_argument("--rules", default=None, help="a folder of rule files (default: this tree's rules/)")
+    lo = sub.add_parser("loosen")
+    lo.add_argument("--rules", required=True)
+    lo.add_argument("--out", required=True)
     f = sub.add_parser("diff")
     f.add_argument("before")
     f.add_argument("after")
     f.add_argument("--except", dest="exempt", nargs="*", default=[])
     a = ap.parse_args(argv)
-    return {"city": cmd_city, "dump": cmd_dump, "diff": cmd_diff}[a.cmd](a)
+    return {"city": cmd_city, "dump": cmd_dump, "diff": cmd_diff, "loosen": cmd_loosen}[a.cmd](a)
 
 
 if __name__ == "__main__":

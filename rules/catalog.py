@@ -20,7 +20,8 @@ The shape of a rule file::
       grace_months: 0
     overrides:                       # optional: per county and/or per program
       - {county: "340521", program: GAOLING, params: {grace_months: 1}}
-    evidence: "死亡日期 {death_date} ..."   # {column} of the query's output
+    evidence: "死亡日期 {death_date} ..."   # {column} of the query's output; [至 {end_date}|在职]: an optional
+                                     # part, shown when its fields have values (else the text after |)
     finding_key: other_id            # optional: a column telling apart several findings of one subject
                                      # (one warning each), e.g. each pair of duplicate_identity
     kind: condition                  # a kind (rules/kinds.py) and its keys, which say only the intent:
@@ -61,6 +62,7 @@ TEXT_KEYS = ("zh", "en")
 IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 PARAM_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 FIELD_REF = re.compile(r"\{([^{}]*)\}")
+GROUP_REF = re.compile(r"\[([^\[\]]*)\]")  # an optional part of a template: [text {field}|fallback]
 COUNTY = re.compile(r"^\d{6}$")
 
 
@@ -109,6 +111,37 @@ class Rule:
     def used_params(self) -> list[str]:
         """Names the query binds, in order of first use."""
         return list(dict.fromkeys(PARAM_REF.findall(self.query)))
+
+
+def template_parts(template: str) -> list[tuple]:
+    """A template as ``("text", s)``, ``("field", name)`` and ``("group", parts, fallback)`` pieces, in order.
+
+    ``[至 {end_date}]`` is an optional part: its text when every field in it has a value, else nothing;
+    ``[至 {end_date}|在职]`` shows the fallback text instead. Groups do not nest."""
+    def flat(text):
+        return [("field", x) if i % 2 else ("text", x) for i, x in enumerate(FIELD_REF.split(text))]
+
+    out, pos = [], 0
+    for m in GROUP_REF.finditer(template):
+        out += flat(template[pos:m.start()])
+        body, _, fallback = m.group(1).partition("|")
+        out.append(("group", flat(body), fallback))
+        pos = m.end()
+    return out + flat(template[pos:])
+
+
+def check_template(file, key: str, template: str) -> None:
+    for f in FIELD_REF.findall(template):
+        if not IDENT.match(f):
+            raise RuleError(file, key, f"{{{f}}} is not a column name")
+    stripped = FIELD_REF.sub("", template)
+    if "{" in stripped or "}" in stripped:
+        raise RuleError(file, key, "unbalanced brace")
+    for m in GROUP_REF.finditer(template):
+        if not FIELD_REF.search(m.group(1).partition("|")[0]):
+            raise RuleError(file, key, f"[{m.group(1)}] names no field (an optional part shows a field when it has a value)")
+    if "[" in GROUP_REF.sub("", template) or "]" in GROUP_REF.sub("", template):
+        raise RuleError(file, key, "unbalanced or nested [optional part]")
 
 
 def _text(file, key, value) -> dict:
@@ -241,12 +274,7 @@ def parse_rule(file: Path) -> Rule:
     evidence = doc["evidence"]
     if not isinstance(evidence, str) or not evidence.strip():
         raise RuleError(file, "evidence", "expected a template")
-    for f in FIELD_REF.findall(evidence):
-        if not IDENT.match(f):
-            raise RuleError(file, "evidence", f"{{{f}}} is not a column name")
-    stripped = FIELD_REF.sub("", evidence)
-    if "{" in stripped or "}" in stripped:
-        raise RuleError(file, "evidence", "unbalanced brace")
+    check_template(file, "evidence", evidence)
     finding_key = doc.get("finding_key")
     if finding_key is not None and not (isinstance(finding_key, str) and IDENT.match(finding_key)):
         raise RuleError(file, "finding_key", f"{finding_key!r} is not a column name")

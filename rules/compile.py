@@ -21,7 +21,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from data_contracts import warehouse
-from rules.catalog import FIELD_REF, Rule
+from rules.catalog import Rule, template_parts
 
 # The hit columns every rule returns, with their types: rule_hits' contract (sql/warehouse/rule_hits.sql)
 # between the rule's identity (before subject_type) and the compiler's evidence and finding_key.
@@ -63,18 +63,32 @@ class Compiled:
 
 
 def _pieces(template: str) -> list[str]:
-    """Literal text between the {fields} of a template."""
-    return FIELD_REF.split(template)[0::2]
+    """Literal text of a template, in the order :func:`evidence_sql` binds it ($sys_ev_0, ...)."""
+    out = []
+    for part in template_parts(template):
+        if part[0] == "text":
+            out.append(part[1])
+        elif part[0] == "group":
+            out += [x for kind, x in part[1] if kind == "text"] + [part[2]]
+    return out
 
 
 def evidence_sql(template: str) -> str:
-    parts = FIELD_REF.split(template)
+    n = iter(range(10_000))
+
+    def pieces(parts, empty_null: bool) -> list[str]:
+        return [f"$sys_ev_{next(n)}" if kind == "text" else
+                (f"coalesce(CAST(h.{x} AS VARCHAR), '')" if empty_null else f"CAST(h.{x} AS VARCHAR)")
+                for kind, x in parts]
+
     out = []
-    for i, part in enumerate(parts):
-        if i % 2 == 0:
-            out.append(f"$sys_ev_{i // 2}")
+    for part in template_parts(template):
+        if part[0] == "group":  # every field present: the part; else the fallback
+            inner = pieces(part[1], False)
+            present = " AND ".join(f"h.{x} IS NOT NULL" for kind, x in part[1] if kind == "field")
+            out.append(f"CASE WHEN {present} THEN concat({', '.join(inner)}) ELSE $sys_ev_{next(n)} END")
         else:
-            out.append(f"coalesce(CAST(h.{part} AS VARCHAR), '')")
+            out += pieces([part], True)
     return "concat(" + ", ".join(out) + ")"
 
 

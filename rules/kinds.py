@@ -6,22 +6,32 @@ A rule file names its ``kind`` and says only the intent; the kind writes the SEL
 
 - ``condition``: the records of a subject that meet a condition (``where``), e.g. a payment for a
   period in which the payee is under the age: one hit per subject (and program), over the records
-  that meet it.
+  that meet it. ``register:`` joins another register by the record's household (``of: vehicles``,
+  ``properties``, ``posts``), gathered ``per: household`` or ``per: record`` (``during: true``: a post
+  held during the record's period), so that a record meeting the condition through several rows
+  counts once; its ``fields`` and ``lists`` are ``reg.<name>`` in ``where`` and fields of the evidence.
 - ``pair``: two subjects in one block (``block_on``, as Splink writes it) whose names compare at
   one of the comparison ``levels`` (Splink's comparison levels: the first that holds wins).
 - ``window_count``: more records per subject in one window (``per``) than allowed; the amount is
   the records beyond the allowed number.
+- ``absence``: registered persons who meet a condition (``where``) and are ``expected`` in a period
+  but have no record of the stream (``records``) for it; the periods judged are those the stream ran
+  in the person's county, up to the latest ended one (which must be missing); the amount is what is
+  ``owed`` for each missing period.
 
 Every kind writes the subject's location ONE way (:func:`location`): the county of the latest
 record; the township and village of the registration, falling back to the record's own (latest).
-Evidence is only the rule's template: record lists are templates too (``lists``), rendered here.
+An absence has no record: the registration's county, township and village.
+Evidence is only the rule's template: record lists are templates too (``lists``), rendered here;
+``[至 {end_date}|在职]`` in a template is an optional part (shown when its fields have values, else
+the text after ``|``), so that no rule builds evidence with ``||``.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-from rules.catalog import FIELD_REF, IDENT, RuleError
+from rules.catalog import FIELD_REF, IDENT, RuleError, check_template, template_parts
 from rules.compile import hit_columns
 
 LIST_SEPARATORS = ("、", "；")
@@ -82,33 +92,56 @@ def subject_columns(src: Records, a: str, subject: str) -> list[str]:
 
 # ------------------------------------------------------------------------------ record lists
 
-def list_sql(file, key: str, spec, src: Records, a: str, texts: dict) -> str:
-    """``string_agg`` of one text per record, in time order; its literal pieces are bound parameters."""
+def list_sql(file, key: str, spec, a: str, order: str | None, texts: dict) -> str:
+    """``string_agg`` of one text per row of alias ``a``, in ``order`` (or the spec's ``order``: a column of
+    ``a``); its literal pieces are bound parameters. An optional part ``[...{field}...|fallback]`` shows
+    when its fields have values (see :func:`rules.catalog.template_parts`)."""
     if isinstance(spec, str):
         spec = {"each": spec}
-    if not isinstance(spec, dict) or set(spec) - {"each", "sep", "distinct"} or not isinstance(spec.get("each"), str):
-        raise RuleError(file, key, "expected a template, or {each: template, sep: 、|；, distinct: true}")
+    if not isinstance(spec, dict) or set(spec) - {"each", "sep", "distinct", "order"} \
+            or not isinstance(spec.get("each"), str):
+        raise RuleError(file, key, "expected a template, or {each: template, sep: 、|；, distinct: true, order: column}")
     sep = spec.get("sep", "、")
     if sep not in LIST_SEPARATORS:
         raise RuleError(file, f"{key}.sep", f"one of {', '.join(LIST_SEPARATORS)}")
-    parts = FIELD_REF.split(spec["each"])
-    pieces = []
+    check_template(file, f"{key}.each", spec["each"])
     name = key.replace(".", "_")
-    for i, part in enumerate(parts):
-        if i % 2 == 0:
-            if part:
-                texts[f"sys_{name}_{i // 2}"] = part
-                pieces.append(f"$sys_{name}_{i // 2}")
-        else:
-            col = part if "." in part else f"{a}.{part}"
-            if not all(IDENT.match(x) for x in col.split(".")) or col.count(".") != 1:
-                raise RuleError(file, key, f"{{{part}}} is not a column (or alias.column)")
-            pieces.append(f"CAST({col} AS VARCHAR)")
-    item = " || ".join(pieces)
+    n = iter(range(10_000))
+
+    def col(field: str) -> str:
+        c = field if "." in field else f"{a}.{field}"
+        if not all(IDENT.match(x) for x in c.split(".")) or c.count(".") != 1:
+            raise RuleError(file, key, f"{{{field}}} is not a column (or alias.column)")
+        return c
+
+    def pieces(parts) -> list[str]:
+        out = []
+        for kind, x in parts:
+            if kind == "field":
+                out.append(f"CAST({col(x)} AS VARCHAR)")
+                continue
+            i = next(n)
+            if x:
+                texts[f"sys_{name}_{i}"] = x
+                out.append(f"$sys_{name}_{i}")
+        return out
+
+    items = []
+    for part in template_parts(spec["each"]):
+        if part[0] != "group":
+            items += pieces([part])
+            continue
+        present = " AND ".join(f"{col(x)} IS NOT NULL" for kind, x in part[1] if kind == "field")
+        i = next(n)
+        texts[f"sys_{name}_{i}"] = part[2]
+        items.append(f"CASE WHEN {present} THEN {' || '.join(pieces(part[1]))} ELSE $sys_{name}_{i} END")
+    item = " || ".join(items)
     texts[f"sys_{name}_sep"] = sep
     if spec.get("distinct"):
         return f"string_agg(DISTINCT {item}, $sys_{name}_sep ORDER BY {item})"
-    return f"string_agg({item}, $sys_{name}_sep ORDER BY {a}.{src.time}, {a}.{src.record_id})"
+    if spec.get("order") is not None:
+        order = col(str(spec["order"]))
+    return f"string_agg({item}, $sys_{name}_sep ORDER BY {order})"
 
 
 def _mapping(file, key, value) -> dict:
@@ -147,7 +180,7 @@ def _evidence_fields(doc, src: Records, a: str, fields: dict, params: dict, text
     for k, spec in (doc.get("lists") or {}).items():
         if not IDENT.match(str(k)):
             raise RuleError(file, f"lists.{k}", "a list's name is a lower-case identifier")
-        out.append(f"{list_sql(file, f'lists.{k}', spec, src, a, texts)} AS {k}")
+        out.append(f"{list_sql(file, f'lists.{k}', spec, a, f'{a}.{src.time}, {a}.{src.record_id}', texts)} AS {k}")
         fields = {**fields, k: ""}
     standard = {"amount": f"sum({a}.amount)", "program_name": f"program_name({program_sql(src, a)})",
                 "record_ids": f"string_agg({a}.{src.record_id}, '、' ORDER BY {a}.{src.time}, {a}.{src.record_id})"}
@@ -163,7 +196,66 @@ def _evidence_fields(doc, src: Records, a: str, fields: dict, params: dict, text
 
 # ------------------------------------------------------------------------------ condition
 
-CONDITION_KEYS = ("records", "subject", "join", "derive", "where", "amount_at_risk", "fields", "lists")
+CONDITION_KEYS = ("records", "subject", "join", "derive", "register", "where", "amount_at_risk", "fields", "lists")
+
+
+@dataclass(frozen=True)
+class Register:
+    """Another register, joined to a record by the household of its person (a view of ``sql/shared/``)."""
+    view: str
+    alias: str
+
+
+REGISTERS = {"vehicles": Register("v_household_vehicle", "v"), "properties": Register("v_household_property", "pr"),
+             "posts": Register("v_servant_post", "s")}
+REGISTER_KEYS = ("of", "per", "during", "where", "fields", "lists")
+
+
+def register_sql(file, spec, src: Records, a: str, scope: list[str], texts: dict) -> tuple[str, str, dict]:
+    """``register:`` of a condition: the rows of another register in the record's household (``of``),
+    gathered ``per: household`` (once per household: its rows whatever the record) or ``per: record``
+    (the rows matched to each record, e.g. ``during: true``, a post held during the record's period), so
+    that a record meeting the condition through several rows still counts once. Its ``fields`` and
+    ``lists`` are columns of ``reg`` for the rule's ``where`` (``reg.since``) and evidence fields (per
+    household: the household's; per record: the latest record's). Returns the CTE, the join, the fields."""
+    if not isinstance(spec, dict) or set(spec) - set(REGISTER_KEYS):
+        raise RuleError(file, "register", f"expected a mapping of {', '.join(REGISTER_KEYS)}")
+    if spec.get("of") not in REGISTERS:
+        raise RuleError(file, "register.of", f"one of {', '.join(REGISTERS)}")
+    if src.view != "v_payment":
+        raise RuleError(file, "register", "a register is joined by the household of payments")
+    per = spec.get("per", "household")
+    if per not in ("household", "record"):
+        raise RuleError(file, "register.per", "household or record")
+    during = spec.get("during", False)
+    if during not in (True, False) or (during and per != "record"):
+        raise RuleError(file, "register.during", "true (the row's start_date..end_date overlaps the record's "
+                                                 "period), with per: record")
+    reg = REGISTERS[spec["of"]]
+    r = reg.alias
+    where = [w for w in [_text(file, "register.where", spec.get("where"), required=False)] if w]
+    fields = _mapping(file, "register.fields", spec.get("fields"))
+    cols = [f"{e} AS {k}" for k, e in fields.items()]
+    for k, ls in (spec.get("lists") or {}).items():
+        if not IDENT.match(str(k)):
+            raise RuleError(file, f"register.lists.{k}", "a list's name is a lower-case identifier")
+        cols.append(f"{list_sql(file, f'register.lists.{k}', ls, r, None, texts)} AS {k}")
+        fields[k] = ""
+    if per == "household":
+        sel = [f"{r}.household_id"] + cols
+        cte = (f"reg AS (  -- the household's rows of {reg.view}\n    SELECT " + ",\n           ".join(sel)
+               + f"\n    FROM {reg.view} {r}" + (f"\n    WHERE {' AND '.join(where)}" if where else "")
+               + f"\n    GROUP BY {r}.household_id\n)")
+        return cte, f"reg ON reg.household_id = {a}.household_id", {k: f"any_value(reg.{k})" for k in fields}
+    if during:
+        where += [f"({r}.start_date IS NULL OR {r}.start_date <= {a}.period_end)",
+                  f"({r}.end_date IS NULL OR {r}.end_date >= {a}.period_start)"]
+    sel = [f"{a}.{src.record_id}"] + cols
+    cte = (f"reg AS (  -- the rows of {reg.view} matched to each record\n    SELECT " + ",\n           ".join(sel)
+           + f"\n    FROM {src.view} {a} JOIN {reg.view} {r} ON {r}.household_id = {a}.household_id"
+           + f"\n    WHERE " + "\n      AND ".join(scope + where) + f"\n    GROUP BY {a}.{src.record_id}\n)")
+    return (cte, f"reg ON reg.{src.record_id} = {a}.{src.record_id}",
+            {k: f"arg_max(reg.{k}, {a}.{src.time})" for k in fields})
 
 
 def condition(file, doc: dict, params: dict, texts: dict) -> str:
@@ -180,12 +272,20 @@ def condition(file, doc: dict, params: dict, texts: dict) -> str:
     key = f"{a}.household_id" if subject == "household" else f"{a}.{src.person}"
     records = f"{src.view} {a}"
     scope = [f"list_contains($programs, {program_sql(src, a)})", f"{key} IS NOT NULL"]
-    cte = ""
+    ctes = []
+    if "register" in doc:
+        if derive or join:
+            raise RuleError(file, "register", "a register, or a join and derived columns, not both")
+        cte, on, reg_fields = register_sql(file, doc["register"], src, a, scope, texts)
+        ctes.append(cte)
+        records += f" JOIN {on}"
+        fields = {**reg_fields, **fields}
     if derive or join:  # the records with their derived columns (and joined ones), under the same alias
         cols = ",\n           ".join([f"{a}.*"] + [f"{e} AS {k}" for k, e in derive.items()])
-        cte = (f"WITH {a} AS (\n    SELECT {cols}\n    FROM {records}" + (f"\n    JOIN {join}" if join else "")
-               + f"\n    WHERE {' AND '.join(scope)}\n)\n")
+        ctes.append(f"{a} AS (\n    SELECT {cols}\n    FROM {records}" + (f"\n    JOIN {join}" if join else "")
+                    + f"\n    WHERE {' AND '.join(scope)}\n)")
         records, scope = a, []
+    cte = "WITH " + ",\n".join(ctes) + "\n" if ctes else ""
     group = [key] + ([f"{a}.{src.program}"] if src.program else [])
     select = (subject_columns(src, a, subject) + [f"{program_sql(src, a)} AS program_code"] + location(src, a)
               + [f"min({a}.period) AS first_period", f"max({a}.period) AS last_period",
@@ -317,5 +417,70 @@ def window_count(file, doc: dict, params: dict, texts: dict) -> str:
             "SELECT\n    " + ",\n    ".join(select) + f"\nFROM {a}\nWHERE {a}.n_window > {most}\nGROUP BY {key}")
 
 
+# ------------------------------------------------------------------------------ absence
+
+ABSENCE_KEYS = ("records", "where", "expected", "owed", "fields")
+
+
+def absence(file, doc: dict, params: dict, texts: dict) -> str:
+    """Registered persons (v_person ``r``) who meet ``where`` and, in a period ``w`` where ``expected``
+    holds (``w.period``, ``w.period_end``), have no record of the stream (``records``, per program).
+
+    The periods judged are those the stream has run in the person's registered county (some record
+    there), ended by the batch date; a person is a finding when the latest of them (``r.judged_period``,
+    ``r.judged_period_end``) is missing: a month still being paid is never judged. The evidence and the
+    amount (``owed``: what each missing period should have paid) cover every missing period up to it;
+    ``{missing_periods}`` lists them. The location is the registration's: there is no record to take it from."""
+    src = _records(file, doc)
+    if src.view != "v_payment":
+        raise RuleError(file, "records", "an absence is of payments (a stream with periods)")
+    where = _text(file, "where", doc.get("where"))
+    expected = _text(file, "expected", doc.get("expected"))
+    owed = _text(file, "owed", doc.get("owed"))
+    fields = _mapping(file, "fields", doc.get("fields"))
+    cols = "".join(f", {e} AS {k}" for k, e in fields.items())
+    missing = ("NOT EXISTS (SELECT 1 FROM seen x WHERE x.id_number = r.id_number AND x.program_code = w.program_code "
+               "AND x.period = w.period)")
+    return f"""WITH stream AS (
+    SELECT p.id_number, p.program_code, p.period, p.county_code FROM v_payment p
+    WHERE list_contains($programs, p.program_code)
+),
+seen AS (  -- who has a record for which period, in any county
+    SELECT DISTINCT id_number, program_code, period FROM stream
+),
+ran AS (  -- the periods the stream has run in each county, among those ended by the batch date
+    SELECT DISTINCT county_code, program_code, period, period_end(period) AS period_end FROM stream
+    WHERE county_code IS NOT NULL AND period_end(period) <= $as_of
+),
+judged AS (  -- per county: the latest of them
+    SELECT county_code, program_code, max(period) AS period, period_end(max(period)) AS period_end
+    FROM ran GROUP BY county_code, program_code
+),
+r AS (  -- the persons who meet the condition and are expected in the judged period, with no record of it
+    SELECT r.*, w.program_code, w.period AS judged_period, w.period_end AS judged_period_end
+    FROM v_person r JOIN judged w ON w.county_code = r.county_code
+    WHERE r.id_number IS NOT NULL AND ({where}) AND ({expected})
+      AND {missing}
+),
+missing AS (  -- every period the county has run up to the judged one, expected of the person, with no record
+    SELECT r.id_number, w.program_code, w.period, {owed} AS owed
+    FROM r JOIN ran w ON w.county_code = r.county_code AND w.program_code = r.program_code
+                     AND w.period <= r.judged_period AND ({expected})
+    WHERE {missing}
+),
+gaps AS (
+    SELECT id_number, program_code, min(period) AS first_period, max(period) AS last_period,
+           sum(owed) AS amount_at_risk, count(*) AS evidence_size,
+           string_agg(period, '、' ORDER BY period) AS missing_periods
+    FROM missing GROUP BY id_number, program_code
+)
+SELECT
+    'person' AS subject_type, r.id_number AS subject_id, r.id_number, r.name, r.program_code,
+    r.county_code, r.township, r.village,
+    g.first_period, g.last_period, g.amount_at_risk, g.evidence_size,
+    r.judged_period{cols}, g.missing_periods
+FROM r JOIN gaps g ON g.id_number = r.id_number AND g.program_code = r.program_code"""
+
+
 KINDS = {"condition": (CONDITION_KEYS, condition), "pair": (PAIR_KEYS, pair),
-         "window_count": (WINDOW_KEYS, window_count)}
+         "window_count": (WINDOW_KEYS, window_count), "absence": (ABSENCE_KEYS, absence)}

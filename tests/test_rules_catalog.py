@@ -275,3 +275,45 @@ def test_duplicate_identity_levels(a, b, level):
                      f"THEN '{lv['label']}'" for lv in doc["levels"])
     got = con.execute(f"SELECT CASE {whens} END FROM nr l, nr r WHERE l.name = ? AND r.name = ?", [a, b]).fetchone()[0]
     assert got == level
+
+
+def _doc(rule_id: str) -> dict:
+    return yaml.safe_load((RULES_DIR / f"{rule_id}.yaml").read_text(encoding="utf-8"))
+
+
+VEHICLE, ELIGIBLE = _doc("asset_ineligible_vehicle"), _doc("eligible_not_receiving")
+KIND_ERRORS = [
+    dict(description="register of an unknown register", doc=edit(VEHICLE, register={**VEHICLE["register"], "of": "boats"}),
+         key="register.of", problem="one of vehicles"),
+    dict(description="register during without per record", doc=edit(VEHICLE, register={**VEHICLE["register"], "during": True}),
+         key="register.during", problem="per: record"),
+    dict(description="register with an unknown key", doc=edit(VEHICLE, register={**VEHICLE["register"], "on": "x"}),
+         key="register", problem="expected a mapping"),
+    dict(description="register and derive", doc=edit(VEHICLE, derive={"x": "1"}), key="register", problem="not both"),
+    dict(description="optional part without a field", doc=edit(VEHICLE, evidence="[车辆|无] {vehicles}"), key="evidence",
+         problem="names no field"),
+    dict(description="nested optional part", doc=edit(VEHICLE, evidence="[[{vehicles}]]"), key="evidence",
+         problem="optional part"),
+    dict(description="list with an optional part without a field",
+         doc=edit(VEHICLE, register={**VEHICLE["register"], "lists": {"vehicles": "[车|无]"}}),
+         key="register.lists.vehicles.each", problem="names no field"),
+    dict(description="absence without expected", doc=edit(ELIGIBLE, expected=None), key="expected",
+         problem="one SQL expression"),
+    dict(description="absence of claims", doc=edit(ELIGIBLE, records="training_claims"), key="records",
+         problem="of payments"),
+]
+
+
+@pytest.mark.parametrize("case", KIND_ERRORS, ids=[c["description"] for c in KIND_ERRORS])
+def test_kind_options_are_checked(tmp_path, case):
+    write(tmp_path, case["doc"], case["doc"]["id"])
+    with pytest.raises(RuleError) as e:
+        load_catalog(tmp_path)
+    assert e.value.key == case["key"] and case["problem"] in e.value.problem, str(e.value)
+
+
+def test_no_rule_of_a_kind_builds_evidence_with_concatenation():
+    """Evidence only via templates: no || in a kind's YAML (lists and optional parts are templates)."""
+    for r in load_catalog():
+        if r.kind != "query":
+            assert "||" not in r.file.read_text(encoding="utf-8"), r.id

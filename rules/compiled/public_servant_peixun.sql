@@ -26,7 +26,7 @@ WITH h AS (
       any_value(c.role) AS role,
       any_value(c.employer) AS employer,
       any_value(c.start_date) AS start_date,
-      coalesce('至 ' || any_value(c.end_date), '在职') AS end_text,
+      any_value(c.end_date) AS end_date,
       string_agg(CAST(c.claim_date AS VARCHAR), $sys_lists_claim_dates_sep ORDER BY c.claim_date, c.claim_id) AS claim_dates,
       string_agg(c.claim_id, '、' ORDER BY c.claim_date, c.claim_id) AS record_ids
   FROM c
@@ -50,7 +50,7 @@ SELECT
     CAST(h.first_period AS VARCHAR) AS first_period,
     CAST(h.last_period AS VARCHAR) AS last_period,
     CAST(h.amount_at_risk AS DECIMAL(18,2)) AS amount_at_risk,
-    concat($sys_ev_0, coalesce(CAST(h.role AS VARCHAR), ''), $sys_ev_1, coalesce(CAST(h.employer AS VARCHAR), ''), $sys_ev_2, coalesce(CAST(h.start_date AS VARCHAR), ''), $sys_ev_3, coalesce(CAST(h.end_text AS VARCHAR), ''), $sys_ev_4, coalesce(CAST(h.claim_dates AS VARCHAR), ''), $sys_ev_5, coalesce(CAST(h.evidence_size AS VARCHAR), ''), $sys_ev_6, coalesce(CAST(h.amount_at_risk AS VARCHAR), ''), $sys_ev_7, coalesce(CAST(h.record_ids AS VARCHAR), ''), $sys_ev_8) AS evidence,
+    concat($sys_ev_0, coalesce(CAST(h.role AS VARCHAR), ''), $sys_ev_1, coalesce(CAST(h.employer AS VARCHAR), ''), $sys_ev_2, coalesce(CAST(h.start_date AS VARCHAR), ''), $sys_ev_3, CASE WHEN h.end_date IS NOT NULL THEN concat($sys_ev_4, CAST(h.end_date AS VARCHAR), $sys_ev_5) ELSE $sys_ev_6 END, $sys_ev_7, coalesce(CAST(h.claim_dates AS VARCHAR), ''), $sys_ev_8, coalesce(CAST(h.evidence_size AS VARCHAR), ''), $sys_ev_9, coalesce(CAST(h.amount_at_risk AS VARCHAR), ''), $sys_ev_10, coalesce(CAST(h.record_ids AS VARCHAR), ''), $sys_ev_11) AS evidence,
     CAST(h.evidence_size AS INTEGER) AS evidence_size,
     CAST(NULL AS VARCHAR) AS finding_key
 FROM h

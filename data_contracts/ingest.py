@@ -62,7 +62,7 @@ from rapidfuzz.distance import Levenshtein
 from data_contracts.errors import RefusedInput
 from data_contracts.domains import column_flags
 from data_contracts.extracts import EXTRACTS, Extract, Limits
-from data_contracts.ids import clean_id, fold_fullwidth, id_valid, mask_id, upgrade_legacy
+from data_contracts.ids import clean_id, fold_fullwidth, id_valid, mask_ids_in_text, upgrade_legacy
 from data_contracts.normalise import PARSERS, clean_name, clean_sex, clean_text
 from data_contracts.schemas import reason_text, schema_for
 
@@ -351,9 +351,9 @@ def _common_chinese(utf8_copy: Path) -> bool:
 
 
 def _safe_label(text: str) -> str:
-    """A header cell for a log line; masked when it looks like data (a long digit run could be an
-    ID number from a file whose first line is not a header)."""
-    return mask_id(text) if re.search(r"\d{6,}", text) else repr(text)
+    """A header cell for a log line or a refusal, quoted, with any ID number masked (a file whose
+    first line is not a header has data there)."""
+    return repr(mask_ids_in_text(text))
 
 
 def _map_header(sf: SourceFile, names: list[str]) -> None:

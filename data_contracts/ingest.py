@@ -128,8 +128,9 @@ def _prepare(con: duckdb.DuckDBPyConnection, extract: Extract, files: list[Sourc
     n.rows_loaded = rows.raw.height
     # string views as polars holds them: no copy, and DuckDB scans them faster than large strings
     newest = pl.CompatLevel.newest()
+    changed = rows.changed.to_arrow() if rows.changed is not None else None
     out = Prepared(n, file_rows, rows.quarantine.to_arrow(compat_level=newest), rows.raw.to_arrow(compat_level=newest),
-                   rows.stg.to_arrow(compat_level=newest), rows.changed.to_arrow() if rows.changed is not None else None)
+                   rows.stg.to_arrow(compat_level=newest), changed)
     clock("to Arrow")
     return out
 

@@ -68,7 +68,7 @@ def reason_text(extract: str, column: str, check: str) -> str:
 def companions(c: Column) -> tuple[str, ...]:
     """The must-be-false flags of a column, as check names: ``unparseable`` for a parsed kind, then
     the catalogue's domain checks."""
-    return ("unparseable",) * c.type.parsed + c.checks
+    return (("unparseable",) if c.type.parsed else ()) + c.checks
 
 
 @lru_cache(maxsize=None)
@@ -83,7 +83,7 @@ def schema_for(extract: str, only: tuple[str, ...] | None = None) -> pa.DataFram
     for c in e.columns:
         shape = [pa.Check.str_matches(c.type.pattern)] if c.type.pattern else []
         columns[c.name] = pa.Column(c.type.dtype, shape, nullable=e.may_be_null(c),
-                                    description=c.description + (" (key)" * (c.name in e.key)))
+                                    description=c.description)
         if c.kind == "id":
             columns[f"{c.name}_valid"] = pa.Column(
                 bool, nullable=False, description=f"{c.name} is a valid 18-character identity number")
@@ -91,7 +91,7 @@ def schema_for(extract: str, only: tuple[str, ...] | None = None) -> pa.DataFram
             flag = f"{c.name}__{check}"
             if check != "unparseable" and only is not None and flag not in only:
                 continue
-            columns[flag] = pa.Column(bool, pa.Check.eq(False), nullable=False,
-                                      description=f"{c.name}: {_DESCRIBE[check].format(domain=_domain_label(c, check))}")
+            what = _DESCRIBE[check].format(domain=_domain_label(c, check))
+            columns[flag] = pa.Column(bool, pa.Check.eq(False), nullable=False, description=f"{c.name}: {what}")
     # lineage columns (_file, _line) travel alongside; values are never coerced
     return pa.DataFrameSchema(columns, strict=False, coerce=False, name=extract)

@@ -58,12 +58,10 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 def next_batch_id(con: duckdb.DuckDBPyConnection) -> int:
     """One more than any batch the warehouse records (in ``runs`` or in the ingest's
     ``run_extracts``); 1 for a new warehouse."""
-    have = {t for (t,) in warehouse.execute(
-        con, "SELECT table_name FROM duckdb_tables() WHERE table_name IN ('runs', 'run_extracts') "
-             "AND schema_name = current_schema()")}
+    have = [t for t in ("runs", "run_extracts") if warehouse.exists(con, t)]
     if not have:
         return 1
-    ids = " UNION ALL ".join(f"SELECT max(batch_id) AS b FROM {t}" for t in sorted(have))
+    ids = " UNION ALL ".join(f"SELECT max(batch_id) AS b FROM {t}" for t in have)
     return warehouse.execute(con, f"SELECT coalesce(max(b), 0) + 1 FROM ({ids})")[0][0]
 
 

@@ -39,6 +39,7 @@ from data_contracts import ingest as ingest_mod  # noqa: E402
 from data_contracts.errors import RefusedInput  # noqa: E402
 from data_contracts.ids import mask_ids_in_text  # noqa: E402
 from flows import lists as lists_mod  # noqa: E402
+from flows import runs  # noqa: E402
 from flows import warnings as warnings_mod  # noqa: E402
 from flows.batch import (WorkingCopy, batch_gate, begin_batch, check_arguments, check_as_of,  # noqa: E402
                          cleanup_on_force_exit, commit_point, flow_lock, gated, interruptible, mark_outputs,
@@ -65,10 +66,10 @@ class StageError(RuntimeError):
 
 
 @task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
-def ingest_task(input_dir: str, work: str, as_of: dt.date, accept_shrunk_snapshot: list[str] | None = None,
-                min_snapshot_share: float = 0.9) -> dict:
-    """Landing directory -> raw_*, stg_*, quarantine, runs. Counts only (no IDs)."""
-    summary = _with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of,
+def ingest_task(input_dir: str, work: str, as_of: dt.date, batch_id: int,
+                accept_shrunk_snapshot: list[str] | None = None, min_snapshot_share: float = 0.9) -> dict:
+    """Landing directory -> raw_*, stg_*, quarantine, run_extracts. Counts only (no IDs)."""
+    summary = _with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of, batch_id,
                         allow_shrink=set(accept_shrunk_snapshot or ()), min_snapshot_share=min_snapshot_share).summary()
     logger = get_run_logger()
     for name, c in summary["extracts"].items():
@@ -149,11 +150,13 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
                 if model_dir.exists():
                     shutil.copytree(model_dir, model_work)
                 w = str(work.path)
-                ingested = ingest_task(input_dir, w, as_of, accept_shrunk_snapshot, min_snapshot_share)
-                batch_id = ingested["batch_id"]
+                batch_id = _with_con(w, runs.start, as_of, input_dir)
+                ingested = ingest_task(input_dir, w, as_of, batch_id, accept_shrunk_snapshot, min_snapshot_share)
+                _with_con(w, runs.record_ingest, batch_id, ingested)
                 rules = rules_task(w, as_of, batch_id)
                 scores = scorer_task(w, as_of, batch_id, str(model_work), retrain)
                 warned = warnings_task(w, as_of, batch_id)
+                _with_con(w, runs.record_warnings, batch_id, warned)
                 listed = lists_task(w, str(staging), xlsx, mask_ids)
                 summary = {"batch_id": batch_id, "as_of": as_of.isoformat(), "ingest": ingested, "rules": rules,
                            "scorer": scores, "warnings": warned, "lists": listed}
@@ -161,7 +164,7 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
                 markdown = render_summary(work.path, summary)
                 (staging / "summary.md").write_text(markdown, encoding="utf-8")
                 mark_outputs(staging)
-                _with_con(w, ingest_mod.finish_run, batch_id, "succeeded")
+                _with_con(w, runs.finish, batch_id, "succeeded")
                 with commit_point():  # Ctrl-C waits: before it nothing changed, after it the rest is renames
                     work.commit()
                     if model_work.exists():

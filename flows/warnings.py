@@ -114,8 +114,6 @@ def update_warnings(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: in
     execute(con, "DELETE FROM warnings")
     execute(con, "INSERT INTO warnings BY NAME SELECT * FROM warnings_next")
     counts = dict(con.execute("SELECT status, count(*) FROM warnings GROUP BY status").fetchall())
-    execute(con, "UPDATE runs SET warnings_new = ?, warnings_open = ?, warnings_resolved = ? WHERE batch_id = ?",
-                [counts.get("new", 0), counts.get("open", 0), resolved_tonight, batch_id])
     by_category = dict(con.execute(
         "SELECT category, count(*) FROM warnings WHERE last_seen = ? GROUP BY category", [as_of]).fetchall())
     return {"statuses": counts, "resolved_tonight": resolved_tonight, "raised_by_category": by_category}

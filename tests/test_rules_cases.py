@@ -19,7 +19,7 @@ import yaml
 
 from data_contracts.extracts import EXTRACTS
 from data_contracts.ids import id_valid, normalise_id
-from data_contracts.ingest import COMMON_DDL, ddl
+from data_contracts.load import ensure_tables
 from rules import load_catalog, run_rules
 from rules.catalog import CASES_SUFFIX, RULES_DIR
 
@@ -116,11 +116,7 @@ def test_every_rule_has_a_positive_and_a_negative_case():
 
 def make_db(tables: dict[str, list[dict]]) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    for stmt in COMMON_DDL:
-        con.execute(stmt)
-    for e in EXTRACTS.values():
-        for stmt in ddl(e):
-            con.execute(stmt)
+    ensure_tables(con)
     for name, rows in tables.items():
         if not rows:
             continue

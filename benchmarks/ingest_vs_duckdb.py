@@ -5,7 +5,7 @@
 (a) bare: every extract file read by DuckDB (``read_csv(..., all_varchar=true, header=true)`` or
     ``read_parquet``) into a table of a fresh DuckDB file, committed. DuckDB cannot read GB18030,
     so for GB18030 files the bare side also pays for the same streaming transcode to UTF-8 that
-    the ingest uses (``data_contracts.ingest.transcode_gb18030``); UTF-8 files are read as they are.
+    the ingest uses (``data_contracts.landing.transcode_gb18030``); UTF-8 files are read as they are.
 (b) ingest: ``data_contracts.ingest.ingest`` into a fresh warehouse (discovery, encoding
     detection and hashing, header mapping, read, normalisation, pandera validation, quarantine,
     raw + staging + run tables in one transaction).
@@ -44,7 +44,8 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages, not an installed copy
-from data_contracts.ingest import discover, ingest, transcode_gb18030  # noqa: E402
+from data_contracts.ingest import ingest  # noqa: E402
+from data_contracts.landing import discover, transcode_gb18030  # noqa: E402
 
 
 def _is_utf8(path: Path) -> bool:

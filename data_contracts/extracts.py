@@ -9,6 +9,11 @@ warehouse DDL are derived from. Column kinds:
 - ``sex``: ``男``/``女``; ``1``/``2`` mapped to them
 - ``date``, ``datetime``, ``period`` (text ``YYYY-MM``), ``amount`` (DECIMAL(18,2))
 
+:data:`KINDS` gives each kind's types once: the staging column's DuckDB type and the normalised
+polars type. From the catalogue are derived: the header mapping (``inspect.alias_map``), the
+pandera schema of a normalised row (``schemas.schema_for``), the ``raw_<extract>`` and
+``stg_<extract>`` tables (``load.ddl``) and the normaliser of each column (``normalise``).
+
 Presence in the header (decision, see DEVELOPERS.md): every listed column is required in
 the header except those marked ``optional`` (only ``payments.program_name``); a file without
 one is refused. Columns marked ``nullable`` may be empty.
@@ -25,6 +30,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import polars as pl
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a kind of column becomes once normalised."""
+    sql: str  # its type in stg_<extract> (raw_<extract> holds every column as VARCHAR)
+    dtype: pl.DataType  # its polars type after normalisation (the pandera schema's dtype)
+    parsed: bool = False  # read by a parser: a value may be delivered and parse as nothing
+    pattern: str | None = None  # the shape every normalised value has (checked by the schema)
+
+
+KINDS: dict[str, Kind] = {
+    "id": Kind("VARCHAR", pl.String()),
+    "text": Kind("VARCHAR", pl.String()),
+    "name": Kind("VARCHAR", pl.String()),
+    "sex": Kind("VARCHAR", pl.String()),
+    "date": Kind("DATE", pl.Date(), parsed=True),
+    "datetime": Kind("TIMESTAMP", pl.Datetime("us"), parsed=True),
+    "period": Kind("VARCHAR", pl.String(), parsed=True, pattern=r"^\d{4}-(0[1-9]|1[0-2])$"),
+    "amount": Kind("DECIMAL(18,2)", pl.Decimal(18, 2), parsed=True),
+}
+
 
 @dataclass(frozen=True)
 class Column:
@@ -39,6 +67,10 @@ class Column:
     positive: bool = False  # amount that must be above zero (rounded to 2 decimals)
     past: bool = False  # date/datetime/period that cannot lie (much) after the batch date
     earliest: str | None = None  # ISO date (period: YYYY-MM) before which a value is absurd
+
+    @property
+    def type(self) -> Kind:
+        return KINDS[self.kind]
 
     @property
     def checks(self) -> tuple[str, ...]:
@@ -123,6 +155,23 @@ class Extract:
     @property
     def id_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.kind == "id"]
+
+    def may_be_null(self, c: Column) -> bool:
+        """May the normalised value be null and the row still load? Not for a key, nor for a value
+        a parser reads (date, datetime, period, amount) unless the column is ``nullable``: text
+        and ID values may be empty (module docstring)."""
+        return c.name not in self.key and (c.nullable or not c.type.parsed)
+
+    @property
+    def staging_columns(self) -> list[tuple[str, str]]:
+        """(column, DuckDB type) of ``stg_<extract>`` before lineage: each column as its kind says,
+        an ID column followed by its ``<col>_valid`` flag."""
+        out = []
+        for c in self.columns:
+            out.append((c.name, c.type.sql))
+            if c.kind == "id":
+                out.append((f"{c.name}_valid", "BOOLEAN"))
+        return out
 
 
 C = Column

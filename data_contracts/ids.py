@@ -4,16 +4,19 @@
   upgraded to 18 (``19`` inserted before YYMMDD, MOD 11-2 check character appended).
 - :func:`id_valid`: length 18, 17 digits then a digit or ``X``, birth date a real date not
   after ``as_of``, check character right.
-- :func:`mask_id`: for log lines and messages; keeps the first 6 and last 4 characters.
-- :func:`mask_ids`: the project's one masker for outputs (lists, warnings.csv, evidence): every
-  ID-like value in a text column, including malformed and spreadsheet-mangled ones.
-- :func:`mask_ids_in_text`: the same for a Python string (messages, log lines), more eagerly.
+- :data:`ID_LIKE`, :data:`ID_SCIENTIFIC`: the one definition of an ID-like value in text, used by
+  both maskers: :func:`mask_ids` (a polars expression: outputs, lists, warnings.csv, evidence) and
+  :func:`mask_ids_in_text` (a Python string: messages, log lines, explain), which also masks any
+  other long run of digits (:data:`LONG_DIGITS`). :func:`mask_id` masks one value (first 6 and
+  last 4 characters kept).
 
 No Python loop over rows: every step is a polars expression.
 """
 from __future__ import annotations
 
 import datetime as dt
+import re
+from functools import cache
 
 import polars as pl
 
@@ -87,16 +90,22 @@ def mask_id(value: object) -> str:
     return s[:6] + "*" * (len(s) - 10) + s[-4:]
 
 
+# The one definition of what an ID number looks like in text, used by the expression form
+# (:func:`mask_ids`, outputs) and the text form (:func:`mask_ids_in_text`, messages and log lines).
 # ID-like values, as `--mask-ids` must catch them (issue 12): 15 to 18 characters of digits and X
 # (upper or lower case) starting with 6 digits, standing alone: not part of a longer run of letters
 # and digits (a 19-digit bank card, a warning number W0123... are not ID numbers). That covers
 # valid numbers, legacy 15-digit ones, a 17-digit number whose check character was lost (it can
 # be recomputed) and any malformed one. And a number of that size as a spreadsheet writes it back:
 # 3.40503199109022E+17 or, as LibreOffice writes it, 3.40503199109022E+017 (E+14..E+17), whose
-# mantissa still holds up to 15 of the digits.
+# mantissa still holds up to 15 of the digits. Both patterns are written for polars' regex engine
+# (no look-around: the edges are groups 1 and 4) and read the same by Python's ``re``.
 _EDGE_L, _EDGE_R = r"(^|[^0-9A-Za-z])", r"($|[^0-9A-Za-z])"
 ID_LIKE = _EDGE_L + r"(\d{6})[\dXx]{5,8}([\dXx]{4})" + _EDGE_R
 ID_SCIENTIFIC = _EDGE_L + r"(\d[.,]\d{5})\d+([Ee]\+?0?1[4-7])" + _EDGE_R
+# the text form's extra, where erring on the safe side costs nothing: any run of 14 or more digits
+# (an ID number glued to other characters, a bank card), masked as an ID number is
+LONG_DIGITS = r"\d{14,}[\dXx]?"
 MASK = "********"
 
 
@@ -113,21 +122,26 @@ def mask_ids(expr: pl.Expr) -> pl.Expr:
     return out
 
 
-_LONG_DIGITS = None
-_SCIENTIFIC = None
+@cache
+def _compiled() -> tuple[re.Pattern, re.Pattern, re.Pattern]:
+    return re.compile(ID_SCIENTIFIC), re.compile(ID_LIKE), re.compile(LONG_DIGITS)
 
 
-def mask_ids_in_text(text: str) -> str:
-    """Every run of 14 or more digits (an ID number, 15 or 18 characters, or anything as long) in a
-    message: first 6 and last 4 kept; and scientific-notation spellings of such numbers as
-    :func:`mask_ids` masks them. For error messages and log lines, where erring on the safe side
-    costs nothing."""
-    global _LONG_DIGITS, _SCIENTIFIC
-    if _LONG_DIGITS is None:
-        import re
+def mask_ids_in_text(text: str, keep: str | None = None, long_digits: bool = True) -> str:
+    """A Python string (a message, a log line, explain's text) with the ID-like values of
+    :data:`ID_LIKE` masked by :func:`mask_id` (first 6 and last 4 kept), their scientific-notation
+    spellings as :func:`mask_ids` masks them, and (``long_digits``, the default) every other run
+    of 14 or more digits. ``keep``: one number left whole (the person a text is about)."""
+    scientific, id_like, long_run = _compiled()
 
-        _LONG_DIGITS = re.compile(r"\d{14,}[\dXx]?")
-        _SCIENTIFIC = re.compile(ID_SCIENTIFIC)
+    def number(m: re.Match) -> str:
+        whole = m.group(0)[len(m.group(1)):len(m.group(0)) - len(m.group(4))]
+        return m.group(1) + (whole if whole == keep else mask_id(whole)) + m.group(4)
+
     for _ in range(2):
-        text = _SCIENTIFIC.sub(lambda m: m.group(1) + m.group(2) + MASK + m.group(3) + m.group(4), text)
-    return _LONG_DIGITS.sub(lambda m: m.group(0)[:6] + "*" * (len(m.group(0)) - 10) + m.group(0)[-4:], text)
+        text = scientific.sub(lambda m: m.group(1) + m.group(2) + MASK + m.group(3) + m.group(4), text)
+    for _ in range(2):
+        text = id_like.sub(number, text)
+    if long_digits:
+        text = long_run.sub(lambda m: m.group(0) if m.group(0) == keep else mask_id(m.group(0)), text)
+    return text

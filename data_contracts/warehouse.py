@@ -156,19 +156,30 @@ def _depends(table: str) -> list[str]:
     return [t for t in tables() if t != table and re.search(rf"\b{t}\b", text)]
 
 
+def exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(execute(con, "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
+                             "AND schema_name = current_schema()", [table])[0][0])
+
+
 def _create(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Create one table (if absent). A table derived from another (model_hits from rule_hits) is
+    made from it; a source created only for that is dropped again, so ensuring one table never
+    leaves another behind."""
+    scaffolding = [dep for dep in _depends(table) if not exists(con, dep)]
     for dep in _depends(table):
-        _create(con, dep)
+        ensure(con, dep)  # an existing source made by an earlier version gains the contract's columns
     execute(con, load(WAREHOUSE, table))
+    for dep in scaffolding:
+        execute(con, f"DROP TABLE {dep}")
 
 
 def ensure(con: duckdb.DuckDBPyConnection, *names: str) -> None:
     """Create the named tables if absent; add the contract's columns an existing one lacks."""
     for table in names:
         _create(con, table)
-        have = {c for (c,) in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = current_schema()",
-            [table]).fetchall()}
+        have = {c for (c,) in execute(
+            con, "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = current_schema()",
+            [table])}
         for col, typ in columns(table):
             if col not in have:
                 execute(con, f'ALTER TABLE {table} ADD COLUMN "{col}" {typ}')

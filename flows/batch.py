@@ -62,7 +62,7 @@ def batch_gate(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date, 
     check_arguments(input_dir, warehouse, out_dir)
     with interruptible(), batch_lock(warehouse):
         check_as_of(as_of, warehouse, replay)
-        from data_contracts.ingest import precheck  # not before the lock: a second batch is refused at once
+        from data_contracts.landing import precheck  # not before the lock: a second batch is refused at once
 
         precheck(input_dir)  # names, formats, required extracts, headers
         _gated.add(key)

@@ -40,7 +40,7 @@ from casework.summary import render_summary  # noqa: E402
 from data_contracts import ingest as ingest_mod  # noqa: E402
 from data_contracts.errors import RefusedInput  # noqa: E402
 from data_contracts.ids import mask_ids_in_text  # noqa: E402
-from data_contracts.warehouse import execute  # noqa: E402
+from flows import runs  # noqa: E402
 from flows.batch import (StagedDir, WorkingCopy, batch_gate, begin_batch, check_arguments,  # noqa: E402
                          check_as_of, commit_point, flow_lock, gated, interruptible, mark_outputs, today)
 from models import default_model_dir, scorer  # noqa: E402
@@ -64,10 +64,10 @@ class StageError(RuntimeError):
 
 
 @task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
-def ingest_task(input_dir: str, work: str, as_of: dt.date, accept_shrunk_snapshot: list[str] | None = None,
-                min_snapshot_share: float = 0.9) -> dict:
-    """Landing directory -> raw_*, stg_*, quarantine, runs. Counts only (no IDs)."""
-    summary = _with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of,
+def ingest_task(input_dir: str, work: str, as_of: dt.date, batch_id: int,
+                accept_shrunk_snapshot: list[str] | None = None, min_snapshot_share: float = 0.9) -> dict:
+    """Landing directory -> raw_*, stg_*, quarantine, run_extracts. Counts only (no IDs)."""
+    summary = _with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of, batch_id,
                         allow_shrink=set(accept_shrunk_snapshot or ()), min_snapshot_share=min_snapshot_share).summary()
     logger = get_run_logger()
     for name, c in summary["extracts"].items():
@@ -108,18 +108,8 @@ def scorer_task(work: str, as_of: dt.date, batch_id: int, model_dir: str, retrai
 @task(name="warnings")
 def warnings_task(work: str, as_of: dt.date, batch_id: int) -> dict:
     res = _with_con(work, warnings_mod.update_warnings, as_of, batch_id)
-    _with_con(work, record_warning_counts, batch_id, res)
     get_run_logger().info("warnings: %s", res["statuses"])
     return res
-
-
-def record_warning_counts(con, batch_id: int, warned: dict) -> None:  # con: no duckdb type annotation here
-    """The batch's warnings new, open and resolved tonight in `runs` (until flows/runs.py records them).
-    (This module's annotations are evaluated: one naming DuckDB's connection type keeps it alive past
-    DuckDB's teardown, and nanobind then prints "leaked instances" at every exit.)"""
-    execute(con, "UPDATE runs SET warnings_new = ?, warnings_open = ?, warnings_resolved = ? WHERE batch_id = ?",
-            [warned["statuses"].get("new", 0), warned["statuses"].get("open", 0), warned["resolved_tonight"],
-             batch_id])
 
 
 @task(name="lists", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
@@ -150,11 +140,13 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
             # the kept model and the outputs, too, change only on commit (a failed batch discards them)
             with StagedDir(model_dir, copy=True) as model, StagedDir(out) as outputs:
                 w, staging = str(work.path), outputs.path
-                ingested = ingest_task(input_dir, w, as_of, accept_shrunk_snapshot, min_snapshot_share)
-                batch_id = ingested["batch_id"]
+                batch_id = _with_con(w, runs.start, as_of, input_dir)
+                ingested = ingest_task(input_dir, w, as_of, batch_id, accept_shrunk_snapshot, min_snapshot_share)
+                _with_con(w, runs.record_ingest, batch_id, ingested)
                 rules = rules_task(w, as_of, batch_id)
                 scores = scorer_task(w, as_of, batch_id, str(model.path), retrain)
                 warned = warnings_task(w, as_of, batch_id)
+                _with_con(w, runs.record_warnings, batch_id, warned)
                 listed = lists_task(w, str(staging), xlsx, mask_ids)
                 summary = {"batch_id": batch_id, "as_of": as_of.isoformat(), "ingest": ingested, "rules": rules,
                            "scorer": scores, "warnings": warned, "lists": listed}
@@ -162,7 +154,7 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
                 markdown = render_summary(work.path, summary, model_dir)
                 (staging / "summary.md").write_text(markdown, encoding="utf-8")
                 mark_outputs(staging)
-                _with_con(w, ingest_mod.finish_run, batch_id, "succeeded")
+                _with_con(w, runs.finish, batch_id, "succeeded")
                 with commit_point():  # Ctrl-C waits: before it nothing changed, after it the rest is renames
                     work.commit()
                     model.commit()

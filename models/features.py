@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import polars as pl
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql" / "model"
+from data_contracts import warehouse
+
+SQL_FOLDER = "model"  # sql/model/, read through data_contracts.warehouse
 
 
 @dataclass(frozen=True)
@@ -73,14 +74,13 @@ def window(as_of: dt.date, months: int) -> tuple[str, str]:
 
 
 def sql() -> str:
-    return (SQL_DIR / "model_features.sql").read_text(encoding="utf-8")
+    return warehouse.load(SQL_FOLDER, "model_features")
 
 
 def compute(con: duckdb.DuckDBPyConnection, as_of: dt.date, window_months: int = 12) -> pl.DataFrame:
     """One row per paid person: ``id_number`` and the columns of ``FEATURE_NAMES`` (Float64), in order."""
     period_from, period_to = window(as_of, window_months)
-    rel = con.sql(sql(), params={"period_from": period_from, "period_to": period_to})
-    df = pl.from_arrow(rel.to_arrow_table())
+    df = warehouse.frame(con, sql(), {"period_from": period_from, "period_to": period_to})
     missing = [n for n in FEATURE_NAMES if n not in df.columns]
     if missing:
         raise RuntimeError(f"sql/model/model_features.sql does not produce {missing}")

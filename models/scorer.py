@@ -34,19 +34,16 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from data_contracts import warehouse
+from data_contracts.policy import MODEL_SEVERITY
 from models import card, default_model_dir, drift, explain, features, store  # noqa: F401 (default_model_dir re-exported)
 
 log = logging.getLogger(__name__)
 
 RULE_ID = "model_outlier"
 CATEGORY = "model_outlier"
-SEVERITY = "low"  # a lead for review, not proof (POLICY.md: leads like cadre_relative)
 DEFAULT_TOP_FRACTION = 0.001
 DEFAULT_WINDOW_MONTHS = 12
-
-
-def _sql(name: str) -> str:
-    return (features.SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -59,7 +56,7 @@ def rule_raised(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """Persons some rule raised (``sql/model/model_rule_raised.sql``); empty when rule_hits does not exist."""
     if not _table_exists(con, "rule_hits"):
         return pl.DataFrame(schema={"id_number": pl.String})
-    return pl.from_arrow(con.sql(_sql("model_rule_raised")).to_arrow_table())
+    return warehouse.frame(con, warehouse.load(features.SQL_FOLDER, "model_rule_raised"))
 
 
 def top_k_count(n: int, top_fraction: float = DEFAULT_TOP_FRACTION, top_k: int | None = None) -> int:
@@ -163,8 +160,8 @@ def _hits(con: duckdb.DuckDBPyConnection, chosen: pl.DataFrame, batch_id: int, k
     model_top = chosen.select("id_number").to_arrow()
     con.register("model_top", model_top)
     try:
-        facts = pl.from_arrow(con.sql(_sql("model_hit_subjects"),
-                                      params={"period_from": period_from, "period_to": period_to}).to_arrow_table())
+        facts = warehouse.frame(con, warehouse.load(features.SQL_FOLDER, "model_hit_subjects"),
+                                {"period_from": period_from, "period_to": period_to})
     finally:
         con.unregister("model_top")
     df = chosen.join(facts, on="id_number", how="left")
@@ -179,19 +176,14 @@ def _hits(con: duckdb.DuckDBPyConnection, chosen: pl.DataFrame, batch_id: int, k
         pl.col("amount_at_risk").cast(pl.String), pl.col("programs"),
         pl.lit(kept.version), pl.lit(meta["trained_as_of"]), pl.lit(meta["train_rows"]),
     )
-    return df.sort("rank").select(
-        pl.lit(batch_id, pl.Int64).alias("batch_id"),
-        pl.lit(RULE_ID).alias("rule_id"),
-        pl.lit(kept.version, pl.Int32).alias("rule_version"),
-        pl.lit(CATEGORY).alias("category"),
-        pl.lit(SEVERITY).alias("severity"),
-        pl.lit("person").alias("subject_type"),
-        pl.col("id_number").alias("subject_id"),
-        "id_number", "name", "program_code", "county_code", "township", "village",
-        "first_period", "last_period", "amount_at_risk",
-        evidence.alias("evidence"),
-        "evidence_size",
-    )
+    computed = {
+        "batch_id": pl.lit(batch_id, pl.Int64), "rule_id": pl.lit(RULE_ID),
+        "rule_version": pl.lit(kept.version, pl.Int32), "category": pl.lit(CATEGORY),
+        "severity": pl.lit(MODEL_SEVERITY), "subject_type": pl.lit("person"), "subject_id": pl.col("id_number"),
+        "evidence": evidence,
+    }
+    # model_hits' columns, in the contract's order (sql/warehouse/model_hits.sql)
+    return df.sort("rank").select(computed.get(c, pl.col(c)).alias(c) for c in warehouse.column_names("model_hits"))
 
 
 def _write(con: duckdb.DuckDBPyConnection, batch_id: int, scored: pl.DataFrame, hits: pl.DataFrame | None) -> None:
@@ -199,19 +191,14 @@ def _write(con: duckdb.DuckDBPyConnection, batch_id: int, scored: pl.DataFrame, 
     DuckDB cannot nest them, and a failed BEGIN aborts the caller's transaction, so it cannot be probed."""
     scores_arrow = scored.select(pl.lit(batch_id, pl.Int64).alias("batch_id"), "id_number", "score",
                                  "explanation").to_arrow()
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(_sql("model_scores"))
-        con.execute(_sql("model_hits"))
-        con.register("_model_scores_new", scores_arrow)
-        con.execute("INSERT INTO model_scores BY NAME SELECT * FROM _model_scores_new")
-        if hits is not None and hits.height:
-            con.register("_model_hits_new", hits.to_arrow())
-            con.execute("INSERT INTO model_hits BY NAME SELECT * FROM _model_hits_new")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with warehouse.transaction(con):
+            warehouse.recreate(con, "model_scores", "model_hits")
+            con.register("_model_scores_new", scores_arrow)
+            warehouse.execute(con, "INSERT INTO model_scores BY NAME SELECT * FROM _model_scores_new")
+            if hits is not None and hits.height:
+                con.register("_model_hits_new", hits.to_arrow())
+                warehouse.execute(con, "INSERT INTO model_hits BY NAME SELECT * FROM _model_hits_new")
     finally:
         for v in ("_model_scores_new", "_model_hits_new"):
             try:

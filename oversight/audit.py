@@ -48,7 +48,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from oversight import sql
+from data_contracts import warehouse
 
 VIEWS = ("county", "township", "program", "sex", "age_band")
 VIEW_COLUMN = {"county": "county_code", "township": "township", "program": "program_code", "sex": "sex",
@@ -200,11 +200,11 @@ def _units(con, as_of: dt.date) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFram
     """The population; the warnings raised by the batch of `as_of` (per rule); every concluded
     warning (per rule), confirmed = 属实 or 已整改 (confirmed, rectified), else 不属实 (cleared)."""
     cols = "rule_id, category, warning_id, id_number, program_code"
-    pop = sql.frame(con, "SELECT * FROM audit_population")
-    warned = sql.frame(con, f"SELECT {cols}, concluded FROM audit_rule_warnings WHERE last_seen = $as_of",
-                       {"as_of": as_of})
-    concluded = sql.frame(con, f"SELECT {cols}, concluded IN ('confirmed', 'rectified') AS confirmed "
-                               "FROM audit_rule_warnings WHERE concluded IS NOT NULL")
+    pop = warehouse.frame(con, "SELECT * FROM audit_population")
+    warned = warehouse.frame(con, f"SELECT {cols}, concluded FROM audit_rule_warnings WHERE last_seen = $as_of",
+                             {"as_of": as_of})
+    concluded = warehouse.frame(con, f"SELECT {cols}, concluded IN ('confirmed', 'rectified') AS confirmed "
+                                     "FROM audit_rule_warnings WHERE concluded IS NOT NULL")
     return pop, warned, concluded
 
 
@@ -264,8 +264,8 @@ def compute(con: duckdb.DuckDBPyConnection, *, as_of: dt.date | None = None, rul
     if as_of is None:
         return Audit(None, None)
     window = _window(as_of)
-    sql.run(con, "audit_population", as_of=as_of, period_from=window[0], period_to=window[1])
-    sql.run(con, "audit_rule_warnings")
+    warehouse.run(con, "oversight", "audit_population", as_of=as_of, period_from=window[0], period_to=window[1])
+    warehouse.run(con, "oversight", "audit_rule_warnings")
     programs_of, category_of = catalog_facts(rules_dir, extra_rules_dirs)
     pop, warned, concluded = _units(con, as_of)
     by_rule, by_cat = _keys(warned, programs_of)

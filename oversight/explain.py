@@ -11,7 +11,7 @@ score and its three most unusual features when the model raised or scored the pe
 history of its statuses (warning_history) and the verifiers' conclusions (dispositions).
 
 ID numbers: the person concerned's is printed in full; with ``mask_ids`` every other ID number
-is masked, first 6 and last 4 kept (``data_contracts.ids.mask_id``).
+is masked, first 6 and last 4 kept (``data_contracts.ids.mask_ids_in_text``, without its long-digit extra).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from data_contracts.ids import mask_id
+from data_contracts.ids import mask_ids_in_text
 from data_contracts.policy import CATEGORIES, PROGRAMS, SEVERITY_ZH
 
 MAX_ROWS = 30
@@ -53,15 +53,11 @@ class UnknownWarning(LookupError):
     pass
 
 
-# an 18-character ID number standing alone (not part of a longer number: a bank card, a serial)
-ID_IN_TEXT = re.compile(r"(?<![0-9A-Z])\d{17}[\dX](?![0-9X])")
-
-
 def _masker(person: str | None, mask: bool):
     """Text -> text with every ID number but the person concerned's masked (when ``mask``)."""
     if not mask:
         return lambda text: text
-    return lambda text: ID_IN_TEXT.sub(lambda g: g.group(0) if g.group(0) == person else mask_id(g.group(0)), text)
+    return lambda text: mask_ids_in_text(text, keep=person, long_digits=False)  # the project's ID-like values
 
 
 def _tables(con) -> set[str]:

@@ -20,11 +20,19 @@ The shape of a rule file::
       grace_months: 0
     overrides:                       # optional: per county and/or per program
       - {county: "340521", program: GAOLING, params: {grace_months: 1}}
-    evidence: "死亡日期 {death_date} ..."   # {column} of the query's output
+    evidence: "死亡日期 {death_date} ..."   # {column} of the query's output; [至 {end_date}|在职]: an optional
+                                     # part, shown when its fields have values (else the text after |)
     finding_key: other_id            # optional: a column telling apart several findings of one subject
                                      # (one warning each), e.g. each pair of duplicate_identity
+    kind: condition                  # a kind (rules/kinds.py) and its keys, which say only the intent:
+    records: payments
+    where: p.death_date IS NOT NULL AND p.period > ...
+    fields: {death_date: any_value(p.death_date)}
+    # or, where no kind fits (say why in a comment), the escape hatch:
     query: |                         # SELECT returning the standard hit columns (see compile.py)
       SELECT ...
+
+A rule's test cases are ``<id>.cases.yaml`` beside it (tests/test_rules_cases.py runs them all).
 """
 from __future__ import annotations
 
@@ -40,19 +48,21 @@ from data_contracts.extracts import EXTRACTS
 RULES_DIR = Path(__file__).resolve().parent
 
 CATEGORIES = tuple(policy.CATEGORIES)
-SEVERITIES = ("high", "medium", "low")
+SEVERITIES = tuple(policy.SEVERITIES)
 PROGRAMS = tuple(policy.PROGRAMS)
 # names the executor binds itself; a rule may use them but not declare them
 RESERVED_PARAMS = ("as_of", "programs")
 
 REQUIRED_KEYS = ("id", "version", "category", "severity", "title", "description", "programs", "requires",
-                 "params", "evidence", "query")
-OPTIONAL_KEYS = ("overrides", "finding_key")
+                 "params", "evidence")
+OPTIONAL_KEYS = ("overrides", "finding_key", "query", "kind")
+CASES_SUFFIX = ".cases.yaml"  # a rule's test cases, beside it
 OVERRIDE_KEYS = ("county", "program", "params")
 TEXT_KEYS = ("zh", "en")
 IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
 PARAM_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 FIELD_REF = re.compile(r"\{([^{}]*)\}")
+GROUP_REF = re.compile(r"\[([^\[\]]*)\]")  # an optional part of a template: [text {field}|fallback]
 COUNTY = re.compile(r"^\d{6}$")
 
 
@@ -90,6 +100,8 @@ class Rule:
     query: str
     overrides: tuple[Override, ...] = ()
     finding_key: str | None = None
+    kind: str = "query"
+    texts: dict = field(default_factory=dict)  # literal text the kind's SQL binds ($sys_...): list pieces, labels
     file: Path = field(default=Path("."), compare=False)
 
     @property
@@ -99,6 +111,37 @@ class Rule:
     def used_params(self) -> list[str]:
         """Names the query binds, in order of first use."""
         return list(dict.fromkeys(PARAM_REF.findall(self.query)))
+
+
+def template_parts(template: str) -> list[tuple]:
+    """A template as ``("text", s)``, ``("field", name)`` and ``("group", parts, fallback)`` pieces, in order.
+
+    ``[至 {end_date}]`` is an optional part: its text when every field in it has a value, else nothing;
+    ``[至 {end_date}|在职]`` shows the fallback text instead. Groups do not nest."""
+    def flat(text):
+        return [("field", x) if i % 2 else ("text", x) for i, x in enumerate(FIELD_REF.split(text))]
+
+    out, pos = [], 0
+    for m in GROUP_REF.finditer(template):
+        out += flat(template[pos:m.start()])
+        body, _, fallback = m.group(1).partition("|")
+        out.append(("group", flat(body), fallback))
+        pos = m.end()
+    return out + flat(template[pos:])
+
+
+def check_template(file, key: str, template: str) -> None:
+    for f in FIELD_REF.findall(template):
+        if not IDENT.match(f):
+            raise RuleError(file, key, f"{{{f}}} is not a column name")
+    stripped = FIELD_REF.sub("", template)
+    if "{" in stripped or "}" in stripped:
+        raise RuleError(file, key, "unbalanced brace")
+    for m in GROUP_REF.finditer(template):
+        if not FIELD_REF.search(m.group(1).partition("|")[0]):
+            raise RuleError(file, key, f"[{m.group(1)}] names no field (an optional part shows a field when it has a value)")
+    if "[" in GROUP_REF.sub("", template) or "]" in GROUP_REF.sub("", template):
+        raise RuleError(file, key, "unbalanced or nested [optional part]")
 
 
 def _text(file, key, value) -> dict:
@@ -144,12 +187,21 @@ def parse_rule(file: Path) -> Rule:
         raise RuleError(file, where, f"not valid YAML: {getattr(e, 'problem', e)}") from None
     if not isinstance(doc, dict):
         raise RuleError(file, "(top)", "expected a mapping of keys")
+    from rules.kinds import KINDS
+
+    kind = doc.get("kind", "query")
+    if kind not in KINDS and kind != "query":
+        raise RuleError(file, "kind", f"unknown kind {kind!r} (one of {', '.join(KINDS)}, or a query)")
+    kind_keys = KINDS[kind][0] if kind in KINDS else ()
     for k in doc:
-        if k not in REQUIRED_KEYS and k not in OPTIONAL_KEYS:
-            raise RuleError(file, str(k), "unknown key")
+        if k not in REQUIRED_KEYS and k not in OPTIONAL_KEYS and k not in kind_keys:
+            raise RuleError(file, str(k), "unknown key" if kind == "query" else f"unknown key for kind {kind}")
     for k in REQUIRED_KEYS:
         if k not in doc:
             raise RuleError(file, k, "missing key")
+    if ("query" in doc) == ("kind" in doc):
+        raise RuleError(file, "query", "a rule has a kind, or a query (the escape hatch), not both" if "kind" in doc
+                        else "missing key (or a kind)")
     rid = doc["id"]
     if not isinstance(rid, str) or not IDENT.match(rid):
         raise RuleError(file, "id", "expected a lower-case identifier")
@@ -174,16 +226,17 @@ def parse_rule(file: Path) -> Rule:
     for name, value in params.items():
         if not isinstance(name, str) or not IDENT.match(name):
             raise RuleError(file, f"params.{name}", "a parameter name is a lower-case identifier")
-        if name in RESERVED_PARAMS:
+        if name in RESERVED_PARAMS or name.startswith("sys_"):
             raise RuleError(file, f"params.{name}", "reserved: bound by the executor")
         _param_value(file, f"params.{name}", value)
 
-    query = doc["query"]
+    texts: dict = {}
+    query = doc["query"] if kind == "query" else KINDS[kind][1](file, doc, params, texts)
     if not isinstance(query, str) or not query.strip():
         raise RuleError(file, "query", "expected the rule's SELECT")
     if ";" in query:
         raise RuleError(file, "query", "one SELECT, no ';'")
-    used = list(dict.fromkeys(PARAM_REF.findall(query)))
+    used = [n for n in dict.fromkeys(PARAM_REF.findall(query)) if not n.startswith("sys_")]  # sys_: the compiler's
     for name in used:
         if name not in params and name not in RESERVED_PARAMS:
             raise RuleError(file, f"params.{name}", "used by the query ($" + name + ") but not declared")
@@ -221,25 +274,20 @@ def parse_rule(file: Path) -> Rule:
     evidence = doc["evidence"]
     if not isinstance(evidence, str) or not evidence.strip():
         raise RuleError(file, "evidence", "expected a template")
-    for f in FIELD_REF.findall(evidence):
-        if not IDENT.match(f):
-            raise RuleError(file, "evidence", f"{{{f}}} is not a column name")
-    stripped = FIELD_REF.sub("", evidence)
-    if "{" in stripped or "}" in stripped:
-        raise RuleError(file, "evidence", "unbalanced brace")
+    check_template(file, "evidence", evidence)
     finding_key = doc.get("finding_key")
     if finding_key is not None and not (isinstance(finding_key, str) and IDENT.match(finding_key)):
         raise RuleError(file, "finding_key", f"{finding_key!r} is not a column name")
     return Rule(id=rid, version=doc["version"], category=doc["category"], severity=doc["severity"], title=title,
                 description=description, programs=programs, requires=requires, params=dict(params),
                 evidence=evidence, query=query.strip(), overrides=tuple(overrides), finding_key=finding_key,
-                file=file)
+                kind=kind, texts=texts, file=file)
 
 
 def load_catalog(rules_dir: Path | str | None = None) -> list[Rule]:
     """Every ``*.yaml`` in the folder, sorted by id; refuses duplicates."""
     d = Path(rules_dir) if rules_dir is not None else RULES_DIR
-    files = sorted(d.glob("*.yaml")) + sorted(d.glob("*.yml"))
+    files = [f for f in sorted(d.glob("*.yaml")) + sorted(d.glob("*.yml")) if not f.name.endswith(CASES_SUFFIX)]
     if not files:
         raise RuleError(d, "(folder)", "no rule files")
     seen: dict[str, Path] = {}

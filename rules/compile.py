@@ -1,6 +1,7 @@
 """Compile a parsed :class:`~rules.catalog.Rule` into one DuckDB statement and its bindings.
 
-A rule's ``query`` returns the standard hit columns (HIT_COLUMNS) plus whatever its evidence
+A rule's ``query`` (written by its kind, rules/kinds.py, or by hand) returns the hit columns of
+rule_hits' contract (:func:`hit_columns`, from sql/warehouse/rule_hits.sql) plus whatever its evidence
 template names. The compiler wraps it: it adds the rule's identity, casts the contract types,
 renders the evidence template as ``concat(...)`` whose literal pieces are bound parameters, and,
 when the rule has overrides, keeps only the rows of one *scope*.
@@ -19,19 +20,19 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from rules.catalog import FIELD_REF, Rule
+from data_contracts import warehouse
+from rules.catalog import Rule, template_parts
 
-HIT_COLUMNS = ("subject_type", "subject_id", "id_number", "name", "program_code", "county_code", "township",
-               "village", "first_period", "last_period", "amount_at_risk", "evidence_size")
+# The hit columns every rule returns, with their types: rule_hits' contract (sql/warehouse/rule_hits.sql)
+# between the rule's identity (before subject_type) and the compiler's evidence and finding_key.
+HIT_TABLE = "rule_hits"
+IDENTITY = {"batch_id": "sys_batch_id", "rule_id": "sys_rule_id", "rule_version": "sys_rule_version",
+            "category": "sys_category", "severity": "sys_severity"}
 
-RULE_HITS_DDL = """CREATE OR REPLACE TABLE rule_hits (
-    batch_id BIGINT, rule_id VARCHAR, rule_version INTEGER, category VARCHAR, severity VARCHAR,
-    subject_type VARCHAR, subject_id VARCHAR, id_number VARCHAR, name VARCHAR, program_code VARCHAR,
-    county_code VARCHAR, township VARCHAR, village VARCHAR, first_period VARCHAR, last_period VARCHAR,
-    amount_at_risk DECIMAL(18,2), evidence VARCHAR, evidence_size INTEGER, finding_key VARCHAR)"""
-RULE_RUNS_DDL = """CREATE OR REPLACE TABLE rule_runs (
-    batch_id BIGINT, rule_id VARCHAR, rule_version INTEGER, category VARCHAR, status VARCHAR,
-    reason VARCHAR, hits BIGINT, seconds DOUBLE)"""
+
+def hit_columns() -> list[tuple[str, str]]:
+    """(column, type) of the columns a rule's SELECT returns (subject_type .. evidence_size, no evidence)."""
+    return [(c, t) for c, t in warehouse.columns(HIT_TABLE) if c not in IDENTITY and c not in ("evidence", "finding_key")]
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Compiled:
             **scope.params, "as_of": as_of, "programs": list(self.rule.programs),
             "sys_batch_id": batch_id, "sys_rule_id": self.rule.id, "sys_rule_version": self.rule.version,
             "sys_category": self.rule.category, "sys_severity": self.rule.severity,
-            **{f"sys_ev_{i}": piece for i, piece in enumerate(_pieces(self.rule.evidence))},
+            **{f"sys_ev_{i}": piece for i, piece in enumerate(_pieces(self.rule.evidence))}, **self.rule.texts,
         }
         if len(self.scopes) > 1:
             values["sys_scope"] = scope.key
@@ -62,18 +63,32 @@ class Compiled:
 
 
 def _pieces(template: str) -> list[str]:
-    """Literal text between the {fields} of a template."""
-    return FIELD_REF.split(template)[0::2]
+    """Literal text of a template, in the order :func:`evidence_sql` binds it ($sys_ev_0, ...)."""
+    out = []
+    for part in template_parts(template):
+        if part[0] == "text":
+            out.append(part[1])
+        elif part[0] == "group":
+            out += [x for kind, x in part[1] if kind == "text"] + [part[2]]
+    return out
 
 
 def evidence_sql(template: str) -> str:
-    parts = FIELD_REF.split(template)
+    n = iter(range(10_000))
+
+    def pieces(parts, empty_null: bool) -> list[str]:
+        return [f"$sys_ev_{next(n)}" if kind == "text" else
+                (f"coalesce(CAST(h.{x} AS VARCHAR), '')" if empty_null else f"CAST(h.{x} AS VARCHAR)")
+                for kind, x in parts]
+
     out = []
-    for i, part in enumerate(parts):
-        if i % 2 == 0:
-            out.append(f"$sys_ev_{i // 2}")
+    for part in template_parts(template):
+        if part[0] == "group":  # every field present: the part; else the fallback
+            inner = pieces(part[1], False)
+            present = " AND ".join(f"h.{x} IS NOT NULL" for kind, x in part[1] if kind == "field")
+            out.append(f"CASE WHEN {present} THEN concat({', '.join(inner)}) ELSE $sys_ev_{next(n)} END")
         else:
-            out.append(f"coalesce(CAST(h.{part} AS VARCHAR), '')")
+            out += pieces([part], True)
     return "concat(" + ", ".join(out) + ")"
 
 
@@ -92,21 +107,18 @@ def scopes(rule: Rule) -> tuple[Scope, ...]:
 
 def compile_rule(rule: Rule) -> Compiled:
     sc = scopes(rule)
-    cols = ",\n    ".join([
-        "CAST($sys_batch_id AS BIGINT) AS batch_id", "CAST($sys_rule_id AS VARCHAR) AS rule_id",
-        "CAST($sys_rule_version AS INTEGER) AS rule_version", "CAST($sys_category AS VARCHAR) AS category",
-        "CAST($sys_severity AS VARCHAR) AS severity",
-        "CAST(h.subject_type AS VARCHAR) AS subject_type", "CAST(h.subject_id AS VARCHAR) AS subject_id",
-        "CAST(h.id_number AS VARCHAR) AS id_number", "CAST(h.name AS VARCHAR) AS name",
-        "CAST(h.program_code AS VARCHAR) AS program_code", "CAST(h.county_code AS VARCHAR) AS county_code",
-        "CAST(h.township AS VARCHAR) AS township", "CAST(h.village AS VARCHAR) AS village",
-        "CAST(h.first_period AS VARCHAR) AS first_period", "CAST(h.last_period AS VARCHAR) AS last_period",
-        "CAST(h.amount_at_risk AS DECIMAL(18,2)) AS amount_at_risk",
-        f"{evidence_sql(rule.evidence)} AS evidence",
-        "CAST(h.evidence_size AS INTEGER) AS evidence_size",
-        f"CAST(h.{rule.finding_key} AS VARCHAR) AS finding_key" if rule.finding_key
-        else "CAST(NULL AS VARCHAR) AS finding_key",
-    ])
+    cols = []
+    for col, typ in warehouse.columns(HIT_TABLE):
+        if col in IDENTITY:
+            cols.append(f"CAST(${IDENTITY[col]} AS {typ}) AS {col}")
+        elif col == "evidence":
+            cols.append(f"{evidence_sql(rule.evidence)} AS evidence")
+        elif col == "finding_key":
+            cols.append(f"CAST(h.{rule.finding_key} AS {typ}) AS finding_key" if rule.finding_key
+                        else f"CAST(NULL AS {typ}) AS finding_key")
+        else:
+            cols.append(f"CAST(h.{col} AS {typ}) AS {col}")
+    cols = ",\n    ".join(cols)
     where = ""
     if len(sc) > 1:
         c, p = "coalesce(h.county_code, '')", "coalesce(h.program_code, '')"

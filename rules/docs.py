@@ -39,6 +39,8 @@ def render_catalog(rules: list[Rule]) -> str:
         out += ["", f"## {r.id}", "", f"**{r.title['zh']}** / {r.title['en']}", "",
                 f"- 类别 category: `{r.category}`; 风险等级 severity: `{r.severity}`; 版本 version: {r.version}",
                 f"- 项目 programs: {', '.join(r.programs)}",
+                f"- 类型 kind: `{r.kind}`" + ("（手写 SQL，见规则文件中的说明 / hand-written SQL: the rule file says why）"
+                                             if r.kind == "query" else ""),
                 f"- 所需数据 requires: {', '.join(r.requires)} (跳过 skipped when one was not delivered)", "",
                 r.description["zh"], "", r.description["en"], ""]
         if r.params:

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import duckdb
 
+from data_contracts import warehouse
 from data_contracts.ids import mask_ids_in_text
 from rules.catalog import Rule, load_catalog
-from rules.compile import RULE_HITS_DDL, RULE_RUNS_DDL, Compiled, compile_rule
+from rules.compile import Compiled, compile_rule
 from rules.names import build_name_readings, register_similarity, unregister_similarity
-from rules.views import create_views
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def missing_extracts(con: duckdb.DuckDBPyConnection, rule: Rule) -> list[str]:
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
     """Shared views and macros, the name readings and the similarity function."""
     con.execute("SET enable_progress_bar=false")
-    create_views(con)
+    warehouse.create_all(con, "shared")
     build_name_readings(con)
     register_similarity(con)
 
@@ -72,30 +72,25 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
         rules = [r for r in rules if r.id in wanted]
     catalog = [compile_rule(r) for r in rules]
     prepare(con)
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(RULE_HITS_DDL)
-        con.execute(RULE_RUNS_DDL)
-        for c in catalog:
-            r = c.rule
-            t = time.perf_counter()
-            missing = missing_extracts(con, r)
-            if missing:
-                reason = "not delivered: " + ", ".join(missing)
-                con.execute("INSERT INTO rule_runs VALUES (?, ?, ?, ?, 'skipped', ?, 0, 0)",
-                            [batch_id, r.id, r.version, r.category, reason])
-                log.info("rule %s skipped (%s)", r.id, reason)
-                continue
-            run_compiled(con, c, batch_id, as_of)
-            hits = con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = ?", [r.id]).fetchone()[0]
-            secs = time.perf_counter() - t
-            con.execute("INSERT INTO rule_runs VALUES (?, ?, ?, ?, 'ran', NULL, ?, ?)",
-                        [batch_id, r.id, r.version, r.category, hits, secs])
-            log.info("rule %s: %d hits in %.2f s", r.id, hits, secs)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with warehouse.transaction(con):
+            warehouse.recreate(con, "rule_hits", "rule_runs")
+            for c in catalog:
+                r = c.rule
+                t = time.perf_counter()
+                missing = missing_extracts(con, r)
+                if missing:
+                    reason = "not delivered: " + ", ".join(missing)
+                    con.execute("INSERT INTO rule_runs VALUES (?, ?, ?, ?, 'skipped', ?, 0, 0)",
+                                [batch_id, r.id, r.version, r.category, reason])
+                    log.info("rule %s skipped (%s)", r.id, reason)
+                    continue
+                run_compiled(con, c, batch_id, as_of)
+                hits = con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = ?", [r.id]).fetchone()[0]
+                secs = time.perf_counter() - t
+                con.execute("INSERT INTO rule_runs VALUES (?, ?, ?, ?, 'ran', NULL, ?, ?)",
+                            [batch_id, r.id, r.version, r.category, hits, secs])
+                log.info("rule %s: %d hits in %.2f s", r.id, hits, secs)
     finally:
         unregister_similarity(con)
     runs = con.execute("SELECT status, count(*), sum(hits) FROM rule_runs GROUP BY status").fetchall()

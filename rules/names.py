@@ -20,6 +20,8 @@ import pyarrow.compute as pc
 from pypinyin import Style, lazy_pinyin
 from rapidfuzz import fuzz, process
 
+from data_contracts import warehouse
+
 SEPARATORS = ["·", "•", ".", "・", "．", " ", "\u3000", "\u00a0"]
 PUA = 0xE000  # private-use area: one code point per syllable
 
@@ -72,13 +74,14 @@ def register_similarity(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def build_name_readings(con: duckdb.DuckDBPyConnection) -> int:
-    """(Re)create table ``name_reading`` for the names in the registration and the payments."""
+    """(Re)create table ``name_reading`` (sql/warehouse/name_reading.sql) for the names in the registration and the payments."""
     names = pl.from_arrow(con.sql(
         "SELECT name FROM stg_household_registration UNION SELECT name FROM stg_payments").to_arrow_table())
     df = name_readings(names.to_series() if names.height else pl.Series("name", [], pl.String))
     con.register("_name_reading", df)
     try:
-        con.execute("CREATE OR REPLACE TABLE name_reading AS SELECT name, folded, reading, sound FROM _name_reading")
+        warehouse.recreate(con, "name_reading")
+        warehouse.execute(con, "INSERT INTO name_reading BY NAME SELECT name, folded, reading, sound FROM _name_reading")
     finally:
         con.unregister("_name_reading")
     return df.height

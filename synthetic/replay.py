@@ -31,7 +31,7 @@ import polars as pl
 
 from data_contracts.extracts import EXTRACTS
 from data_contracts.ids import fold_fullwidth
-from data_contracts.ingest import alias_map, discover
+from data_contracts.landing import alias_map, discover
 from data_contracts.normalise import clean_text, parse_date, parse_datetime
 from synthetic import messy
 

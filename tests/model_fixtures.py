@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from data_contracts.extracts import EXTRACTS
-from data_contracts.ingest import ddl
+from data_contracts.load import ddl
 from tests.conftest import check_char
 
 AS_OF = dt.date(2026, 11, 1)

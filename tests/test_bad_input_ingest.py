@@ -15,7 +15,8 @@ import pytest
 
 from data_contracts.errors import RefusedInput
 from data_contracts.extracts import EXTRACTS, Limits
-from data_contracts.ingest import ingest, near_miss
+from data_contracts.ingest import ingest
+from data_contracts.landing import near_miss
 from data_contracts.report import ingest_sections
 from tests.conftest import (AS_OF, HOUSEHOLD_HEADER, PAYMENT_HEADER, make_id, payment, person, snapshot_of,
                             write_csv)

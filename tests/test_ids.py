@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from stdnum.cn import ric
 
-from data_contracts.ids import id_valid, mask_id, normalise_id
+from data_contracts.ids import id_valid, mask_id, mask_ids, mask_ids_in_text, normalise_id
 from tests.conftest import make_id, random_ids
 
 AS_OF = dt.date(2026, 11, 1)
@@ -91,3 +91,30 @@ def test_mask_id_keeps_first_six_and_last_four():
     assert n[6:14] not in mask_id(n)
     assert mask_id("12345") == "*****"
     assert mask_id(None) == "<none>"
+
+
+@pytest.mark.parametrize("text", [
+    f"死亡人员 {make_id()}、{make_id(seq='024')} 同户",
+    f"小写 {make_id()[:17]}x，旧号 {make_id()[:6] + make_id()[8:17]}",
+    "表格写回 3.40503199109022E+17 与 3.40504195211140E+017",
+    "账户 6217000000000001211，编号 W0123456789012345678",
+    "3.40503E+17 只剩区划代码",
+])
+def test_the_two_maskers_read_one_definition(text):
+    """Outputs (polars) and messages (Python) mask the same ID-like values, keeping the same first 6
+    and last 4 characters (outputs always write 8 stars, messages one per hidden character); only
+    messages also mask other long digit runs."""
+    import re
+
+    expr = pl.select(mask_ids(pl.lit(text))).item()
+    stars = lambda t: re.sub(r"\*+", "*", t)  # noqa: E731
+    assert stars(mask_ids_in_text(text, long_digits=False)) == stars(expr)
+    if "11010519491231002" in text:
+        assert "11010519491231002" not in expr
+    if "6217" in text:  # a bank card is no ID number, but a message masks it too
+        assert "6217000000000001211" in expr and "6217000000000001211" not in mask_ids_in_text(text)
+
+
+def test_text_masker_keeps_the_one_number_it_is_told_to():
+    a, b = make_id(), make_id(seq="024")
+    assert mask_ids_in_text(f"{a} 与 {b}", keep=a) == f"{a} 与 {mask_id(b)}"

@@ -1,4 +1,4 @@
-"""The ingest's fast normalisation paths (data_contracts.ingest.normalise_column) give exactly what the
+"""The ingest's fast normalisation paths (data_contracts.normalise.normalise_column) give exactly what the
 full cleaners of data_contracts.normalise / data_contracts.ids give, value for value."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from data_contracts.extracts import EXTRACTS
-from data_contracts.ingest import CLEANERS, normalise, normalise_column
+from data_contracts.normalise import CLEANERS, normalise, normalise_column
 
 TRICKY = {
     "text": ["朝阳街道", " 朝阳街道", "朝阳街道 ", "朝阳 街道", "ＡＢＣ１２３", "\u3000x\u3000", "", "   ", "a\tb", "\tx",
@@ -83,7 +83,7 @@ def test_normalise_flags_match_the_values():
 def test_streaming_utf8_check_agrees_with_python_decode():
     import random
 
-    from data_contracts.ingest import _utf8_boundary, _valid_utf8
+    from data_contracts.landing import _utf8_boundary, _valid_utf8
 
     def streamed(data: bytes, size: int) -> bool:
         ok, carry = True, b""

@@ -7,8 +7,10 @@ import re
 import polars as pl
 import pytest
 
+from data_contracts import warehouse
 from models import features, scorer, store
-from tests.model_fixtures import AS_OF, warehouse
+from tests.model_fixtures import AS_OF
+from tests.model_fixtures import warehouse as city_warehouse
 
 ID_RE = re.compile(r"\d{17}[\dX]")
 
@@ -18,18 +20,15 @@ def _table(con, q):
 
 
 def _rule_hits(con, persons):
-    con.execute("""CREATE TABLE rule_hits (batch_id BIGINT, rule_id VARCHAR, rule_version INTEGER, category VARCHAR,
-        severity VARCHAR, subject_type VARCHAR, subject_id VARCHAR, id_number VARCHAR, name VARCHAR,
-        program_code VARCHAR, county_code VARCHAR, township VARCHAR, village VARCHAR, first_period VARCHAR,
-        last_period VARCHAR, amount_at_risk DECIMAL(18,2), evidence VARCHAR, evidence_size INTEGER)""")
+    warehouse.ensure(con, "rule_hits")  # the contract's table (sql/warehouse/rule_hits.sql)
     for subject_type, subject_id, id_number in persons:
-        con.execute("INSERT INTO rule_hits (batch_id, rule_id, category, subject_type, subject_id, id_number) "
-                    "VALUES (1, 'r', 'x', ?, ?, ?)", [subject_type, subject_id, id_number])
+        con.execute("INSERT INTO rule_hits (batch_id, rule_id, rule_version, category, severity, subject_type, subject_id, "
+                    "id_number) VALUES (1, 'r', 1, 'x', 'low', ?, ?, ?)", [subject_type, subject_id, id_number])
 
 
 @pytest.fixture
 def city(tmp_path):
-    con, outliers = warehouse(tmp_path / "w.duckdb")
+    con, outliers = city_warehouse(tmp_path / "w.duckdb")
     yield con, outliers, tmp_path / "models"
     con.close()
 
@@ -62,12 +61,12 @@ def test_default_k_is_a_tenth_of_a_percent(city):
 def test_same_seed_same_scores(tmp_path):
     runs = []
     for i in range(2):
-        con, _ = warehouse(tmp_path / f"w{i}.duckdb")
+        con, _ = city_warehouse(tmp_path / f"w{i}.duckdb")
         scorer.score(con, AS_OF, 1, tmp_path / f"m{i}")
         runs.append(_table(con, "SELECT id_number, score, explanation FROM model_scores ORDER BY id_number"))
         con.close()
     assert runs[0].equals(runs[1])
-    con, _ = warehouse(tmp_path / "w2.duckdb")
+    con, _ = city_warehouse(tmp_path / "w2.duckdb")
     scorer.score(con, AS_OF, 1, tmp_path / "m2", params={"random_state": 7})
     other = _table(con, "SELECT id_number, score, explanation FROM model_scores ORDER BY id_number")
     assert not other["score"].equals(runs[0]["score"])
@@ -109,7 +108,7 @@ def test_kept_model_with_other_features_is_refitted(city):
 
 
 def test_drift_warns_on_shifted_data_not_on_the_same(tmp_path, caplog):
-    con, _ = warehouse(tmp_path / "w.duckdb")
+    con, _ = city_warehouse(tmp_path / "w.duckdb")
     mdir = tmp_path / "models"
     scorer.score(con, AS_OF, 1, mdir)
     with caplog.at_level(logging.WARNING, logger="models.scorer"):
@@ -118,7 +117,7 @@ def test_drift_warns_on_shifted_data_not_on_the_same(tmp_path, caplog):
     assert not [r for r in caplog.records if "drift" in r.getMessage()]
     con.close()
 
-    shifted, _ = warehouse(tmp_path / "s.duckdb", shift=3.0, seed=1)
+    shifted, _ = city_warehouse(tmp_path / "s.duckdb", shift=3.0, seed=1)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="models.scorer"):
         s = scorer.score(shifted, AS_OF, 3, mdir)
@@ -183,7 +182,7 @@ def test_default_model_dir_is_beside_the_warehouse(tmp_path):
 
 
 def test_a_single_paid_person(tmp_path):
-    con, _ = warehouse(tmp_path / "w.duckdb", n=1, outliers=0)
+    con, _ = city_warehouse(tmp_path / "w.duckdb", n=1, outliers=0)
     s = scorer.score(con, AS_OF, 1, tmp_path / "m")
     assert s["persons_scored"] == 1 and s["hits"] == 1
     assert 0.0 <= _table(con, "SELECT score FROM model_scores").item() <= 1.0

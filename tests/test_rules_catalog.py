@@ -19,11 +19,15 @@ import yaml
 from rules.catalog import RULES_DIR, RuleError, load_catalog, parse_rule
 from rules.compile import compile_rule
 from rules.docs import CATALOG_MD, COMPILED_DIR, compiled_files, render_catalog
+from data_contracts import warehouse
 from rules.names import name_readings, similarity
-from rules.views import read_sql_dir
 from tests.test_rules_cases import AS_OF, B, C, hits, make_db, pay, person
 
-BASE = yaml.safe_load((RULES_DIR / "deceased_paid.yaml").read_text(encoding="utf-8"))
+BASE = yaml.safe_load((RULES_DIR / "deceased_paid.yaml").read_text(encoding="utf-8"))  # a rule of a kind
+KIND_KEYS = ("kind", "records", "where", "fields")
+# the same rule through the escape hatch: its kind's SELECT under query:
+QUERY_BASE = {**{k: v for k, v in BASE.items() if k not in KIND_KEYS},
+              "query": parse_rule(RULES_DIR / "deceased_paid.yaml").query}
 POLICY_CATEGORIES = {"deceased_paid", "residency_ineligible", "age_ineligible", "duplicate_payment",
                      "duplicate_identity", "identity_unverified", "shared_account", "asset_ineligible", "public_servant",
                      "cadre_relative", "training_claim_abuse", "service_order_anomaly", "eligible_not_receiving",
@@ -36,8 +40,8 @@ def write(tmp_path: Path, doc: dict, name: str = "deceased_paid") -> Path:
     return f
 
 
-def edit(**changes) -> dict:
-    doc = {**BASE, **changes}
+def edit(base: dict = BASE, **changes) -> dict:
+    doc = {**base, **changes}
     return {k: v for k, v in doc.items() if v is not None}
 
 
@@ -68,8 +72,17 @@ LOADER_ERRORS = [
     dict(description="unknown title language", doc=edit(title={"zh": "x", "en": "y", "fr": "z"}), key="title.fr",
          problem="unknown key"),
     dict(description="id differs from file name", doc=edit(id="deceased"), key="id", problem="file name"),
-    dict(description="two statements", doc=edit(query=BASE["query"] + "; DROP TABLE x"), key="query",
+    dict(description="two statements", doc=edit(QUERY_BASE, query=QUERY_BASE["query"] + "; DROP TABLE x"), key="query",
          problem="one SELECT"),
+    dict(description="a kind and a query", doc=edit(query=QUERY_BASE["query"]), key="query", problem="not both"),
+    dict(description="neither a kind nor a query", doc=edit(kind=None), key="records", problem="unknown key"),
+    dict(description="unknown kind", doc=edit(kind="threshold"), key="kind", problem="unknown kind"),
+    dict(description="a key of another kind", doc=edit(block_on=["sex"]), key="block_on", problem="for kind condition"),
+    dict(description="unknown records", doc=edit(records="pensions"), key="records", problem="one of payments"),
+    dict(description="two expressions in a where", doc=edit(where="true; DROP TABLE x"), key="where",
+         problem="one SQL expression"),
+    dict(description="a list with an unknown separator", doc=edit(lists={"ids": {"each": "{payment_id}", "sep": "|"}}),
+         key="lists.ids.sep", problem="one of"),
     dict(description="evidence field not an identifier", doc=edit(evidence="死亡 {death date}"), key="evidence",
          problem="not a column name"),
 ]
@@ -153,9 +166,9 @@ def test_compiled_sql_snapshots_are_up_to_date():
 
 
 def test_sql_dir_one_statement_per_file_named_after_its_object():
-    order = [n for n, _ in read_sql_dir()]
+    order = [n for n, _ in warehouse.read_folder("shared")]
     assert order.index("age_years") < order.index("v_payment") and order.index("v_person") < order.index("v_payment")
-    for name, stmt in read_sql_dir():
+    for name, stmt in warehouse.read_folder("shared"):
         assert re.search(rf"CREATE OR REPLACE (VIEW|TABLE|MACRO) {name}\b", stmt)
 
 
@@ -183,7 +196,7 @@ def test_sentinel_rules_lists_the_catalog(capsys):
 
 
 def test_a_failing_rule_names_its_file_and_masks_ids(tmp_path):
-    doc = edit(query=BASE["query"].replace("FROM v_payment p", "FROM v_payment_missing p"))
+    doc = edit(QUERY_BASE, query=QUERY_BASE["query"].replace("FROM v_payment p", "FROM v_payment_missing p"))
     write(tmp_path, doc)
     con = make_db({"household_registration": [person(B, "张三", "1940-01-01")], "payments": [pay(B, "2026-04")]})
     from rules import run_rules
@@ -215,9 +228,92 @@ def test_the_sql_program_names_agree_with_the_policy_module():
     import duckdb
 
     from data_contracts.policy import PROGRAMS
-    from rules.views import SQL_DIR
-
     con = duckdb.connect()
-    con.execute((SQL_DIR / "program_name.sql").read_text(encoding="utf-8")).fetchall()
+    con.execute(warehouse.load("shared", "program_name")).fetchall()
     got = dict(con.execute("SELECT c, program_name(c) FROM unnest($codes) t(c)", {"codes": list(PROGRAMS)}).fetchall())
     assert got == PROGRAMS
+
+
+def test_the_escape_hatch_gives_the_same_hits_as_the_kind(tmp_path):
+    """A kind writes the SELECT a hand-written query would: the same rule both ways, the same hits."""
+    con = make_db({"household_registration": [person(B, "张三", "1940-01-01", status="死亡", status_date="2026-03-20")],
+                   "payments": [pay(B, p) for p in ("2026-03", "2026-04", "2026-05")]})
+    from rules import run_rules
+
+    run_rules(con, AS_OF, 1, only=["deceased_paid"])
+    kind = con.execute("SELECT * FROM rule_hits").fetchall()
+    write(tmp_path, QUERY_BASE)
+    run_rules(con, AS_OF, 1, rules_dir=tmp_path)
+    assert con.execute("SELECT * FROM rule_hits").fetchall() == kind and len(kind) == 1
+
+
+def test_hit_columns_come_from_the_warehouse_contract():
+    from rules.compile import hit_columns
+
+    names = [c for c, _ in warehouse.columns("rule_hits")]
+    assert [c for c, _ in hit_columns()] == names[names.index("subject_type"):names.index("evidence")] + ["evidence_size"]
+    for r in load_catalog():
+        assert "CREATE" not in compile_rule(r).sql.upper()
+
+
+@pytest.mark.parametrize("a,b,level", [
+    ("叶大海", "叶大瀚", "读音相近"), ("王秀英", "王秀瑛", "读音相同"), ("王建国", "王建华", "仅一字之差"),
+    ("王伟", "李伟", None), ("李建国", "王秀英", None), ("张伟", "张伟华", None),
+])
+def test_duplicate_identity_levels(a, b, level):
+    """Splink-like comparison levels, the first that holds wins: the same reading; Jaro-Winkler over
+    the whole reading; one character apart in a written name of three characters or more."""
+    from rules.kinds import level_sql
+
+    rule = parse_rule(RULES_DIR / "duplicate_identity.yaml")
+    doc = yaml.safe_load((RULES_DIR / "duplicate_identity.yaml").read_text(encoding="utf-8"))
+    r = name_readings(__import__("polars").Series([a, b]))
+    con = duckdb.connect()
+    con.register("nr", r)
+    threshold = str(rule.params["min_reading_similarity"])
+    whens = " ".join(f"WHEN {level_sql('x', 'l', lv, {}).replace('$min_reading_similarity', threshold)} "
+                     f"THEN '{lv['label']}'" for lv in doc["levels"])
+    got = con.execute(f"SELECT CASE {whens} END FROM nr l, nr r WHERE l.name = ? AND r.name = ?", [a, b]).fetchone()[0]
+    assert got == level
+
+
+def _doc(rule_id: str) -> dict:
+    return yaml.safe_load((RULES_DIR / f"{rule_id}.yaml").read_text(encoding="utf-8"))
+
+
+VEHICLE, ELIGIBLE = _doc("asset_ineligible_vehicle"), _doc("eligible_not_receiving")
+KIND_ERRORS = [
+    dict(description="register of an unknown register", doc=edit(VEHICLE, register={**VEHICLE["register"], "of": "boats"}),
+         key="register.of", problem="one of vehicles"),
+    dict(description="register during without per record", doc=edit(VEHICLE, register={**VEHICLE["register"], "during": True}),
+         key="register.during", problem="per: record"),
+    dict(description="register with an unknown key", doc=edit(VEHICLE, register={**VEHICLE["register"], "on": "x"}),
+         key="register", problem="expected a mapping"),
+    dict(description="register and derive", doc=edit(VEHICLE, derive={"x": "1"}), key="register", problem="not both"),
+    dict(description="optional part without a field", doc=edit(VEHICLE, evidence="[车辆|无] {vehicles}"), key="evidence",
+         problem="names no field"),
+    dict(description="nested optional part", doc=edit(VEHICLE, evidence="[[{vehicles}]]"), key="evidence",
+         problem="optional part"),
+    dict(description="list with an optional part without a field",
+         doc=edit(VEHICLE, register={**VEHICLE["register"], "lists": {"vehicles": "[车|无]"}}),
+         key="register.lists.vehicles.each", problem="names no field"),
+    dict(description="absence without expected", doc=edit(ELIGIBLE, expected=None), key="expected",
+         problem="one SQL expression"),
+    dict(description="absence of claims", doc=edit(ELIGIBLE, records="training_claims"), key="records",
+         problem="of payments"),
+]
+
+
+@pytest.mark.parametrize("case", KIND_ERRORS, ids=[c["description"] for c in KIND_ERRORS])
+def test_kind_options_are_checked(tmp_path, case):
+    write(tmp_path, case["doc"], case["doc"]["id"])
+    with pytest.raises(RuleError) as e:
+        load_catalog(tmp_path)
+    assert e.value.key == case["key"] and case["problem"] in e.value.problem, str(e.value)
+
+
+def test_no_rule_of_a_kind_builds_evidence_with_concatenation():
+    """Evidence only via templates: no || in a kind's YAML (lists and optional parts are templates)."""
+    for r in load_catalog():
+        if r.kind != "query":
+            assert "||" not in r.file.read_text(encoding="utf-8"), r.id

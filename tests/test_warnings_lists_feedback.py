@@ -15,8 +15,9 @@ import pytest
 
 from data_contracts.errors import RefusedInput
 from data_contracts.ids import mask_ids
-from data_contracts.ingest import COMMON_DDL
-from flows.nightly import record_warning_counts
+from data_contracts import warehouse
+from data_contracts.load import TABLES
+from flows import runs
 from casework import feedback, lists
 from casework import lifecycle as warnings
 
@@ -41,17 +42,16 @@ def night(con, batch_id: int, as_of: dt.date, hits: list[dict]):
         con.register("h", df)
         con.execute("INSERT INTO rule_hits BY NAME SELECT * FROM h")
         con.unregister("h")
-    res = warnings.update_warnings(con, as_of, batch_id)
-    record_warning_counts(con, batch_id, res)  # as the flow's warnings task does
-    return res
+    warned = warnings.update_warnings(con, as_of, batch_id)
+    runs.record_warnings(con, batch_id, warned)
+    return warned
 
 
 @pytest.fixture
 def wh(tmp_path):
     path = tmp_path / "w.duckdb"
     con = duckdb.connect(str(path))
-    for stmt in COMMON_DDL:
-        con.execute(stmt)
+    warehouse.ensure(con, "runs", *TABLES)
     yield path, con
     con.close()
 

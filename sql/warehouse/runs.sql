@@ -1,5 +1,5 @@
--- runs: one row per batch (OUTPUTS.md). Written by the batch's bookkeeping: started by the ingest
--- (outcome 'ingested'), its warning counts set by the warnings stage, outcome 'succeeded' after the last stage.
+-- runs: one row per batch (OUTPUTS.md). One writer, flows/runs.py, called by the flow: started (outcome
+-- 'started'), the ingest's counts ('ingested'), the warnings stage's counts, 'succeeded' after the last stage.
 CREATE TABLE IF NOT EXISTS runs (
     batch_id BIGINT PRIMARY KEY,
     as_of DATE NOT NULL,

@@ -1,0 +1,446 @@
+"""What was delivered: the landing directory inspected and its files read as text (EXTRACTS.md).
+
+Nothing here writes to the warehouse.
+
+- :func:`survey` accounts for every entry of the landing directory: an extract's file, or ignored
+  with a reason; a name almost like an extract's, a symlink that does not resolve to a regular file
+  inside, a FIFO or a device refused; a missing required extract refused.
+- :func:`inspect_file` refuses an unknown format, detects each CSV's encoding (strict UTF-8 with or
+  without BOM, else GB18030, transcoded to a temporary UTF-8 copy in 4 MB chunks because DuckDB
+  cannot read GB18030; refused when the bytes look like Latin-1 and read as uncommon characters
+  in GB18030), hashes it (sha256), and maps its header (canonical names or Chinese aliases,
+  ignoring surrounding spaces, case and full-width forms: :func:`alias_map`) to canonical columns;
+  a missing required column refuses the batch. :func:`precheck` is the moment's version of it,
+  before a batch starts Prefect.
+- :func:`read_file` reads one inspected file in bulk with DuckDB (``read_csv``, all columns as
+  text, explicit dialect; or ``read_parquet``) into polars, with the rows DuckDB cannot split into
+  the header's columns set apart for the quarantine.
+
+Every refusal raises :class:`RefusedInput` naming the file and the problem, never an ID number.
+"""
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import errno
+import hashlib
+import io
+import logging
+import re
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow
+import pyarrow.parquet as pq
+from rapidfuzz.distance import Levenshtein
+
+from data_contracts.errors import RefusedInput
+from data_contracts.extracts import EXTRACTS, Extract
+from data_contracts.ids import fold_fullwidth, mask_ids_in_text
+from data_contracts.warehouse import frame
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("csv", "parquet")
+CHUNK = 4 * 1024 * 1024
+
+
+@dataclass
+class SourceFile:
+    extract: str
+    path: Path  # as delivered
+    rel: str  # relative to the landing directory (lineage)
+    fmt: str  # csv or parquet
+    size: int = 0
+    sha256: str = ""
+    encoding: str | None = None  # utf-8, utf-8-sig, gb18030 (csv only)
+    read_path: Path | None = None  # what DuckDB reads: the file, or its UTF-8 transcode
+    columns: list[str | None] = field(default_factory=list)  # canonical name per position
+    source_names: list[str] = field(default_factory=list)  # header as delivered
+    kind: str = "file"  # or symlink (to a regular file inside the landing directory)
+    link_to: str | None = None  # a symlink's target, relative to the landing directory
+    floats: set[str] = field(default_factory=set)  # Parquet columns stored as binary floating point
+
+
+def _fold_header(text: str) -> str:
+    return pl.select(fold_fullwidth(pl.lit(text))).item().strip().casefold()
+
+
+def alias_map(extract: Extract) -> dict[str, str]:
+    """Folded header spelling -> canonical column name."""
+    out: dict[str, str] = {}
+    for c in extract.columns:
+        for spelling in (c.name, *c.aliases):
+            out[_fold_header(spelling)] = c.name
+    return out
+
+
+@dataclass
+class Entry:
+    """One entry of the landing directory and what the batch made of it (``landing_entries``)."""
+    entry: str  # path relative to the landing directory
+    kind: str  # file, directory, symlink
+    status: str  # loaded, skipped (a re-delivery), ignored
+    reason: str
+
+
+def _kind(p: Path) -> str:
+    mode = p.lstat().st_mode
+    for test, kind in ((stat.S_ISLNK, "symlink"), (stat.S_ISDIR, "directory"), (stat.S_ISREG, "file"),
+                       (stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket")):
+        if test(mode):
+            return kind
+    return "special file"
+
+
+def _check_entry(p: Path, root: Path, rel: str) -> str:
+    """The entry's kind; refuses what is neither a regular file, a directory nor a symlink that
+    resolves to a regular file inside the landing directory."""
+    kind = _kind(p)
+    if kind in ("file", "directory"):
+        return kind
+    if kind != "symlink":
+        raise RefusedInput(rel, f"a {kind}, not a file: remove it from the landing directory")
+    try:
+        target = p.resolve(strict=True)
+    except (OSError, RuntimeError) as ex:  # RuntimeError: a loop on Python < 3.13
+        what = "a loop" if isinstance(ex, RuntimeError) or getattr(ex, "errno", None) == errno.ELOOP else "dangling"
+        raise RefusedInput(rel, f"symbolic link that does not resolve ({what}): remove or repair it") from None
+    if not target.is_relative_to(root):
+        raise RefusedInput(rel, "symbolic link pointing outside the landing directory: deliver the file itself")
+    if not stat.S_ISREG(target.stat().st_mode):
+        raise RefusedInput(rel, "symbolic link to something that is not a regular file: remove it")
+    return kind
+
+
+def near_miss(name: str) -> str | None:
+    """The name ``name`` was likely meant to have, when it is close to an extract's (edit distance
+    at most 2, case, ``_`` for ``-``: ``payment-04.csv``, ``Payments-05.csv``, ``payments_06.csv``);
+    None when it is like no extract's."""
+    stem, dot, ext = name.partition(".")
+    tokens = stem.casefold().replace("-", "_").split("_")
+    for extract in EXTRACTS:
+        n = extract.count("_") + 1
+        for k in range(max(1, n - 1), min(len(tokens), n + 1) + 1):
+            if Levenshtein.distance("_".join(tokens[:k]), extract, score_cutoff=2) <= 2:
+                rest = "_".join(tokens[k:])
+                return extract + (f"-{rest}" if rest else "") + dot + ext.lower()
+    return None
+
+
+def survey(input_dir: Path) -> tuple[dict[str, list[SourceFile]], list[Entry]]:
+    """Every entry of the landing directory accounted for: the files per delivered extract, in a
+    stable order (sorted by relative path: a later file wins over an earlier one when both carry
+    the same key), and the entries ignored, with the reason. Refuses (RefusedInput) a name
+    almost like an extract's, a symlink that does not resolve to a regular file inside the
+    directory, a FIFO, a device or a socket, an unknown format for an extract, a missing
+    required extract."""
+    if not input_dir.is_dir():
+        raise RefusedInput(str(input_dir), "landing directory does not exist or is not a directory")
+    root = input_dir.resolve()
+    found: dict[str, list[SourceFile]] = {}
+    entries: list[Entry] = []
+
+    def add(extract: str, p: Path, kind: str) -> None:
+        rel = str(p.relative_to(input_dir))
+        ext = p.name.rsplit(".", 1)[-1].lower() if "." in p.name else ""
+        if ext not in FORMATS:
+            raise RefusedInput(rel, f"unknown format {p.suffix or '(no extension)'!r} for extract "
+                                    f"{extract}: expected .csv or .parquet")
+        link_to = str(p.resolve().relative_to(root)) if kind == "symlink" else None
+        found.setdefault(extract, []).append(SourceFile(extract, p, rel, ext, kind=kind, link_to=link_to))
+
+    for p in sorted(input_dir.iterdir()):
+        if p.name.startswith("."):
+            entries.append(Entry(p.name, _kind(p), "ignored", "hidden entry"))
+            continue
+        kind = _check_entry(p, root, p.name)
+        if kind == "directory" and p.name in EXTRACTS:
+            entries.append(Entry(p.name, kind, "loaded", f"extract directory of {p.name}"))
+            for q in sorted(p.iterdir()):
+                rel = str(q.relative_to(input_dir))
+                if q.name.startswith("."):
+                    entries.append(Entry(rel, _kind(q), "ignored", "hidden entry"))
+                    continue
+                if _check_entry(q, root, rel) == "directory":
+                    raise RefusedInput(rel, "unexpected directory inside an extract directory")
+                add(p.name, q, _kind(q))
+            continue
+        stem = p.name.split(".", 1)[0]
+        extract = next((e for e in EXTRACTS if stem == e or p.name.startswith(e + "-")), None)
+        if extract is not None:
+            if kind == "directory":
+                raise RefusedInput(p.name, f"a directory named like a file of extract {extract}: an extract's "
+                                           f"directory is named {extract}/")
+            add(extract, p, kind)
+            continue
+        meant = near_miss(p.name)
+        if meant is not None:
+            raise RefusedInput(p.name, f"named almost like an extract: did you mean {meant!r}? Rename it, or "
+                                       f"move it out of the landing directory if it is not one")
+        log.info("ignoring %s: not an extract", p.name)
+        entries.append(Entry(p.name, kind, "ignored", "named like no extract"))
+    for name, e in EXTRACTS.items():
+        if e.required and not found.get(name):
+            raise RefusedInput(str(input_dir / name), f"required extract {name} was not delivered")
+    for files in found.values():
+        files.sort(key=lambda f: f.rel)
+    return found, entries
+
+
+def discover(input_dir: Path) -> dict[str, list[SourceFile]]:
+    """The files per delivered extract (:func:`survey` without the ignored entries)."""
+    return survey(input_dir)[0]
+
+
+def precheck(input_dir: Path) -> None:
+    """What can be refused from names and first lines alone, in a moment, before a batch starts
+    Prefect: the landing directory's entries (:func:`survey`), unreadable Parquet files, empty
+    files and headers that miss or repeat a column. The full inspection (encoding, hash) is the
+    ingest's own. Raises RefusedInput; writes nothing."""
+    for files in discover(input_dir).values():
+        for sf in files:
+            if sf.fmt == "parquet":
+                try:
+                    names = pq.read_schema(sf.path).names
+                except Exception as ex:  # noqa: BLE001 -- any failure to open is a refusal
+                    raise RefusedInput(sf.rel, f"not a readable Parquet file ({type(ex).__name__})") from None
+            else:
+                with open(sf.path, "rb") as f:
+                    first = f.readline(1 << 20).removeprefix(codecs.BOM_UTF8)
+                try:
+                    text = first.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = first.decode("gb18030", errors="replace")  # the ingest decides the file's encoding
+                if not text.strip():
+                    raise RefusedInput(sf.rel, "empty file: no header row")
+                names = next(csv.reader(io.StringIO(text)))
+            _map_header(sf, names)
+
+
+def transcode_gb18030(src: Path, dst: Path) -> None:
+    """Stream a GB18030 file into a UTF-8 copy, 4 MB at a time (strict: raises UnicodeDecodeError)."""
+    dec = codecs.getincrementaldecoder("gb18030")("strict")
+    with open(src, "rb") as f, open(dst, "w", encoding="utf-8", newline="") as g:
+        first = True
+        while chunk := f.read(CHUNK):
+            text = dec.decode(chunk)
+            if first and text.startswith("\ufeff"):
+                text = text[1:]
+            first = False
+            g.write(text)
+        g.write(dec.decode(b"", final=True))
+
+
+def _utf8_boundary(buf: bytes) -> int:
+    """Where a UTF-8 sequence cut off by the end of ``buf`` starts (``len(buf)`` when none is)."""
+    for k in range(1, min(4, len(buf)) + 1):
+        b = buf[-k]
+        if b & 0xC0 != 0x80:  # ASCII or a lead byte
+            need = 1 if b < 0x80 else 2 if b < 0xE0 else 3 if b < 0xF0 else 4
+            return len(buf) - k if need > k else len(buf)
+    return len(buf)
+
+
+def _valid_utf8(buf: bytes) -> bool:
+    """Strict UTF-8 (what ``bytes.decode('utf-8')`` accepts), checked without building a str."""
+    try:
+        pl.Series([buf], dtype=pl.Binary).cast(pl.String)
+        return True
+    except pl.exceptions.ComputeError:
+        return False
+
+
+def _detect_and_hash(sf: SourceFile, tmp: Path) -> None:
+    """sha256 and encoding in one streaming pass; GB18030 transcoded to a UTF-8 temp file."""
+    h = hashlib.sha256()
+    utf8, carry = True, b""
+    with open(sf.path, "rb") as f:
+        head = f.read(3)
+        bom = head == codecs.BOM_UTF8
+        f.seek(0)
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            if utf8:  # a sequence cut by the chunk's end is checked with the next chunk
+                buf = carry + chunk if carry else chunk
+                cut = _utf8_boundary(buf)
+                utf8, carry = _valid_utf8(buf[:cut]), buf[cut:]
+        if carry:
+            utf8 = False
+    sf.sha256 = h.hexdigest()
+    if utf8:
+        sf.encoding = "utf-8-sig" if bom else "utf-8"
+        sf.read_path = sf.path
+        return
+    out = tmp / f"{len(list(tmp.iterdir()))}-{sf.path.name}"
+    try:
+        transcode_gb18030(sf.path, out)
+    except UnicodeDecodeError as e:
+        raise RefusedInput(sf.rel, f"cannot be decoded as UTF-8 or GB18030 (byte offset about {e.start})") from None
+    if _looks_single_byte(sf.path) and not _common_chinese(out):
+        raise RefusedInput(sf.rel, "encoding cannot be told: not UTF-8, and read as GB18030 it gives characters "
+                                   "outside the common Chinese set, while its bytes read as Latin-1 accented letters "
+                                   "(like 'Renée'); deliver it as UTF-8")
+    sf.encoding = "gb18030"
+    sf.read_path = out
+
+
+_HIGH, _HIGH_PAIR = re.compile(rb"[\x80-\xff]"), re.compile(rb"[\x80-\xff]{2}")
+
+
+def _looks_single_byte(path: Path) -> bool:
+    """Do the file's bytes read as a single-byte (Latin-1, Windows-1252) text? Its non-ASCII bytes
+    then stand alone between ASCII ones (``Ren\\xe9e``); in Chinese text every character is two
+    or four bytes of which the first is non-ASCII, and GB2312 characters have two non-ASCII bytes
+    side by side, so a real GB18030 file stops the scan at its first common Chinese character."""
+    seen_high = False
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            if _HIGH_PAIR.search(chunk):
+                return False
+            seen_high = seen_high or _HIGH.search(chunk) is not None
+    return seen_high
+
+
+def _common_chinese(utf8_copy: Path) -> bool:
+    """Does the GB18030 reading hold only characters of the common set (GB2312: every character
+    a Chinese register normally needs)? Read from its UTF-8 transcode."""
+    with open(utf8_copy, encoding="utf-8") as f:
+        while text := f.read(CHUNK):
+            try:
+                text.encode("gb2312")
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
+def _safe_label(text: str) -> str:
+    """A header cell for a log line or a refusal, quoted, with any ID number masked (a file whose
+    first line is not a header has data there)."""
+    return repr(mask_ids_in_text(text))
+
+
+def _map_header(sf: SourceFile, names: list[str]) -> None:
+    e = EXTRACTS[sf.extract]
+    aliases = alias_map(e)
+    cols: list[str | None] = []
+    seen: dict[str, str] = {}
+    for n in names:
+        canon = aliases.get(_fold_header(n))
+        if canon is not None:
+            if canon in seen:
+                raise RefusedInput(sf.rel, f"columns {_safe_label(seen[canon])} and {_safe_label(n)} both mean {canon}")
+            seen[canon] = n
+        cols.append(canon)
+    if not seen:
+        raise RefusedInput(sf.rel, "no header row: the first line names none of the extract's columns")
+    for c in e.columns:
+        if c.name not in seen and not c.optional:
+            spellings = ", ".join(c.aliases)
+            raise RefusedInput(sf.rel, f"missing required column {c.name} ({spellings})")
+    unknown = [_safe_label(n) for n, c in zip(names, cols) if c is None]
+    if unknown:
+        log.warning("%s: ignoring columns not in the contract: %s", sf.rel, ", ".join(unknown))
+    sf.columns, sf.source_names = cols, names
+
+
+def inspect_file(sf: SourceFile, tmp: Path) -> None:
+    """One file: refuse it, or fill in encoding, hash and column mapping."""
+    sf.size = sf.path.stat().st_size
+    if sf.fmt == "parquet":
+        h = hashlib.sha256()
+        with open(sf.path, "rb") as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+        sf.sha256 = h.hexdigest()
+        try:
+            schema = pq.read_schema(sf.path)
+        except Exception as ex:  # noqa: BLE001 -- any failure to open is a refusal
+            raise RefusedInput(sf.rel, f"not a readable Parquet file ({type(ex).__name__})") from None
+        names = schema.names
+        sf.floats = {f.name for f in schema if pyarrow.types.is_floating(f.type)}
+        sf.read_path = sf.path
+        _map_header(sf, names)
+        return
+    _detect_and_hash(sf, tmp)
+    with open(sf.read_path, encoding="utf-8-sig", newline="") as f:
+        first = f.readline()
+    if not first.strip():
+        raise RefusedInput(sf.rel, "empty file: no header row")
+    names = next(csv.reader(io.StringIO(first)))
+    _map_header(sf, names)
+
+
+
+@contextlib.contextmanager
+def inspected(input_dir: Path | str):
+    """The landing directory's entries accounted for and its files inspected (encoding,
+    hash, header), with GB18030 transcodes in a temporary directory removed on exit; yields the
+    files per extract and the ignored entries. Raises RefusedInput; writes nothing."""
+    found, entries = survey(Path(input_dir))
+    tmp = Path(tempfile.mkdtemp(prefix="sentinel-ingest-"))
+    try:
+        for files in found.values():
+            for sf in files:
+                inspect_file(sf, tmp)
+        yield found, entries
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The file's rows as text with canonical names, ``_file`` and ``_line``; and the rows
+    DuckDB could not split (``_file``, ``_line``, ``reason``, ``record``)."""
+    e = EXTRACTS[sf.extract]
+    rejects = pl.DataFrame(schema={"_line": pl.Int64, "reason": pl.String, "record": pl.String})
+    path = _sql_str(str(sf.read_path))
+    if sf.fmt == "parquet":
+        # a binary float cannot hold fen exactly (99.99 may be 99.99000000000001): its text is its value to
+        # 6 decimals, so that the fen check sees 99.990000, and 100.005 still as 100.005000
+        sel = ", ".join((f'CAST(TRY_CAST("{src}" AS DECIMAL(38, 6)) AS VARCHAR)' if src in sf.floats else
+                         f'CAST("{src}" AS VARCHAR)') + f' AS "{c}"' for src, c in zip(sf.source_names, sf.columns) if c)
+        try:
+            df = frame(con, f"SELECT {sel} FROM read_parquet({path})")
+        except duckdb.Error as ex:
+            raise RefusedInput(sf.rel, f"Parquet file cannot be read ({type(ex).__name__})") from None
+        df = df.with_columns(_line=pl.int_range(2, pl.len() + 2, dtype=pl.Int64))
+    else:
+        cols = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(sf.columns))) + "}"
+        sel = ", ".join(f'c{i} AS "{c}"' for i, c in enumerate(sf.columns) if c)
+        con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
+        try:
+            df = frame(con,
+                f"SELECT {sel} FROM read_csv({path}, header=true, auto_detect=false, columns={cols}, "
+                f"delim=',', quote='\"', escape='\"', encoding='utf-8', ignore_errors=true, store_rejects=true)"
+            )
+            rej = frame(con,
+                "SELECT line::BIGINT AS _line, 'malformed CSV row: ' || lower(min(error_type)) AS reason, "
+                "min(csv_line) AS record FROM reject_errors GROUP BY line ORDER BY line")
+        except duckdb.Error as ex:
+            raise RefusedInput(sf.rel, f"CSV cannot be read ({type(ex).__name__})") from None
+        if rej.height:
+            rejects = rej
+        # DuckDB's reject line numbers count records with the header as line 1; the loaded
+        # rows take the remaining line numbers in order.
+        total = df.height + rejects.height
+        lines = pl.int_range(2, total + 2, dtype=pl.Int64, eager=True)
+        if rejects.height:
+            lines = lines.filter(~lines.is_in(rejects["_line"].implode()))
+        df = df.with_columns(_line=lines)
+    for c in e.columns:  # optional columns not delivered
+        if c.name not in df.columns:
+            df = df.with_columns(pl.lit(None, dtype=pl.String).alias(c.name))
+    df = df.select(*e.column_names, pl.lit(sf.rel).alias("_file"), "_line")
+    rejects = rejects.select(pl.lit(sf.rel).alias("_file"), "_line", "reason", "record")
+    return df, rejects

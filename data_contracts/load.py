@@ -1,0 +1,197 @@
+"""Writing one batch's delivery into the warehouse (DEVELOPERS.md table contract), inside the
+transaction the ingest holds.
+
+- The ingest's bookkeeping tables (:data:`TABLES`: ``ingested_files``, ``quarantine``,
+  ``run_extracts``, ``landing_entries``, ``key_versions``) have their contract in
+  ``sql/warehouse/<table>.sql`` and are made by ``warehouse.ensure``; rows are inserted under the
+  contract's column names.
+- ``raw_<extract>`` and ``stg_<extract>`` are the exception: their contract is the extract
+  catalogue (:mod:`data_contracts.extracts`), so their DDL is derived from it (:func:`ddl`): raw
+  holds every catalogue column as delivered (VARCHAR), staging each column as its kind's type
+  (``extracts.KINDS``) with ``<col>_valid`` after an ID column; both end in the lineage columns
+  :data:`LINEAGE`.
+- :func:`write_extract`: raw and staging of one extract. Re-delivery (decision): a file whose
+  sha256 was already loaded for the same extract is skipped (:func:`already_loaded`); a snapshot
+  extract whose set of files is identical to the snapshot currently loaded is skipped as a whole.
+  Raw tables of snapshot extracts hold the current delivery (replaced with staging); raw tables
+  of incremental extracts are append-only history, and staging takes the new version of a key
+  (upsert), counted in ``key_versions``.
+- :func:`write_record`: what the batch made of each extract and of each landing entry.
+
+The batch's own row (``runs``) is not written here: the flow's bookkeeping (``flows/runs.py``)
+is its one writer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow
+
+from data_contracts import warehouse
+from data_contracts.extracts import EXTRACTS, Extract
+from data_contracts.landing import Entry, SourceFile
+
+TABLES = ("ingested_files", "quarantine", "run_extracts", "landing_entries", "key_versions")
+LINEAGE = {"_batch_id": "BIGINT", "_file": "VARCHAR", "_line": "BIGINT"}
+
+
+def ddl(extract: Extract) -> list[str]:
+    """``CREATE TABLE IF NOT EXISTS`` of ``raw_<extract>`` and ``stg_<extract>``, derived from the
+    extract catalogue (their contract)."""
+    lineage = [f"{k} {v}" for k, v in LINEAGE.items()]
+    raw = [f'"{c}" VARCHAR' for c in extract.column_names] + lineage
+    stg = [f'"{c}" {t}' for c, t in extract.staging_columns] + lineage
+    return [f"CREATE TABLE IF NOT EXISTS raw_{extract.name} ({', '.join(raw)})",
+            f"CREATE TABLE IF NOT EXISTS stg_{extract.name} ({', '.join(stg)})"]
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Every table the ingest writes, created if absent (bookkeeping tables: columns a warehouse of
+    an earlier version lacks added)."""
+    warehouse.ensure(con, *TABLES)
+    for e in EXTRACTS.values():
+        for stmt in ddl(e):
+            warehouse.execute(con, stmt)
+
+
+def next_batch_id(con: duckdb.DuckDBPyConnection) -> int:
+    """One more than any batch the warehouse records (in ``runs`` or in the ingest's
+    ``run_extracts``); 1 for a new warehouse."""
+    have = [t for t in ("runs", "run_extracts") if warehouse.exists(con, t)]
+    if not have:
+        return 1
+    ids = " UNION ALL ".join(f"SELECT max(batch_id) AS b FROM {t}" for t in have)
+    return warehouse.execute(con, f"SELECT coalesce(max(b), 0) + 1 FROM ({ids})")[0][0]
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[tuple]) -> None:
+    """Rows of a bookkeeping table, as tuples in the order of its contract's columns."""
+    if rows:
+        cols = warehouse.column_names(table)
+        con.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", rows)
+
+
+@dataclass
+class ExtractCounts:
+    """One extract in one batch (``run_extracts``); rows_read = rows_loaded + rows_quarantined."""
+    extract: str
+    delivered: bool = False
+    files: int = 0
+    files_skipped: int = 0
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+
+
+@dataclass
+class Prepared:
+    """One extract read, normalised and validated, ready to be written (Arrow tables)."""
+    counts: ExtractCounts
+    file_rows: list[tuple]  # ingested_files rows
+    quarantine: pyarrow.Table | None = None
+    raw: pyarrow.Table | None = None
+    stg: pyarrow.Table | None = None
+    changed: pyarrow.Table | None = None  # keys delivered tonight in several files with different contents
+    keys_resent: int = 0  # keys already in staging (incremental extracts), set when written
+    keys_changed: int = 0  # of which with other content, or changed between tonight's files
+
+
+def file_row(batch_id: int, sf: SourceFile, status: str, rows_read: int) -> tuple:
+    """An ``ingested_files`` row."""
+    return (batch_id, sf.extract, sf.rel, sf.fmt, sf.encoding, sf.size, sf.sha256, status, rows_read)
+
+
+def already_loaded(con: duckdb.DuckDBPyConnection, extract: Extract, files: list[SourceFile]) -> set[str]:
+    """sha256 of the files to skip as re-deliveries."""
+    if extract.snapshot:
+        cur = con.execute(
+            "SELECT list(DISTINCT sha256) FROM ingested_files WHERE extract = ? AND status = 'loaded' "
+            "AND batch_id = (SELECT max(batch_id) FROM ingested_files WHERE extract = ? AND status = 'loaded')",
+            [extract.name, extract.name]).fetchone()[0] or []
+        return set(cur) if set(cur) == {f.sha256 for f in files} else set()
+    rows = con.execute("SELECT DISTINCT sha256 FROM ingested_files WHERE extract = ? AND status = 'loaded' "
+                       "AND sha256 IN (SELECT unnest(?))", [extract.name, [f.sha256 for f in files]]).fetchall()
+    return {r[0] for r in rows}
+
+
+def staged_rows(con: duckdb.DuckDBPyConnection, extract: Extract) -> int:
+    return warehouse.execute(con, f"SELECT count(*) FROM stg_{extract.name}")[0][0]
+
+
+def _q(col: str) -> str:
+    return '"' + col + '"'
+
+
+def write_extract(wcon: duckdb.DuckDBPyConnection, extract: Extract, p: Prepared, batch_id: int, clock) -> None:
+    """One extract's files, quarantine, raw and staging rows; sets ``p.keys_resent`` and
+    ``p.keys_changed`` (incremental extracts). ``clock(step)`` times the steps."""
+    insert_rows(wcon, "ingested_files", p.file_rows)
+    if p.raw is None:
+        return
+    name = extract.name
+    wcon.register("_q", p.quarantine)
+    wcon.execute(f"INSERT INTO quarantine SELECT {batch_id}, '{name}', _file, _line, reason, record FROM _q")
+    wcon.unregister("_q")
+    wcon.register("_raw", p.raw)
+    wcon.register("_stg", p.stg)
+    if extract.snapshot:
+        wcon.execute(f"DELETE FROM raw_{name}")
+        wcon.execute(f"DELETE FROM stg_{name}")
+    else:
+        # a key already loaded: the earlier version stays in raw_* (append-only), staging takes the
+        # new one; counted, and counted as changed when its content differs (or differed between
+        # tonight's files), so that no change goes unsaid
+        k = extract.key[0]
+        content = extract.column_names  # the values, not the lineage nor the derived _valid
+        differs = (f"ROW({', '.join(f's.{_q(c)}' for c in content)}) IS DISTINCT FROM "
+                   f"ROW({', '.join(f't.{_q(c)}' for c in content)})")
+        resent = f"FROM _stg s JOIN stg_{name} t ON s.{_q(k)} = t.{_q(k)}"  # an inner join: only re-sent keys
+        changed = f"SELECT s.{_q(k)} {resent} WHERE {differs}"
+        if p.changed is not None:
+            wcon.register("_changed", p.changed)
+            changed += f" UNION SELECT {_q(k)} FROM _changed"
+        p.keys_resent, p.keys_changed = wcon.execute(
+            f"SELECT (SELECT count(*) {resent}), (SELECT count(*) FROM ({changed}))").fetchall()[0]
+        if p.changed is not None:
+            wcon.unregister("_changed")
+        wcon.execute(f'DELETE FROM stg_{name} WHERE "{k}" IN (SELECT "{k}" FROM _stg)')
+    clock("delete")
+    wcon.execute(f"INSERT INTO raw_{name} BY NAME SELECT *, {batch_id}::BIGINT AS _batch_id FROM _raw")
+    clock("write raw")
+    wcon.execute(f"INSERT INTO stg_{name} BY NAME SELECT *, {batch_id}::BIGINT AS _batch_id FROM _stg")
+    clock("write stg")
+    wcon.unregister("_raw")
+    wcon.unregister("_stg")
+
+
+def write_record(wcon: duckdb.DuckDBPyConnection, batch_id: int, counts: dict[str, ExtractCounts],
+                 versions: list[tuple], found: dict[str, list[SourceFile]], entries: list[Entry],
+                 status: dict[str, str]) -> None:
+    """What the batch made of its input: ``run_extracts`` (every extract, delivered or not),
+    ``key_versions`` (incremental extracts written tonight) and ``landing_entries``."""
+    insert_rows(wcon, "run_extracts", [(batch_id, c.extract, c.delivered, c.files, c.files_skipped, c.rows_read,
+                                        c.rows_loaded, c.rows_quarantined) for c in counts.values()])
+    insert_rows(wcon, "key_versions", versions)
+    insert_rows(wcon, "landing_entries", _entry_rows(batch_id, found, entries, status))
+
+
+def _entry_rows(batch_id: int, found: dict[str, list[SourceFile]], entries: list[Entry],
+                status: dict[str, str]) -> list[tuple]:
+    """``landing_entries`` rows: every entry, the extract files with what became of them."""
+    rows = []
+    for files in found.values():
+        for sf in files:
+            st = status.get(sf.rel, "loaded")
+            reason = (f"extract {sf.extract}" if st == "loaded" else
+                      f"extract {sf.extract}: identical to a file already loaded (re-delivery)")
+            if sf.link_to:
+                reason += f"; symbolic link to {sf.link_to}"
+            rows.append((batch_id, sf.rel, sf.kind, st, reason))
+    for e in entries:
+        st = e.status
+        if e.kind == "directory" and e.status == "loaded":  # an extract directory: loaded if any of its files was
+            inside = [status.get(sf.rel) for sf in found.get(e.entry, [])]
+            st = "loaded" if "loaded" in inside else "skipped"
+        rows.append((batch_id, e.entry, e.kind, st, e.reason))
+    return sorted(rows, key=lambda r: r[1])

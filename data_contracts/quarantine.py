@@ -1,0 +1,105 @@
+"""Which delivered rows cannot be loaded, and why (EXTRACTS.md: a row is quarantined only when it
+cannot be interpreted at all).
+
+- :func:`quarantine_reasons`: the extract's pandera schema (``schemas.schema_for``) validates the
+  normalised frame (``lazy=True``); each failing row gets its reasons, derived from
+  ``failure_cases``: "no key: c", "required value empty: c", or the reason ``schemas.REASONS``
+  names for a companion flag ("unparseable date: c", "not above zero: c", ...).
+- :func:`sort_rows`: the rows of one extract's delivery split into the quarantine (those, the rows
+  DuckDB could not split, and every row of a key repeated in one file with different contents)
+  and the rows to load, one per key (a later file wins over an earlier one).
+
+A quarantine record is the row as delivered (JSON of canonical column -> text), with its file and
+line; never written to a log.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandera.polars as pa
+import polars as pl
+
+from data_contracts.extracts import Extract
+from data_contracts.schemas import companions, reason_text, schema_for
+
+
+def quarantine_reasons(extract: Extract, norm: pl.DataFrame) -> pl.DataFrame:
+    """Validate with the extract's pandera schema; one row (``index``, ``reason``) per failing row."""
+    flagged = tuple(c for c in norm.columns if "__" in c and not c.endswith("__unparseable") and norm[c].any())
+    model = schema_for(extract.name, flagged)
+    try:
+        model.validate(norm, lazy=True)
+        return pl.DataFrame(schema={"index": pl.Int64, "reason": pl.String})
+    except pa.errors.SchemaErrors as err:
+        fc = err.failure_cases
+    if fc.filter(pl.col("index").is_null()).height:  # a schema-level failure is a bug, not bad data
+        raise RuntimeError(f"{extract.name}: schema failure {fc.filter(pl.col('index').is_null())}")
+    fc = fc.select(pl.col("index").cast(pl.Int64), "column", "check").unique()
+    unparseable = fc.filter(pl.col("column").str.ends_with("__unparseable")).select(
+        "index", pl.col("column").str.strip_suffix("__unparseable").alias("base"))
+    # a value that was delivered but unparseable also fails not_nullable: report it once
+    fc = fc.join(unparseable.with_columns(dup=pl.lit(True)), left_on=["index", "column"],
+                 right_on=["index", "base"], how="left").filter(pl.col("dup").is_null())
+    # companion flags (c__unparseable, c__not_positive, ...): the reason schemas.REASONS gives
+    flags = {f"{c.name}__{check}": f"{reason_text(extract.name, c.name, check)}: {c.name}"
+             for c in extract.columns for check in companions(c)}
+    reason = (
+        pl.when(pl.col("column").is_in(list(flags)))
+        .then(pl.col("column").replace_strict(flags, default=None))
+        .when((pl.col("check") == "not_nullable") & pl.col("column").is_in(list(extract.key)))
+        .then(pl.lit("no key: ") + pl.col("column"))
+        .when(pl.col("check") == "not_nullable")
+        .then(pl.lit("required value empty: ") + pl.col("column"))
+        .otherwise(pl.lit("invalid ") + pl.col("column") + pl.lit(": ") + pl.col("check"))
+    )
+    return (fc.select("index", reason.alias("reason")).unique().sort("index", "reason")
+            .group_by("index", maintain_order=True).agg(pl.col("reason").str.join("; ")))
+
+
+@dataclass
+class Sorted:
+    """One extract's delivery, sorted: quarantined rows and the rows to load."""
+    quarantine: pl.DataFrame  # _file, _line, reason, record
+    raw: pl.DataFrame  # the rows to load, as delivered (every one: raw_<extract> keeps them all)
+    stg: pl.DataFrame  # the rows to load, normalised, the last one per key
+    changed: pl.DataFrame | None  # keys delivered tonight in several files with different contents
+
+
+def _record(extract: Extract) -> pl.Expr:
+    """The row as delivered, for the quarantine: JSON of canonical column -> text."""
+    return pl.struct(extract.column_names).struct.json_encode().alias("record")
+
+
+def sort_rows(extract: Extract, raw: pl.DataFrame, norm: pl.DataFrame, rejects: pl.DataFrame) -> Sorted:
+    """``raw`` (text as delivered), ``norm`` (its normalised values and companion flags, row for
+    row) and ``rejects`` (rows DuckDB could not split) -> what is quarantined and what loads."""
+    bad = quarantine_reasons(extract, norm)
+    q = [raw[bad["index"]].with_columns(reason=bad["reason"]).select("_file", "_line", "reason", _record(extract)),
+         rejects.select("_file", "_line", "reason", "record")]
+    good_raw, good = raw, norm.drop(c for c in norm.columns if "__" in c)  # the companion flags
+    del norm
+    if bad.height:
+        ok_mask = ~pl.int_range(0, raw.height, dtype=pl.Int64, eager=True).is_in(bad["index"].implode())
+        good_raw, good = good_raw.filter(ok_mask), good.filter(ok_mask)
+    changed = None
+    # a key delivered more than once tonight: different contents within one file are quarantined
+    # (every row of the key in that file: which one is right, nobody can tell); across files the
+    # later file wins and the key counts as changed. A single key is usually unique already,
+    # which is cheaper to see than to filter.
+    if len(extract.key) > 1 or good[extract.key[0]].n_unique() < good.height:
+        key = pl.col(extract.key[0]) if len(extract.key) == 1 else pl.struct(extract.key)
+        idx = good.select(key.is_duplicated()).to_series().arg_true()
+        content = [c for c in good.columns if c not in ("_file", "_line")]
+        d = good[idx].select(k=key, f="_file", h=pl.struct(content).hash(), i=idx)
+        conflict = d.filter(pl.col("h").n_unique().over("k", "f") > 1)["i"]
+        if conflict.len():
+            q.append(good_raw[conflict].select(
+                "_file", "_line", pl.lit(f"duplicate key with different content in one file: {', '.join(extract.key)}")
+                .alias("reason"), _record(extract)))
+            keep = ~pl.int_range(0, good.height, dtype=pl.Int64, eager=True).is_in(conflict.implode())
+            good_raw, good = good_raw.filter(keep), good.filter(keep)
+            d = d.filter(~pl.col("i").is_in(conflict.implode()))
+        if len(extract.key) == 1:
+            changed = d.filter(pl.col("h").n_unique().over("k") > 1).select(pl.col("k").unique().alias(extract.key[0]))
+        good = good.filter(key.is_last_distinct())
+    return Sorted(pl.concat(q), good_raw, good, changed if changed is not None and changed.height else None)

@@ -1,8 +1,0 @@
--- model_scores: every person the isolation-forest scorer scored in a batch (replaced each batch).
--- Grain: (batch_id, id_number). score in [0, 1], higher is more unusual (models/FEATURES.md).
-CREATE OR REPLACE TABLE model_scores (
-    batch_id BIGINT NOT NULL,
-    id_number VARCHAR NOT NULL,
-    score DOUBLE NOT NULL,
-    explanation VARCHAR
-)

@@ -1,0 +1,9 @@
+-- name_reading: every name of the registration and the payments with its folded spelling, its
+-- pinyin reading and its sound code (rules/names.py), for the pair kind's name comparison levels.
+-- Replaced each batch.
+CREATE TABLE IF NOT EXISTS name_reading (
+    name VARCHAR,
+    folded VARCHAR,
+    reading VARCHAR,
+    sound VARCHAR
+)

@@ -11,6 +11,8 @@ Every rule has a positive and a negative case. Python tests follow for what a fi
 from __future__ import annotations
 
 import datetime as dt
+import re
+import shutil
 
 import duckdb
 import polars as pl
@@ -94,16 +96,37 @@ def fixture_cases() -> list[dict]:
 CASES = fixture_cases()
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"{c['rule']}: {c['case']}" for c in CASES])
-def test_rule_case(case):
+def check_case(case: dict, rules_dir=None) -> None:
     con = make_db({t: with_defaults(t, rows) for t, rows in case["given"].items()})
-    run_rules(con, case.get("as_of", AS_OF), 1, only=[case["rule"]])
+    run_rules(con, case.get("as_of", AS_OF), 1, rules_dir=rules_dir, only=[case["rule"]])
     got = pl.from_arrow(con.sql(f"SELECT {', '.join(HIT)}, evidence FROM rule_hits ORDER BY subject_id").to_arrow_table())
     want = [{"subject_type": "person", **e} for e in case["expect"]]
     assert got.height == len(want), got.to_dicts()
     for g, w in zip(got.to_dicts(), want):
         assert w.pop("evidence_contains", "") in g["evidence"]
         assert {k: g[k] for k in w} == {k: (v if k != "amount_at_risk" else type(g[k])(str(v))) for k, v in w.items()}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c['rule']}: {c['case']}" for c in CASES])
+def test_rule_case(case):
+    check_case(case)
+
+
+def test_the_worked_example_in_developers_md(tmp_path):
+    """DEVELOPERS.md's "Adding a rule" example, as written there, loads beside the catalog and passes its cases."""
+    doc = (RULES_DIR.parent / "DEVELOPERS.md").read_text(encoding="utf-8")
+    blocks = dict(re.findall(r"<!-- example: (\S+) -->\n```yaml\n(.*?)```", doc, re.S))
+    assert set(blocks) == {"gaoling_paid_elsewhere.yaml", "gaoling_paid_elsewhere.cases.yaml"}
+    assert sum(b.count("\n") for b in blocks.values()) < 30  # a rule and its cases in under 30 lines
+    for f in RULES_DIR.glob("*.yaml"):
+        shutil.copy(f, tmp_path)
+    for name, text in blocks.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    assert "gaoling_paid_elsewhere" in {r.id for r in load_catalog(tmp_path)}
+    cases = yaml.safe_load(blocks["gaoling_paid_elsewhere.cases.yaml"])
+    assert any(c["expect"] for c in cases) and any(not c["expect"] for c in cases)
+    for case in cases:
+        check_case({**case, "rule": "gaoling_paid_elsewhere"}, rules_dir=tmp_path)
 
 
 def test_every_rule_has_a_positive_and_a_negative_case():

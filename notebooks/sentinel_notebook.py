@@ -22,6 +22,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from data_contracts.policy import CATEGORIES, CONCLUSIONS, LIST_COLUMNS, SEVERITY_ZH
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CJK_FONT = "Noto Sans CJK SC"
@@ -31,10 +33,11 @@ CJK_FONT_FILES = ["/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
                   "/usr/share/fonts/**/NotoSansCJKsc-Regular.otf"]
 
 # Chinese labels for the codes the charts show (categories come from data_contracts.policy)
-SERIES_ZH = {"high": "高", "medium": "中", "low": "低", "warnings": "预警数", "yuan": "金额（元）",
-             "warnings_new": "新增", "warnings_open": "持续", "warnings_resolved": "已消除",
-             "confirmed": "属实", "rectified": "已整改", "cleared": "不属实",
-             "amount_at_risk": "涉及金额", "amount_recovered": "已追回", "amount_back_paid": "已补发"}
+# chart labels: POLICY.md's severities and conclusions (data_contracts/policy.py), and the notebooks' own series
+SERIES_ZH = {**SEVERITY_ZH, **{status: zh for zh, status in CONCLUSIONS.items()},
+             "warnings": "预警数", "yuan": "金额（元）", "warnings_new": "新增", "warnings_open": "持续",
+             "warnings_resolved": "已消除", "amount_at_risk": LIST_COLUMNS["amount_at_risk"],
+             "amount_recovered": "已追回", "amount_back_paid": "已补发"}
 
 
 def use_cjk_font() -> str:
@@ -58,8 +61,6 @@ def use_cjk_font() -> str:
 
 def zh(value: object) -> str:
     """A code as the charts label it: a category's Chinese name, a series' Chinese name, else as is."""
-    from data_contracts.policy import CATEGORIES
-
     text = str(value)
     return CATEGORIES.get(text) or SERIES_ZH.get(text) or text
 

@@ -144,16 +144,19 @@ def _group_counts(units: pl.DataFrame, view: str, pop_cols: list[str], hit_cols:
     return pl.concat(rows)
 
 
+def _with_rest(df: pl.DataFrame, *cols: str) -> pl.DataFrame:
+    """Per (level, key): each column's total over every group (``all_<c>``) and over the other groups
+    than the row's (``rest_<c>``), what a group is compared with."""
+    tot = df.group_by("level", "key").agg(pl.col(c).sum().alias(f"all_{c}") for c in cols)
+    return df.join(tot, on=["level", "key"]).with_columns(
+        **{f"rest_{c}": pl.col(f"all_{c}") - pl.col(c) for c in cols})
+
+
 def _rate_tests(df: pl.DataFrame) -> pl.DataFrame:
     """Rates, ratio to the rest, expected count and the exact two-sided test of two rates."""
     from scipy.stats import binomtest
 
-    tot = df.group_by("level", "key").agg(pl.col("persons").sum().alias("all_persons"),
-                                         pl.col("warned").sum().alias("all_warned"))
-    df = df.join(tot, on=["level", "key"]).with_columns(
-        rest_persons=pl.col("all_persons") - pl.col("persons"),
-        rest_warned=pl.col("all_warned") - pl.col("warned"),
-    ).with_columns(
+    df = _with_rest(df, "persons", "warned").with_columns(
         rate_per_1000=(1000 * pl.col("warned") / pl.col("persons")).round(3),
         rest_rate_per_1000=(1000 * pl.col("rest_warned") / pl.col("rest_persons")).round(3),
         expected=(pl.col("persons") * pl.col("all_warned") / pl.col("all_persons")).round(2),
@@ -170,12 +173,7 @@ def _rate_tests(df: pl.DataFrame) -> pl.DataFrame:
 def _share_tests(df: pl.DataFrame) -> pl.DataFrame:
     from scipy.stats import fisher_exact
 
-    tot = df.group_by("level", "key").agg(pl.col("concluded").sum().alias("all_concluded"),
-                                         pl.col("confirmed").sum().alias("all_confirmed"))
-    df = df.join(tot, on=["level", "key"]).with_columns(
-        rest_concluded=pl.col("all_concluded") - pl.col("concluded"),
-        rest_confirmed=pl.col("all_confirmed") - pl.col("confirmed"),
-    ).with_columns(
+    df = _with_rest(df, "concluded", "confirmed").with_columns(
         confirmed_share=pl.when(pl.col("concluded") > 0).then(pl.col("confirmed") / pl.col("concluded")).round(4),
         rule_confirmed_share=pl.when(pl.col("all_concluded") > 0).then(
             pl.col("all_confirmed") / pl.col("all_concluded")).round(4),

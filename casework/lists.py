@@ -39,9 +39,10 @@ from data_contracts import warehouse
 from data_contracts.ids import mask_ids
 from data_contracts.policy import CATEGORIES, CONCLUSIONS, LIST_COLUMNS, PROGRAMS, SEVERITY_ZH
 
-WARNING_COLUMNS = ["warning_id", "category", "rule_id", "severity", "subject_type", "subject_id", "id_number",
-                   "name", "program_code", "county_code", "township", "village", "first_period", "last_period",
-                   "amount_at_risk", "score", "evidence", "first_seen", "last_seen", "status"]
+# warnings.csv: the warnings table's columns OUTPUTS.md names, which sql/warehouse/warnings.sql lists first,
+# up to status; the ones after it are the warehouse's own bookkeeping (conclusions, batches, parameters)
+_ALL = warehouse.column_names("warnings")
+WARNING_COLUMNS = _ALL[:_ALL.index("status") + 1]
 LIST_HEADERS = list(LIST_COLUMNS.values())
 NO_TOWNSHIP = "未分配乡镇"
 CONCLUSION_CHOICES = list(CONCLUSIONS)

@@ -10,7 +10,7 @@ warehouse DDL are derived from. Column kinds:
 - ``date``, ``datetime``, ``period`` (text ``YYYY-MM``), ``amount`` (DECIMAL(18,2))
 
 :data:`KINDS` gives each kind's types once: the staging column's DuckDB type and the normalised
-polars type. From the catalogue are derived: the header mapping (``inspect.alias_map``), the
+polars type. From the catalogue are derived: the header mapping (``landing.alias_map``), the
 pandera schema of a normalised row (``schemas.schema_for``), the ``raw_<extract>`` and
 ``stg_<extract>`` tables (``load.ddl``) and the normaliser of each column (``normalise``).
 

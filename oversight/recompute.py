@@ -19,8 +19,6 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-HIT_FIELDS = ("first_period", "last_period", "amount_at_risk", "evidence", "evidence_size")
-
 
 class NotReproducible(ValueError):
     pass

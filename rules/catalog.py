@@ -104,10 +104,6 @@ class Rule:
     texts: dict = field(default_factory=dict)  # literal text the kind's SQL binds ($sys_...): list pieces, labels
     file: Path = field(default=Path("."), compare=False)
 
-    @property
-    def evidence_fields(self) -> list[str]:
-        return FIELD_REF.findall(self.evidence)
-
     def used_params(self) -> list[str]:
         """Names the query binds, in order of first use."""
         return list(dict.fromkeys(PARAM_REF.findall(self.query)))

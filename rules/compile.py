@@ -7,7 +7,9 @@ renders the evidence template as ``concat(...)`` whose literal pieces are bound 
 when the rule has overrides, keeps only the rows of one *scope*.
 
 Parameters and overrides (decision): every parameter is a DuckDB named parameter ``$name``;
-nothing from the YAML is pasted into SQL text except column names (checked identifiers). A rule
+parameter values are never pasted into SQL text. What the YAML says as SQL (a kind's ``where``, ``fields``,
+``per``; a comparison level's threshold; a ``query:``) is the rule's own SQL, reviewed as code: rules are
+written by the project's analysts, not taken from input. A rule
 without overrides runs once with its defaults. A rule with overrides runs once per scope
 (``*|*`` for the defaults, then ``county|program``, ``county|*`` or ``*|program`` per override)
 with that scope's merged parameters (defaults, then ``*|program``, ``county|*`` and

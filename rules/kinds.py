@@ -141,6 +141,8 @@ def list_sql(file, key: str, spec, a: str, order: str | None, texts: dict) -> st
         return f"string_agg(DISTINCT {item}, $sys_{name}_sep ORDER BY {item})"
     if spec.get("order") is not None:
         order = col(str(spec["order"]))
+    if order is None:
+        raise RuleError(file, key, "a list of a register's rows says its order (order: column) or distinct: true")
     return f"string_agg({item}, $sys_{name}_sep ORDER BY {order})"
 
 
@@ -173,7 +175,8 @@ def _records(file, doc) -> Records:
     return RECORDS[src]
 
 
-def _evidence_fields(doc, src: Records, a: str, fields: dict, params: dict, texts: dict, file) -> list[str]:
+def _evidence_fields(doc, src: Records, a: str, fields: dict, params: dict, texts: dict, file,
+                     own: tuple[str, ...] = ("amount", "program_name", "record_ids")) -> list[str]:
     """The columns the evidence template names: the rule's fields and lists, the kind's standard
     fields (amount, program_name, record_ids) and parameters (bound, as ``$name``)."""
     out = [f"{expr} AS {k}" for k, expr in fields.items()]
@@ -184,6 +187,7 @@ def _evidence_fields(doc, src: Records, a: str, fields: dict, params: dict, text
         fields = {**fields, k: ""}
     standard = {"amount": f"sum({a}.amount)", "program_name": f"program_name({program_sql(src, a)})",
                 "record_ids": f"string_agg({a}.{src.record_id}, '、' ORDER BY {a}.{src.time}, {a}.{src.record_id})"}
+    standard = {k: v for k, v in standard.items() if k in own}
     for f in dict.fromkeys(FIELD_REF.findall(doc.get("evidence") or "")):
         if f in fields or f in {c for c, _ in hit_columns()}:
             continue
@@ -191,7 +195,16 @@ def _evidence_fields(doc, src: Records, a: str, fields: dict, params: dict, text
             out.append(f"{standard[f]} AS {f}")
         elif f in params:
             out.append(f"${f} AS {f}")
+        elif not IDENT.match(f):
+            raise RuleError(file, "evidence", f"{{{f}}} is not a column name")
+        else:
+            raise RuleError(file, "evidence", unknown_field(f, [*fields, *standard, *params]))
     return out
+
+
+def unknown_field(field: str, known) -> str:
+    return (f"{{{field}}} is none of the hit columns, the rule's parameters, fields or lists, or the kind's "
+            f"own ({', '.join(sorted(set(known)))})")
 
 
 # ------------------------------------------------------------------------------ condition
@@ -297,8 +310,17 @@ def condition(file, doc: dict, params: dict, texts: dict) -> str:
 
 # ------------------------------------------------------------------------------ pair
 
-PAIR_KEYS = ("records", "block_on", "compare", "levels")
+PAIR_KEYS = ("records", "block_on", "levels")
 LEVELS = ("exact", "jaro_winkler", "one_character_apart")
+
+
+def _threshold(file, key: str, spec: dict, name: str, default) -> str:
+    """A level's threshold as SQL: a number, or a parameter ``$name`` (bound, never pasted)."""
+    value = spec.get(name, default)
+    if isinstance(value, bool) or not (isinstance(value, (int, float))
+                                       or (isinstance(value, str) and re.fullmatch(r"\$[a-z_][a-z0-9_]*", value))):
+        raise RuleError(file, key, "a number or a parameter ($name)")
+    return str(value)
 
 
 def level_sql(file, key: str, level, texts: dict) -> str:
@@ -321,22 +343,34 @@ def level_sql(file, key: str, level, texts: dict) -> str:
     if what == "exact":
         return f"{l} = {r}"
     if what == "jaro_winkler":
-        return f"jaro_winkler_similarity({l}, {r}) >= {spec.get('at_least', 0.9)}"
+        return f"jaro_winkler_similarity({l}, {r}) >= {_threshold(file, f'{key}.{what}.at_least', spec, 'at_least', 0.9)}"
     # characters, not bytes (DuckDB's levenshtein counts UTF-8 bytes): the same length, one position differs
-    return (f"length({l}) = length({r}) AND length({l}) >= {spec.get('min_length', 3)} AND (SELECT count(*) "
+    shortest = _threshold(file, f"{key}.{what}.min_length", spec, "min_length", 3)
+    return (f"length({l}) = length({r}) AND length({l}) >= {shortest} AND (SELECT count(*) "
             f"FROM generate_series(1, length({l})) AS pos(i) WHERE substr({l}, pos.i, 1) <> substr({r}, pos.i, 1)) = 1")
 
 
+PAIR_BLOCK_REQUIRED = ("program_code", "period")
+PAIR_FIELDS = ("other_id", "other_name", "other_household", "subject_name", "name_level")
+
+
 def pair(file, doc: dict, params: dict, texts: dict) -> str:
-    """Persons paid in one block (``block_on`` columns equal, as Splink's ``block_on``), the
-    smaller ID the other, the larger the subject; a pair is a finding at the first comparison
-    level that holds. One hit per pair, over the periods both were paid in the block."""
+    """Persons paid in one block (``block_on`` columns of the payments equal, as Splink's
+    ``block_on``; a block is always within one program and one period, so that both were paid for
+    the same thing at the same time), the smaller ID the other, the larger the subject; a pair is a
+    finding at the first comparison level (``levels``) that holds. One hit per pair, over the
+    periods both were paid in the block. The evidence may name the pair's fields (other_id,
+    other_name, other_household, subject_name, name_level: the level's label), the block's columns,
+    the kind's own (amount, program_name) and the rule's parameters."""
     src = _records(file, doc)
     if src.view != "v_payment":
         raise RuleError(file, "records", "pairs are of payments")
     block = doc.get("block_on")
     if not isinstance(block, list) or not block or not all(isinstance(b, str) and IDENT.match(b) for b in block):
         raise RuleError(file, "block_on", "expected a list of columns of the records")
+    missing = [b for b in PAIR_BLOCK_REQUIRED if b not in block]
+    if missing:
+        raise RuleError(file, "block_on", f"a pair's block is within one program and period: add {', '.join(missing)}")
     levels = doc.get("levels")
     if not isinstance(levels, list) or not levels:
         raise RuleError(file, "levels", "expected a list of comparison levels, the first that holds wins")
@@ -346,12 +380,25 @@ def pair(file, doc: dict, params: dict, texts: dict) -> str:
         whens.append(f"WHEN {level_sql(file, f'levels[{i}]', lv, texts)} THEN $sys_level_{i}")
     keys = ", ".join(f"p.{b}" for b in block)
     on = " AND ".join(f"l.{b} = r.{b}" for b in block)
-    t = "r.period"
+    # one row per person per block; its place as location() reads it, the county of its latest payment
+    t = "p.period"
+    place = [f"arg_max(p.{c}, {t}) AS {c}" for c in ("county_code", "reg_township", "township", "reg_village",
+                                                       "village") if c not in block]
+    fields = {"other_id": "r.other_id", **{f: f"any_value(r.{f})" for f in PAIR_FIELDS[1:4]},
+              "name_level": "min(r.name_level)",
+              "program_name": "string_agg(DISTINCT program_name(r.program_code), '、' ORDER BY program_name(r.program_code))",
+              **{b: f"any_value(r.{b})" for b in block if b not in {c for c, _ in hit_columns()}}}
+    select = (["'person' AS subject_type", "r.subject_id", "r.subject_id AS id_number",
+               "any_value(r.subject_name) AS name",
+               "CASE WHEN count(DISTINCT r.program_code) = 1 THEN min(r.program_code) END AS program_code"]
+              + location(src, "r")
+              + ["min(r.period) AS first_period", "max(r.period) AS last_period", "sum(r.amount) AS amount_at_risk",
+                 "count(DISTINCT r.period) AS evidence_size"]
+              + _evidence_fields(doc, src, "r", fields, params, texts, file, own=("amount",)))
     return f"""WITH p AS (  -- one row per person per block
     SELECT p.id_number, {keys}, coalesce(any_value(p.reg_name), any_value(p.name)) AS name,
            any_value(p.household_id) AS household_id, sum(p.amount) AS amount,
-           any_value(p.reg_township) AS reg_township, any_value(p.reg_village) AS reg_village,
-           any_value(p.township) AS township, any_value(p.village) AS village
+           {(','.join(chr(10) + '           ' + c for c in place)).lstrip()}
     FROM v_payment p
     WHERE list_contains($programs, p.program_code) AND p.id_number_valid
       AND {' AND '.join(f'p.{b} IS NOT NULL' for b in block)}
@@ -374,17 +421,7 @@ r AS (
     WHERE names.name_level IS NOT NULL
 )
 SELECT
-    'person' AS subject_type, r.subject_id, r.subject_id AS id_number, any_value(r.subject_name) AS name,
-    CASE WHEN count(DISTINCT r.program_code) = 1 THEN any_value(r.program_code) END AS program_code,
-    arg_max(r.county_code, {t}) AS county_code,
-    coalesce(arg_max(r.reg_township, {t}), arg_max(r.township, {t})) AS township,
-    coalesce(arg_max(r.reg_village, {t}), arg_max(r.village, {t})) AS village,
-    min(r.period) AS first_period, max(r.period) AS last_period,
-    sum(r.amount) AS amount_at_risk, count(DISTINCT r.period) AS evidence_size,
-    r.other_id, any_value(r.other_name) AS other_name, any_value(r.other_household) AS other_household,
-    any_value(r.subject_name) AS subject_name, any_value(r.sex) AS sex, any_value(r.birth_date) AS birth_date,
-    min(r.name_level) AS name_level,
-    string_agg(DISTINCT program_name(r.program_code), '、') AS program_name
+    """ + ",\n    ".join(select) + """
 FROM r
 GROUP BY r.subject_id, r.other_id"""
 
@@ -404,12 +441,13 @@ def window_count(file, doc: dict, params: dict, texts: dict) -> str:
     most = _text(file, "max_per_window", doc.get("max_per_window"))
     t = f"{a}.{src.time}"
     key = f"{a}.{src.person}"
+    wk = f"CAST({a}.window_key AS VARCHAR)"
     select = (subject_columns(src, a, "person") + [f"{program_sql(src, a)} AS program_code"] + location(src, a)
               + [f"min({a}.period) AS first_period", f"max({a}.period) AS last_period",
                  f"coalesce(sum({a}.amount) FILTER (WHERE {a}.nth > {most}), 0) AS amount_at_risk",
-                 "count(*) AS evidence_size",
-                 f"string_agg(DISTINCT CAST({a}.window_key AS VARCHAR), '、') AS windows"]
-              + _evidence_fields(doc, src, a, {}, params, texts, file))
+                 "count(*) AS evidence_size"]
+              + _evidence_fields(doc, src, a, {"windows": f"string_agg(DISTINCT {wk}, '、' ORDER BY {wk})"},
+                                 params, texts, file))
     return (f"WITH {a} AS (\n    SELECT {a}.*, {per} AS window_key,\n"
             f"           count(*) OVER (PARTITION BY {key}, {per}) AS n_window,\n"
             f"           row_number() OVER (PARTITION BY {key}, {per} ORDER BY {t}, {a}.{src.record_id}) AS nth\n"

@@ -22,7 +22,7 @@ import yaml
 from data_contracts.extracts import EXTRACTS
 from data_contracts.ids import id_valid, normalise_id
 from data_contracts.load import ensure_tables
-from rules import load_catalog, run_rules
+from rules import RuleError, load_catalog, run_rules
 from rules.catalog import CASES_SUFFIX, RULES_DIR
 
 AS_OF = dt.date(2026, 11, 1)
@@ -243,3 +243,31 @@ def test_eligible_not_receiving_owes_the_periods_its_county_has_paid():
     subject, first, last, amount, size, evidence = rows[0]
     assert (subject, first, last, float(amount), size) == (C, "2026-08", "2026-09", 200.0, 2)
     assert "已发放至 2026-09" in evidence and "2026-08、2026-09" in evidence
+
+
+def test_a_pair_rule_blocked_on_other_columns_runs(tmp_path):
+    """The pair kind is not duplicate_identity's alone: the same rule blocked without the county pairs
+    the same name across counties (the decoy duplicate_identity leaves alone), and its evidence still
+    names the other number and the block's columns."""
+    doc = yaml.safe_load((RULES_DIR / "duplicate_identity.yaml").read_text(encoding="utf-8"))
+    doc.update(id="same_person_two_counties", block_on=["sex", "birth_date", "program_code", "period"])
+    (tmp_path / "same_person_two_counties.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    assert {r.id for r in load_catalog(tmp_path)} == {"same_person_two_counties"}
+    check_case({"rule": "same_person_two_counties", "given": {
+        "household_registration": [
+            {"id_number": "340503194001010132", "name": "王秀英", "birth_date": dt.date(1940, 1, 1)},
+            {"id_number": "340522194001010131", "name": "王秀英", "birth_date": dt.date(1940, 1, 1),
+             "household_id": "H3", "county_code": "340504"}],
+        "payments": [{"id_number": "340503194001010132", "period": "2026-04"},
+                     {"id_number": "340522194001010131", "period": "2026-04", "county_code": "340504"}]},
+        "expect": [{"subject_id": "340522194001010131", "program_code": "GAOLING", "first_period": "2026-04",
+                    "amount_at_risk": 100, "evidence_size": 1,
+                    "evidence_contains": "与身份证号 340503194001010132（王秀英"}]}, rules_dir=tmp_path)
+
+
+def test_a_pair_block_outside_one_program_and_period_is_refused(tmp_path):
+    doc = yaml.safe_load((RULES_DIR / "duplicate_identity.yaml").read_text(encoding="utf-8"))
+    doc["block_on"] = ["county_code", "sex", "birth_date"]
+    (tmp_path / "duplicate_identity.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(RuleError, match=r"duplicate_identity.yaml: block_on: .*add program_code, period"):
+        load_catalog(tmp_path)

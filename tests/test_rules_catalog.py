@@ -85,6 +85,12 @@ LOADER_ERRORS = [
          key="lists.ids.sep", problem="one of"),
     dict(description="evidence field not an identifier", doc=edit(evidence="死亡 {death date}"), key="evidence",
          problem="not a column name"),
+    dict(description="evidence field the rule does not make", doc=edit(evidence="死亡 {death_sauce}"), key="evidence",
+         problem="{death_sauce} is none of the hit columns"),
+    dict(description="a register's list with no order", doc=edit(
+        kind="condition", records="payments", where="true",
+        register={"of": "vehicles", "lists": {"cars": "{plate_number}"}}), key="register.lists.cars",
+         problem="says its order"),
 ]
 
 

@@ -3,8 +3,10 @@ WITH h AS (
   WITH p AS (  -- one row per person per block
       SELECT p.id_number, p.county_code, p.sex, p.birth_date, p.program_code, p.period, coalesce(any_value(p.reg_name), any_value(p.name)) AS name,
              any_value(p.household_id) AS household_id, sum(p.amount) AS amount,
-             any_value(p.reg_township) AS reg_township, any_value(p.reg_village) AS reg_village,
-             any_value(p.township) AS township, any_value(p.village) AS village
+             arg_max(p.reg_township, p.period) AS reg_township,
+             arg_max(p.township, p.period) AS township,
+             arg_max(p.reg_village, p.period) AS reg_village,
+             arg_max(p.village, p.period) AS village
       FROM v_payment p
       WHERE list_contains($programs, p.program_code) AND p.id_number_valid
         AND p.county_code IS NOT NULL AND p.sex IS NOT NULL AND p.birth_date IS NOT NULL AND p.program_code IS NOT NULL AND p.period IS NOT NULL
@@ -27,17 +29,27 @@ WITH h AS (
       WHERE names.name_level IS NOT NULL
   )
   SELECT
-      'person' AS subject_type, r.subject_id, r.subject_id AS id_number, any_value(r.subject_name) AS name,
-      CASE WHEN count(DISTINCT r.program_code) = 1 THEN any_value(r.program_code) END AS program_code,
+      'person' AS subject_type,
+      r.subject_id,
+      r.subject_id AS id_number,
+      any_value(r.subject_name) AS name,
+      CASE WHEN count(DISTINCT r.program_code) = 1 THEN min(r.program_code) END AS program_code,
       arg_max(r.county_code, r.period) AS county_code,
       coalesce(arg_max(r.reg_township, r.period), arg_max(r.township, r.period)) AS township,
       coalesce(arg_max(r.reg_village, r.period), arg_max(r.village, r.period)) AS village,
-      min(r.period) AS first_period, max(r.period) AS last_period,
-      sum(r.amount) AS amount_at_risk, count(DISTINCT r.period) AS evidence_size,
-      r.other_id, any_value(r.other_name) AS other_name, any_value(r.other_household) AS other_household,
-      any_value(r.subject_name) AS subject_name, any_value(r.sex) AS sex, any_value(r.birth_date) AS birth_date,
+      min(r.period) AS first_period,
+      max(r.period) AS last_period,
+      sum(r.amount) AS amount_at_risk,
+      count(DISTINCT r.period) AS evidence_size,
+      r.other_id AS other_id,
+      any_value(r.other_name) AS other_name,
+      any_value(r.other_household) AS other_household,
+      any_value(r.subject_name) AS subject_name,
       min(r.name_level) AS name_level,
-      string_agg(DISTINCT program_name(r.program_code), '、') AS program_name
+      string_agg(DISTINCT program_name(r.program_code), '、' ORDER BY program_name(r.program_code)) AS program_name,
+      any_value(r.sex) AS sex,
+      any_value(r.birth_date) AS birth_date,
+      any_value(r.period) AS period
   FROM r
   GROUP BY r.subject_id, r.other_id
 )

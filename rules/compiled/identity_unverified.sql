@@ -33,7 +33,7 @@ WITH h AS (
           ELSE '领取人姓名与户籍姓名不符（读音相似度 ' || CAST(round(coalesce(min(p.similarity), 0)) AS INTEGER) || '）'
       END AS problem,
       program_name(p.program_code) AS program_name,
-      string_agg(DISTINCT p.name, '、') AS paid_names, coalesce(any_value(p.reg_name), '无') AS reg_name,
+      string_agg(DISTINCT p.name, '、' ORDER BY p.name) AS paid_names, coalesce(any_value(p.reg_name), '无') AS reg_name,
       string_agg(p.payment_id, '、' ORDER BY p.period, p.payment_id) AS payment_ids
   FROM p
   WHERE p.problem_kind IS NOT NULL

@@ -21,7 +21,7 @@ WITH h AS (
       mode(county_code) AS county_code, NULL AS township, NULL AS village,
       min(period) AS first_period, max(period) AS last_period,
       sum(amount) AS amount_at_risk, 2 * count(*) AS evidence_size,
-      worker_id, string_agg(DISTINCT provider, '、') AS providers, count(*) AS n_overlaps,
+      worker_id, string_agg(DISTINCT provider, '、' ORDER BY provider) AS providers, count(*) AS n_overlaps,
       string_agg('工单 ' || prev_order || '（' || strftime(prev_start, '%Y-%m-%d %H:%M') || ' 至 ' || strftime(prev_end, '%H:%M')
                  || '）与工单 ' || order_id || '（' || strftime(start_time, '%Y-%m-%d %H:%M') || ' 至 ' || strftime(end_time, '%H:%M')
                  || '，服务对象 ' || coalesce(elder_name, '') || ' ' || coalesce(elder_id_number, '') || '）重叠 ' || overlap_minutes || ' 分钟',

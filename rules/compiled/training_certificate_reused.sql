@@ -22,8 +22,8 @@ WITH h AS (
       any_value(r.reg_village) AS village,
       min(r.period) AS first_period, max(r.period) AS last_period,
       coalesce(sum(r.amount) FILTER (WHERE r.nth > 1), 0) AS amount_at_risk, count(*) AS evidence_size,
-      string_agg(DISTINCT r.certificate_number, '、') AS certificates, max(r.n_claims) AS total_claims,
-      string_agg(DISTINCT l.claims, '；') AS claims
+      string_agg(DISTINCT r.certificate_number, '、' ORDER BY r.certificate_number) AS certificates, max(r.n_claims) AS total_claims,
+      string_agg(DISTINCT l.claims, '；' ORDER BY l.claims) AS claims
   FROM reused r JOIN listing l USING (certificate_number)
   WHERE r.id_number IS NOT NULL
   GROUP BY r.id_number

@@ -20,7 +20,7 @@ WITH h AS (
       max(c.period) AS last_period,
       coalesce(sum(c.amount) FILTER (WHERE c.nth > $max_claims_per_year), 0) AS amount_at_risk,
       count(*) AS evidence_size,
-      string_agg(DISTINCT CAST(c.window_key AS VARCHAR), '、') AS windows,
+      string_agg(DISTINCT CAST(c.window_key AS VARCHAR), '、' ORDER BY CAST(c.window_key AS VARCHAR)) AS windows,
       string_agg(CAST(c.claim_date AS VARCHAR) || $sys_lists_claims_1 || CAST(c.certificate_number AS VARCHAR) || $sys_lists_claims_2 || CAST(c.claim_id AS VARCHAR) || $sys_lists_claims_3 || CAST(c.amount AS VARCHAR) || $sys_lists_claims_4, $sys_lists_claims_sep ORDER BY c.claim_date, c.claim_id) AS claims,
       $max_claims_per_year AS max_claims_per_year
   FROM c

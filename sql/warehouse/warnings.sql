@@ -1,7 +1,8 @@
 -- warnings: one row per (category, subject, program[, finding_key]) ever raised, with its status
 -- across nights and the verifiers' conclusions (OUTPUTS.md). rule_id, rule_params, raised_batch_id and
 -- first_batch_id record what raised it (oversight/recompute.py). A warehouse made before a column
--- was added gains it (null on old rows) when the table is ensured.
+-- was added gains it (null on old rows) when the table is ensured. The columns OUTPUTS.md names come
+-- first, up to status: they are warnings.csv's (casework/lists.py); the rest is the warehouse's own.
 CREATE TABLE IF NOT EXISTS warnings (
     warning_id VARCHAR PRIMARY KEY,
     category VARCHAR,
@@ -23,6 +24,7 @@ CREATE TABLE IF NOT EXISTS warnings (
     first_seen DATE,
     last_seen DATE,
     status VARCHAR,
+    -- the warehouse's own, not in warnings.csv
     evidence_size INTEGER,
     conclusion VARCHAR,
     conclusion_note VARCHAR,

@@ -227,8 +227,9 @@ def apply_feedback(warehouse: Path, files: list[Path], returned_by: str | None =
                     FROM (SELECT * FROM returned QUALIFY row_number() OVER (PARTITION BY warning_id ORDER BY line DESC) = 1) r
                     WHERE w.warning_id = r.warning_id""")
                 execute(con, """
-                    INSERT INTO warning_history SELECT w.batch_id, current_date, w.warning_id, w.status,
-                        w.amount_at_risk, w.last_period, w.evidence_size, 'feedback', ?
+                    INSERT INTO warning_history BY NAME
+                    SELECT w.batch_id, current_date AS as_of, w.warning_id, w.status, w.amount_at_risk, w.last_period,
+                           w.evidence_size, 'feedback' AS source, ? AS file
                     FROM warnings w WHERE w.warning_id IN (SELECT warning_id FROM returned)""", [str(path)])
                 con.unregister("returned")
                 applied += d.height

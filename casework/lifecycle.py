@@ -70,7 +70,7 @@ def rule_params_table(con: duckdb.DuckDBPyConnection, rules_dir: Path | str | No
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """The stage's tables (added columns included), the warehouse's warning-id salt, the supervisors' views."""
     warehouse.ensure(con, *TABLES)
-    execute(con, "INSERT INTO settings SELECT 'warning_id_salt', ? WHERE NOT EXISTS "
+    execute(con, "INSERT INTO settings BY NAME SELECT 'warning_id_salt' AS key, ? AS value WHERE NOT EXISTS "
                  "(SELECT 1 FROM settings WHERE key = 'warning_id_salt')", [secrets.token_hex(16)])
     for view in SUPERVISOR_VIEWS:
         warehouse.run(con, SQL, view)

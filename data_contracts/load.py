@@ -131,7 +131,8 @@ def write_extract(wcon: duckdb.DuckDBPyConnection, extract: Extract, p: Prepared
         return
     name = extract.name
     wcon.register("_q", p.quarantine)
-    wcon.execute(f"INSERT INTO quarantine SELECT {batch_id}, '{name}', _file, _line, reason, record FROM _q")
+    wcon.execute(f"INSERT INTO quarantine BY NAME SELECT {batch_id} AS batch_id, '{name}' AS extract, _file AS file, "
+                 "_line AS line, reason, record FROM _q")
     wcon.unregister("_q")
     wcon.register("_raw", p.raw)
     wcon.register("_stg", p.stg)

@@ -58,6 +58,14 @@ def run_compiled(con: duckdb.DuckDBPyConnection, c: Compiled, batch_id: int, as_
             raise RuleRunError(f"{c.rule.file.name} (scope {scope.key}): {type(e).__name__}: {mask_ids_in_text(first)}") from None
 
 
+def _rule_run(con: duckdb.DuckDBPyConnection, batch_id: int, r, status: str, reason: str | None, hits: int,
+              secs: float) -> None:
+    """One row of rule_runs, by column name (sql/warehouse/rule_runs.sql)."""
+    warehouse.execute(con, "INSERT INTO rule_runs BY NAME SELECT ?::BIGINT AS batch_id, ? AS rule_id, "
+                           "?::INTEGER AS rule_version, ? AS category, ? AS status, ? AS reason, ?::BIGINT AS hits, "
+                           "?::DOUBLE AS seconds", [batch_id, r.id, r.version, r.category, status, reason, hits, secs])
+
+
 def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
               rules_dir: Path | str | None = None, only: Iterable[str] | None = None) -> dict:
     """Replace ``rule_hits`` and ``rule_runs`` with this batch's findings; counts only.
@@ -81,15 +89,13 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
                 missing = missing_extracts(con, r)
                 if missing:
                     reason = "not delivered: " + ", ".join(missing)
-                    con.execute("INSERT INTO rule_runs VALUES (?, ?, ?, ?, 'skipped', ?, 0, 0)",
-                                [batch_id, r.id, r.version, r.category, reason])
+                    _rule_run(con, batch_id, r, "skipped", reason, 0, 0)
                     log.info("rule %s skipped (%s)", r.id, reason)
                     continue
                 run_compiled(con, c, batch_id, as_of)
                 hits = con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = ?", [r.id]).fetchone()[0]
                 secs = time.perf_counter() - t
-                con.execute("INSERT INTO rule_runs VALUES (?, ?, ?, ?, 'ran', NULL, ?, ?)",
-                            [batch_id, r.id, r.version, r.category, hits, secs])
+                _rule_run(con, batch_id, r, "ran", None, hits, secs)
                 log.info("rule %s: %d hits in %.2f s", r.id, hits, secs)
     finally:
         unregister_similarity(con)

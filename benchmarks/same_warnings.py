@@ -23,6 +23,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from data_contracts import warehouse
+
 HERE = Path(__file__).resolve().parents[1]
 AS_OF = "2026-11-01"
 COMPARED = ["category", "rule_id", "severity", "subject_type", "subject_id", "id_number", "name", "program_code",
@@ -72,8 +74,8 @@ def main() -> int:
     con.close()
     after_wh.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(after_wh))
-    con.execute("CREATE TABLE settings (key VARCHAR PRIMARY KEY, value VARCHAR)")
-    con.execute("INSERT INTO settings VALUES ('warning_id_salt', ?)", [salt])
+    warehouse.ensure(con, "settings")
+    con.execute("INSERT INTO settings BY NAME SELECT 'warning_id_salt' AS key, ? AS value", [salt])
     con.close()
     secs_after = sentinel(HERE, "run", "--input", str(city), "--warehouse", str(after_wh),
                           "--out", str(work / "after" / "out"), "--as-of", AS_OF)

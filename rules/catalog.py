@@ -36,7 +36,6 @@ A rule's test cases are ``<id>.cases.yaml`` beside it (tests/test_rules_cases.py
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +43,8 @@ import yaml
 
 from data_contracts import policy
 from data_contracts.extracts import EXTRACTS
+from rules.grammar import COUNTY, IDENT, PARAM_REF, RuleError, check_template
+from rules.kinds import KINDS
 
 RULES_DIR = Path(__file__).resolve().parent
 
@@ -59,21 +60,6 @@ OPTIONAL_KEYS = ("overrides", "finding_key", "query", "kind")
 CASES_SUFFIX = ".cases.yaml"  # a rule's test cases, beside it
 OVERRIDE_KEYS = ("county", "program", "params")
 TEXT_KEYS = ("zh", "en")
-IDENT = re.compile(r"^[a-z][a-z0-9_]*$")
-PARAM_REF = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-FIELD_REF = re.compile(r"\{([^{}]*)\}")
-GROUP_REF = re.compile(r"\[([^\[\]]*)\]")  # an optional part of a template: [text {field}|fallback]
-COUNTY = re.compile(r"^\d{6}$")
-
-
-class RuleError(ValueError):
-    """A rule file the catalog refuses: names the file and the key."""
-
-    def __init__(self, file: Path | str, key: str, problem: str):
-        self.file, self.key, self.problem = str(file), key, problem
-        super().__init__(f"{Path(file).name}: {key}: {problem}")
-
-
 @dataclass(frozen=True)
 class Override:
     county: str | None
@@ -107,37 +93,6 @@ class Rule:
     def used_params(self) -> list[str]:
         """Names the query binds, in order of first use."""
         return list(dict.fromkeys(PARAM_REF.findall(self.query)))
-
-
-def template_parts(template: str) -> list[tuple]:
-    """A template as ``("text", s)``, ``("field", name)`` and ``("group", parts, fallback)`` pieces, in order.
-
-    ``[至 {end_date}]`` is an optional part: its text when every field in it has a value, else nothing;
-    ``[至 {end_date}|在职]`` shows the fallback text instead. Groups do not nest."""
-    def flat(text):
-        return [("field", x) if i % 2 else ("text", x) for i, x in enumerate(FIELD_REF.split(text))]
-
-    out, pos = [], 0
-    for m in GROUP_REF.finditer(template):
-        out += flat(template[pos:m.start()])
-        body, _, fallback = m.group(1).partition("|")
-        out.append(("group", flat(body), fallback))
-        pos = m.end()
-    return out + flat(template[pos:])
-
-
-def check_template(file, key: str, template: str) -> None:
-    for f in FIELD_REF.findall(template):
-        if not IDENT.match(f):
-            raise RuleError(file, key, f"{{{f}}} is not a column name")
-    stripped = FIELD_REF.sub("", template)
-    if "{" in stripped or "}" in stripped:
-        raise RuleError(file, key, "unbalanced brace")
-    for m in GROUP_REF.finditer(template):
-        if not FIELD_REF.search(m.group(1).partition("|")[0]):
-            raise RuleError(file, key, f"[{m.group(1)}] names no field (an optional part shows a field when it has a value)")
-    if "[" in GROUP_REF.sub("", template) or "]" in GROUP_REF.sub("", template):
-        raise RuleError(file, key, "unbalanced or nested [optional part]")
 
 
 def _text(file, key, value) -> dict:
@@ -183,8 +138,6 @@ def parse_rule(file: Path) -> Rule:
         raise RuleError(file, where, f"not valid YAML: {getattr(e, 'problem', e)}") from None
     if not isinstance(doc, dict):
         raise RuleError(file, "(top)", "expected a mapping of keys")
-    from rules.kinds import KINDS
-
     kind = doc.get("kind", "query")
     if kind not in KINDS and kind != "query":
         raise RuleError(file, "kind", f"unknown kind {kind!r} (one of {', '.join(KINDS)}, or a query)")

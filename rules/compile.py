@@ -1,7 +1,7 @@
 """Compile a parsed :class:`~rules.catalog.Rule` into one DuckDB statement and its bindings.
 
 A rule's ``query`` (written by its kind, rules/kinds.py, or by hand) returns the hit columns of
-rule_hits' contract (:func:`hit_columns`, from sql/warehouse/rule_hits.sql) plus whatever its evidence
+rule_hits' contract (:func:`rules.grammar.hit_columns`, from sql/warehouse/rule_hits.sql) plus whatever its evidence
 template names. The compiler wraps it: it adds the rule's identity, casts the contract types,
 renders the evidence template as ``concat(...)`` whose literal pieces are bound parameters, and,
 when the rule has overrides, keeps only the rows of one *scope*.
@@ -23,19 +23,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 from data_contracts import warehouse
-from rules.catalog import Rule, template_parts
-
-# The hit columns every rule returns, with their types: rule_hits' contract (sql/warehouse/rule_hits.sql)
-# between the rule's identity (before subject_type) and the compiler's evidence and finding_key.
-HIT_TABLE = "rule_hits"
-IDENTITY = {"batch_id": "sys_batch_id", "rule_id": "sys_rule_id", "rule_version": "sys_rule_version",
-            "category": "sys_category", "severity": "sys_severity"}
-
-
-def hit_columns() -> list[tuple[str, str]]:
-    """(column, type) of the columns a rule's SELECT returns (subject_type .. evidence_size, no evidence)."""
-    return [(c, t) for c, t in warehouse.columns(HIT_TABLE) if c not in IDENTITY and c not in ("evidence", "finding_key")]
-
+from rules.catalog import Rule
+from rules.grammar import HIT_TABLE, IDENTITY, template_parts
 
 @dataclass(frozen=True)
 class Scope:

@@ -31,8 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rules.catalog import FIELD_REF, IDENT, RuleError, check_template, template_parts
-from rules.compile import hit_columns
+from rules.grammar import FIELD_REF, IDENT, RuleError, check_template, hit_columns, template_parts
 
 LIST_SEPARATORS = ("、", "；")
 

@@ -254,7 +254,7 @@ def test_the_escape_hatch_gives_the_same_hits_as_the_kind(tmp_path):
 
 
 def test_hit_columns_come_from_the_warehouse_contract():
-    from rules.compile import hit_columns
+    from rules.grammar import hit_columns
 
     names = [c for c, _ in warehouse.columns("rule_hits")]
     assert [c for c, _ in hit_columns()] == names[names.index("subject_type"):names.index("evidence")] + ["evidence_size"]

@@ -1,8 +1,7 @@
 """POLICY.md's vocabularies, once: program codes and warning categories with their Chinese names
 (the rule catalog validates against them, the lists print them, the generator pays them), the
 severities, and OUTPUTS.md's verifier list: its columns and the conclusions a verifier writes.
-sql/shared/program_name.sql spells the program names again for evidence written in SQL; a test
-keeps the two in step."""
+SQL reads them from temp tables made from here (data_contracts.warehouse.register_policy)."""
 
 PROGRAMS = {
     "DIBAO": "最低生活保障", "TEKUN": "特困人员救助供养", "GAOLING": "高龄津贴", "CANJI_SHENGHUO": "困难残疾人生活补贴",

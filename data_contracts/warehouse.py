@@ -234,11 +234,14 @@ def writer_lock(warehouse: Path):
 
 
 def register_policy(con: duckdb.DuckDBPyConnection) -> None:
-    """POLICY.md's severities as the temp table ``policy_severity(severity, label_zh, rank,
-    score_floor)``, for SQL that ranks or labels warnings (the vocabulary stays in policy.py)."""
-    from data_contracts.policy import SEVERITIES
+    """POLICY.md's vocabularies as temp tables, for SQL that ranks or labels (they stay in policy.py):
+    ``policy_severity(severity, label_zh, rank, score_floor)`` and ``policy_program(program_code, name_zh)``
+    (read by the macro program_name, sql/shared/program_name.sql)."""
+    from data_contracts.policy import PROGRAMS, SEVERITIES
 
     execute(con, "CREATE OR REPLACE TEMP TABLE policy_severity (severity VARCHAR PRIMARY KEY, label_zh VARCHAR, "
                  "rank INTEGER, score_floor DOUBLE)")
     con.executemany("INSERT INTO policy_severity VALUES (?, ?, ?, ?)",
                     [(k, v["label_zh"], v["rank"], v["score_floor"]) for k, v in SEVERITIES.items()])
+    execute(con, "CREATE OR REPLACE TEMP TABLE policy_program (program_code VARCHAR PRIMARY KEY, name_zh VARCHAR)")
+    con.executemany("INSERT INTO policy_program VALUES (?, ?)", list(PROGRAMS.items()))

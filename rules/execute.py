@@ -42,8 +42,9 @@ def missing_extracts(con: duckdb.DuckDBPyConnection, rule: Rule) -> list[str]:
 
 
 def prepare(con: duckdb.DuckDBPyConnection) -> None:
-    """Shared views and macros, the name readings and the similarity function."""
+    """POLICY.md's vocabularies, the shared views and macros, the name readings and the similarity function."""
     con.execute("SET enable_progress_bar=false")
+    warehouse.register_policy(con)  # POLICY.md's names, for program_name()
     warehouse.create_all(con, "shared")
     build_name_readings(con)
     register_similarity(con)

@@ -385,7 +385,7 @@ def pair(file, doc: dict, params: dict, texts: dict) -> str:
                                                        "village") if c not in block]
     fields = {"other_id": "r.other_id", **{f: f"any_value(r.{f})" for f in PAIR_FIELDS[1:4]},
               "name_level": "min(r.name_level)",
-              "program_name": "string_agg(DISTINCT program_name(r.program_code), '、' ORDER BY program_name(r.program_code))",
+              "program_name": "string_agg(DISTINCT r.program_label, '、' ORDER BY r.program_label)",
               **{b: f"any_value(r.{b})" for b in block if b not in {c for c, _ in hit_columns()}}}
     select = (["'person' AS subject_type", "r.subject_id", "r.subject_id AS id_number",
                "any_value(r.subject_name) AS name",
@@ -397,6 +397,7 @@ def pair(file, doc: dict, params: dict, texts: dict) -> str:
     return f"""WITH p AS (  -- one row per person per block
     SELECT p.id_number, {keys}, coalesce(any_value(p.reg_name), any_value(p.name)) AS name,
            any_value(p.household_id) AS household_id, sum(p.amount) AS amount,
+           program_name(p.program_code) AS program_label,
            {(','.join(chr(10) + '           ' + c for c in place)).lstrip()}
     FROM v_payment p
     WHERE list_contains($programs, p.program_code) AND p.id_number_valid

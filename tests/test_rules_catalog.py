@@ -230,14 +230,16 @@ def test_one_rule_only():
         run_rules(con, AS_OF, 1, only=["nope"])
 
 
-def test_the_sql_program_names_agree_with_the_policy_module():
+def test_program_names_in_evidence_are_the_policy_modules():
     import duckdb
 
     from data_contracts.policy import PROGRAMS
     con = duckdb.connect()
+    warehouse.register_policy(con)
     con.execute(warehouse.load("shared", "program_name")).fetchall()
-    got = dict(con.execute("SELECT c, program_name(c) FROM unnest($codes) t(c)", {"codes": list(PROGRAMS)}).fetchall())
-    assert got == PROGRAMS
+    got = dict(con.execute("SELECT c, program_name(c) FROM unnest($codes) t(c)",
+                           {"codes": [*PROGRAMS, "NEW_CODE"]}).fetchall())
+    assert got == {**PROGRAMS, "NEW_CODE": "NEW_CODE"}
 
 
 def test_the_escape_hatch_gives_the_same_hits_as_the_kind(tmp_path):

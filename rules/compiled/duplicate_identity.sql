@@ -3,6 +3,7 @@ WITH h AS (
   WITH p AS (  -- one row per person per block
       SELECT p.id_number, p.county_code, p.sex, p.birth_date, p.program_code, p.period, coalesce(any_value(p.reg_name), any_value(p.name)) AS name,
              any_value(p.household_id) AS household_id, sum(p.amount) AS amount,
+             program_name(p.program_code) AS program_label,
              arg_max(p.reg_township, p.period) AS reg_township,
              arg_max(p.township, p.period) AS township,
              arg_max(p.reg_village, p.period) AS reg_village,
@@ -46,7 +47,7 @@ WITH h AS (
       any_value(r.other_household) AS other_household,
       any_value(r.subject_name) AS subject_name,
       min(r.name_level) AS name_level,
-      string_agg(DISTINCT program_name(r.program_code), '、' ORDER BY program_name(r.program_code)) AS program_name,
+      string_agg(DISTINCT r.program_label, '、' ORDER BY r.program_label) AS program_name,
       any_value(r.sex) AS sex,
       any_value(r.birth_date) AS birth_date,
       any_value(r.period) AS period

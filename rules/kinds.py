@@ -324,8 +324,8 @@ def _threshold(file, key: str, spec: dict, name: str, default) -> str:
 
 def level_sql(file, key: str, level, texts: dict) -> str:
     """One comparison level as a condition over the pair's left (l) and right (r) readings.
-    ``exact: reading`` the same value; ``jaro_winkler: {column, at_least}`` Jaro-Winkler over the
-    whole string; ``one_character_apart: {column, min_length}`` one edit apart, names of at least
+    ``exact: reading`` the same value; ``jaro_winkler: {column, at_least[, min_length]}`` Jaro-Winkler over the
+    whole string (optionally only for written names of at least min_length characters); ``one_character_apart: {column, min_length}`` one edit apart, names of at least
     min_length characters (a substitution: one position differs). ``at_least``/``min_length`` may name a parameter ($name)."""
     if not isinstance(level, dict) or len(level) - ("label" in level) != 1:
         raise RuleError(file, key, f"one of {', '.join(LEVELS)}, and a label")
@@ -342,7 +342,13 @@ def level_sql(file, key: str, level, texts: dict) -> str:
     if what == "exact":
         return f"{l} = {r}"
     if what == "jaro_winkler":
-        return f"jaro_winkler_similarity({l}, {r}) >= {_threshold(file, f'{key}.{what}.at_least', spec, 'at_least', 0.9)}"
+        jw = f"jaro_winkler_similarity({l}, {r}) >= {_threshold(file, f'{key}.{what}.at_least', spec, 'at_least', 0.9)}"
+        if "min_length" not in spec:
+            return jw
+        # written names of at least min_length characters: in a two-character name one syllable of two
+        # differs (王东 / 王龙), which the shared surname's letters lift as high as 叶大海 / 叶大瀚
+        shortest = _threshold(file, f"{key}.{what}.min_length", spec, "min_length", 3)
+        return f"length(l.folded) >= {shortest} AND length(r.folded) >= {shortest} AND {jw}"
     # characters, not bytes (DuckDB's levenshtein counts UTF-8 bytes): the same length, one position differs
     shortest = _threshold(file, f"{key}.{what}.min_length", spec, "min_length", 3)
     return (f"length({l}) = length({r}) AND length({l}) >= {shortest} AND (SELECT count(*) "

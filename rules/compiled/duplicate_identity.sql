@@ -20,7 +20,7 @@ WITH h AS (
   ),
   names AS (  -- each distinct pair of names compared once, at the first level that holds
       SELECT x.other_name, x.subject_name,
-             CASE WHEN l.reading = r.reading THEN $sys_level_0 WHEN jaro_winkler_similarity(l.reading, r.reading) >= $min_reading_similarity THEN $sys_level_1 WHEN length(l.folded) = length(r.folded) AND length(l.folded) >= 3 AND (SELECT count(*) FROM generate_series(1, length(l.folded)) AS pos(i) WHERE substr(l.folded, pos.i, 1) <> substr(r.folded, pos.i, 1)) = 1 THEN $sys_level_2 END AS name_level
+             CASE WHEN l.reading = r.reading THEN $sys_level_0 WHEN length(l.folded) >= 3 AND length(r.folded) >= 3 AND jaro_winkler_similarity(l.reading, r.reading) >= $min_reading_similarity THEN $sys_level_1 WHEN length(l.folded) = length(r.folded) AND length(l.folded) >= 3 AND (SELECT count(*) FROM generate_series(1, length(l.folded)) AS pos(i) WHERE substr(l.folded, pos.i, 1) <> substr(r.folded, pos.i, 1)) = 1 THEN $sys_level_2 END AS name_level
       FROM (SELECT DISTINCT other_name, subject_name FROM pairs) x
       JOIN name_reading l ON l.name = x.other_name
       JOIN name_reading r ON r.name = x.subject_name

@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from data_contracts.extracts import EXTRACTS
 from data_contracts.ids import mask_ids_in_text
 from data_contracts.policy import CATEGORIES, PROGRAMS, SEVERITY_ZH
 
@@ -39,13 +40,8 @@ KEYED = {
     "stg_household_registration": ("id_number", "household_id"),
     "stg_public_servants": ("id_number",),
 }
-TABLE_ZH = {"stg_payments": "资金发放明细 payments", "stg_training_claims": "职业技能培训补贴申领 training claims",
-            "stg_service_orders": "居家养老服务工单 service orders",
-            "stg_vehicle_registration": "机动车登记信息 vehicle registration",
-            "stg_property_registration": "不动产登记信息 property registration",
-            "stg_death_records": "死亡人员信息 death records",
-            "stg_household_registration": "户籍人口信息 household registration",
-            "stg_public_servants": "财政供养人员及村(社区)两委成员 public servants"}
+# each staging table as the evidence names it: the extract's Chinese title (data_contracts/extracts.py) and its name
+TABLE_ZH = {f"stg_{e.name}": f"{e.title} {e.name.replace('_', ' ')}" for e in EXTRACTS.values()}
 TOKEN = re.compile(r"[\u4e00-\u9fff][A-Z][A-Z0-9]{5}|[A-Z]*\d[\dA-Z]{5,}")
 
 

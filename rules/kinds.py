@@ -482,6 +482,11 @@ def absence(file, doc: dict, params: dict, texts: dict) -> str:
     expected = _text(file, "expected", doc.get("expected"))
     owed = _text(file, "owed", doc.get("owed"))
     fields = _mapping(file, "fields", doc.get("fields"))
+    own = ("judged_period", "missing_periods")
+    hit = {c for c, _ in hit_columns()}
+    for f in dict.fromkeys(FIELD_REF.findall(doc.get("evidence") or "")):
+        if f not in hit and f not in fields and f not in own:
+            raise RuleError(file, "evidence", unknown_field(f, [*fields, *own]))
     cols = "".join(f", {e} AS {k}" for k, e in fields.items())
     missing = ("NOT EXISTS (SELECT 1 FROM seen x WHERE x.id_number = r.id_number AND x.program_code = w.program_code "
                "AND x.period = w.period)")

@@ -271,3 +271,11 @@ def test_a_pair_block_outside_one_program_and_period_is_refused(tmp_path):
     (tmp_path / "duplicate_identity.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     with pytest.raises(RuleError, match=r"duplicate_identity.yaml: block_on: .*add program_code, period"):
         load_catalog(tmp_path)
+
+
+def test_an_absence_rule_naming_a_field_it_does_not_make_is_refused(tmp_path):
+    doc = yaml.safe_load((RULES_DIR / "eligible_not_receiving.yaml").read_text(encoding="utf-8"))
+    doc["evidence"] += "；{last_payment}"
+    (tmp_path / "eligible_not_receiving.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(RuleError, match=r"eligible_not_receiving.yaml: evidence: \{last_payment\} is none of"):
+        load_catalog(tmp_path)

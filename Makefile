@@ -20,16 +20,22 @@ $(BIN)/sentinel: requirements.lock pyproject.toml
 demo: $(BIN)/sentinel
 	$(BIN)/sentinel demo
 
-test: $(BIN)/sentinel deps-test
+# The [spark] extra (pyspark, about 490 MB): the parity tests run the rules on a real Spark cluster.
+$(VENV)/.spark: requirements-spark.lock $(BIN)/sentinel
+	$(BIN)/pip install --quiet -r requirements-spark.lock
+	touch $@
+
+test: $(BIN)/sentinel $(VENV)/.spark deps-test
 	$(BIN)/python -m pytest -q
 
 # What the tests drive besides the venv: real LibreOffice (the verifiers' spreadsheet, driven
 # through Python-UNO by the system python3) and a CJK font (the notebooks' Chinese chart labels).
+# Java (17, for the Spark parity tests' cluster) likewise.
 # Debian packages, installed only when missing (as root, or through sudo); if that fails the
 # LibreOffice tests skip with the reason and the chart-font test fails saying what to install.
-TEST_DEBS := libreoffice-calc-nogui python3-uno fonts-noto-cjk
+TEST_DEBS := libreoffice-calc-nogui python3-uno fonts-noto-cjk openjdk-17-jre-headless
 deps-test:
-	@if ! command -v soffice >/dev/null || ! test -d /usr/share/fonts/opentype/noto \
+	@if ! command -v soffice >/dev/null || ! command -v java >/dev/null || ! test -d /usr/share/fonts/opentype/noto \
 	    || ! /usr/bin/python3 -c 'import uno' 2>/dev/null; then \
 	  sudo=$$(test "$$(id -u)" = 0 || echo sudo); \
 	  echo "installing $(TEST_DEBS)"; \
@@ -46,6 +52,7 @@ lock:
 	{ echo "# Exact versions installed and tested together (pip freeze of a fresh venv, Python 3.11)."; \
 	  echo "# Regenerate with: make lock"; \
 	  .lockenv/bin/pip freeze --exclude-editable; } > requirements.lock
+	@echo "requirements-spark.lock: re-pin by hand (pip install '.[spark]' in a fresh venv, the new packages of pip freeze)"
 	rm -rf .lockenv
 
 clean:

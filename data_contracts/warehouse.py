@@ -161,6 +161,12 @@ def exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
                              "AND schema_name = current_schema()", [table])[0][0])
 
 
+def columns_of(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """The columns a table of this warehouse has (of any table, the catalogue's raw_/stg_ included)."""
+    return [r[0] for r in execute(con, "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                                       "AND table_schema = current_schema() ORDER BY ordinal_position", [table])]
+
+
 def _create(con: duckdb.DuckDBPyConnection, table: str) -> None:
     """Create one table (if absent). A table derived from another (model_hits from rule_hits) is
     made from it; a source created only for that is dropped again, so ensuring one table never

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import yaml
 
-from data_contracts import policy
+from data_contracts import dialect, policy
 from data_contracts.extracts import EXTRACTS
 from rules.grammar import COUNTY, IDENT, PARAM_REF, RuleError, check_template
 from rules.kinds import KINDS
@@ -185,6 +185,10 @@ def parse_rule(file: Path) -> Rule:
         raise RuleError(file, "query", "expected the rule's SELECT")
     if ";" in query:
         raise RuleError(file, "query", "one SELECT, no ';'")
+    try:  # one source, two engines: only what both run alike (data_contracts/dialect.py)
+        dialect.check(query)
+    except dialect.NotPortable as e:
+        raise RuleError(file, "query" if kind == "query" else kind, f"not portable to Spark: {e}") from None
     used = [n for n in dict.fromkeys(PARAM_REF.findall(query)) if not n.startswith("sys_")]  # sys_: the compiler's
     for name in used:
         if name not in params and name not in RESERVED_PARAMS:

@@ -7,6 +7,11 @@ replaced each batch, in one transaction. Returns counts only, never ID numbers.
 
 A rule is skipped (no error) when an extract it ``requires`` has nothing in its staging table:
 it was never delivered (or the table does not exist).
+
+On the Spark engine (``engine``: a :class:`data_contracts.spark.Spark`), the same compiled rules run
+there: the staging tables and name readings are staged as Parquet, the shared views made in Spark's
+dialect (:mod:`data_contracts.dialect`), and each rule's hits come back through Arrow into the same
+``rule_hits`` of the warehouse, in the same transaction. Everything else is the same.
 """
 from __future__ import annotations
 
@@ -18,11 +23,11 @@ from pathlib import Path
 
 import duckdb
 
-from data_contracts import warehouse
+from data_contracts import dialect, warehouse
 from data_contracts.ids import mask_ids_in_text
 from rules.catalog import Rule, load_catalog
 from rules.compile import Compiled, compile_rule
-from rules.names import build_name_readings, register_similarity, unregister_similarity
+from rules.names import build_name_readings, register_similarity, register_spark_functions, unregister_similarity
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +41,7 @@ def missing_extracts(con: duckdb.DuckDBPyConnection, rule: Rule) -> list[str]:
     out = []
     for e in rule.requires:
         t = f"stg_{e}"
-        if t not in tables or con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT 1)").fetchone()[0] == 0:
+        if t not in tables or con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT 1)").fetchall()[0][0] == 0:
             out.append(e)
     return out
 
@@ -50,11 +55,33 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
     register_similarity(con)
 
 
-def run_compiled(con: duckdb.DuckDBPyConnection, c: Compiled, batch_id: int, as_of: dt.date) -> None:
+def prepare_spark(con: duckdb.DuckDBPyConnection, engine, batch_id: int) -> None:
+    """What the rules read, on Spark: the staging tables and name readings as Parquet views, the shared
+    views in Spark's dialect, the Python functions."""
+    tables = [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'stg\\_%' "
+                                        "ESCAPE '\\' AND schema_name = current_schema() ORDER BY 1").fetchall()]
+    engine.stage_tables(con, batch_id, tables + ["name_reading"])
+    for name, text in warehouse.read_folder("shared"):
+        if name not in dialect.macros():  # macros are inlined into each statement
+            engine.sql(dialect.to_spark(text))
+    register_spark_functions(engine.session)
+
+
+def run_compiled(con: duckdb.DuckDBPyConnection, c: Compiled, batch_id: int, as_of: dt.date, engine=None) -> None:
     for scope in c.scopes:
         try:
-            con.execute(f"INSERT INTO rule_hits BY NAME\n{c.sql}", c.bindings(scope, batch_id, as_of))
-        except duckdb.Error as e:
+            if engine is None:
+                con.execute(f"INSERT INTO rule_hits BY NAME\n{c.sql}", c.bindings(scope, batch_id, as_of))
+            else:
+                hits = engine.arrow(dialect.to_spark(c.sql, c.bindings(scope, batch_id, as_of)))
+                con.register("_spark_hits", hits)
+                try:
+                    con.execute("INSERT INTO rule_hits BY NAME SELECT * FROM _spark_hits").fetchall()
+                finally:
+                    con.unregister("_spark_hits")
+        except Exception as e:  # noqa: BLE001 -- DuckDB's or Spark's: named by rule, masked
+            if isinstance(e, (KeyboardInterrupt, SystemExit)):
+                raise
             first = str(e).splitlines()[0] if str(e) else ""
             raise RuleRunError(f"{c.rule.file.name} (scope {scope.key}): {type(e).__name__}: {mask_ids_in_text(first)}") from None
 
@@ -68,9 +95,10 @@ def _rule_run(con: duckdb.DuckDBPyConnection, batch_id: int, r, status: str, rea
 
 
 def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
-              rules_dir: Path | str | None = None, only: Iterable[str] | None = None) -> dict:
+              rules_dir: Path | str | None = None, only: Iterable[str] | None = None, engine=None) -> dict:
     """Replace ``rule_hits`` and ``rule_runs`` with this batch's findings; counts only.
-    ``only``: run just these rule ids (tests, re-runs); the default runs the whole catalog."""
+    ``only``: run just these rule ids (tests, re-runs); the default runs the whole catalog.
+    ``engine``: a :class:`data_contracts.spark.Spark` to run them on; None: this DuckDB connection."""
     t0 = time.perf_counter()
     rules = load_catalog(rules_dir)
     if only is not None:
@@ -81,6 +109,8 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
         rules = [r for r in rules if r.id in wanted]
     catalog = [compile_rule(r) for r in rules]
     prepare(con)
+    if engine is not None:
+        prepare_spark(con, engine, batch_id)
     try:
         with warehouse.transaction(con):
             warehouse.recreate(con, "rule_hits", "rule_runs")
@@ -93,8 +123,8 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
                     _rule_run(con, batch_id, r, "skipped", reason, 0, 0)
                     log.info("rule %s skipped (%s)", r.id, reason)
                     continue
-                run_compiled(con, c, batch_id, as_of)
-                hits = con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = ?", [r.id]).fetchone()[0]
+                run_compiled(con, c, batch_id, as_of, engine)
+                hits = con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = ?", [r.id]).fetchall()[0][0]
                 secs = time.perf_counter() - t
                 _rule_run(con, batch_id, r, "ran", None, hits, secs)
                 log.info("rule %s: %d hits in %.2f s", r.id, hits, secs)
@@ -106,5 +136,5 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
     return {
         "batch_id": batch_id, "rules": len(catalog), "ran": status.get("ran", (0, 0))[0],
         "skipped": status.get("skipped", (0, 0))[0], "hits": sum(by_cat.values()), "hits_by_category": by_cat,
-        "seconds": round(time.perf_counter() - t0, 2),
+        "seconds": round(time.perf_counter() - t0, 2), "engine": "duckdb" if engine is None else "spark",
     }

@@ -69,22 +69,27 @@ def program_sql(src: Records, a: str) -> str:
 def location(src: Records, a: str) -> list[str]:
     """county, township, village of a subject's records: the one way every kind writes it."""
     t = f"{a}.{src.time}"
-    out = [f"arg_max({a}.county_code, {t}) AS county_code"]
+    out = [f"{latest(f'{a}.county_code', t)} AS county_code"]
     for col in ("township", "village"):
-        own = f", arg_max({a}.{col}, {t})" if src.own_place else ""
-        out.append(f"coalesce(arg_max({a}.reg_{col}, {t}){own}) AS {col}" if own else
-                   f"arg_max({a}.reg_{col}, {t}) AS {col}")
+        own = f", {latest(f'{a}.{col}', t)}" if src.own_place else ""
+        out.append(f"coalesce({latest(f'{a}.reg_{col}', t)}{own}) AS {col}" if own else
+                   f"{latest(f'{a}.reg_{col}', t)} AS {col}")
     return out
+
+
+def latest(value: str, time: str) -> str:
+    """The value of the latest row by ``time``, ties broken by the greatest value (the same on every engine)."""
+    return f"arg_max({value}, ({time}, {value}))"
 
 
 def subject_columns(src: Records, a: str, subject: str) -> list[str]:
     t = f"{a}.{src.time}"
     if subject == "household":
         return ["'household' AS subject_type", f"{a}.household_id AS subject_id",
-                f"arg_max({a}.{src.person}, {t}) AS id_number",
-                f"coalesce(arg_max({a}.{src.reg_name}, {t}), arg_max({a}.{src.name}, {t})) AS name"]
-    name = (f"coalesce(any_value({a}.{src.reg_name}), any_value({a}.{src.name}))" if src.name
-            else f"any_value({a}.{src.reg_name})")
+                f"{latest(f'{a}.{src.person}', t)} AS id_number",
+                f"coalesce({latest(f'{a}.{src.reg_name}', t)}, {latest(f'{a}.{src.name}', t)}) AS name"]
+    name = (f"coalesce(min({a}.{src.reg_name}), min({a}.{src.name}))" if src.name
+            else f"min({a}.{src.reg_name})")
     return ["'person' AS subject_type", f"{a}.{src.person} AS subject_id", f"{a}.{src.person} AS id_number",
             f"{name} AS name"]
 
@@ -258,7 +263,7 @@ def register_sql(file, spec, src: Records, a: str, scope: list[str], texts: dict
         cte = (f"reg AS (  -- the household's rows of {reg.view}\n    SELECT " + ",\n           ".join(sel)
                + f"\n    FROM {reg.view} {r}" + (f"\n    WHERE {' AND '.join(where)}" if where else "")
                + f"\n    GROUP BY {r}.household_id\n)")
-        return cte, f"reg ON reg.household_id = {a}.household_id", {k: f"any_value(reg.{k})" for k in fields}
+        return cte, f"reg ON reg.household_id = {a}.household_id", {k: f"min(reg.{k})" for k in fields}
     if during:
         where += [f"({r}.start_date IS NULL OR {r}.start_date <= {a}.period_end)",
                   f"({r}.end_date IS NULL OR {r}.end_date >= {a}.period_start)"]
@@ -267,7 +272,7 @@ def register_sql(file, spec, src: Records, a: str, scope: list[str], texts: dict
            + f"\n    FROM {src.view} {a} JOIN {reg.view} {r} ON {r}.household_id = {a}.household_id"
            + f"\n    WHERE " + "\n      AND ".join(scope + where) + f"\n    GROUP BY {a}.{src.record_id}\n)")
     return (cte, f"reg ON reg.{src.record_id} = {a}.{src.record_id}",
-            {k: f"arg_max(reg.{k}, {a}.{src.time})" for k in fields})
+            {k: latest(f"reg.{k}", f"{a}.{src.time}") for k in fields})
 
 
 def condition(file, doc: dict, params: dict, texts: dict) -> str:
@@ -351,8 +356,9 @@ def level_sql(file, key: str, level, texts: dict) -> str:
         return f"length(l.folded) >= {shortest} AND length(r.folded) >= {shortest} AND {jw}"
     # characters, not bytes (DuckDB's levenshtein counts UTF-8 bytes): the same length, one position differs
     shortest = _threshold(file, f"{key}.{what}.min_length", spec, "min_length", 3)
-    return (f"length({l}) = length({r}) AND length({l}) >= {shortest} AND (SELECT count(*) "
-            f"FROM generate_series(1, length({l})) AS pos(i) WHERE substr({l}, pos.i, 1) <> substr({r}, pos.i, 1)) = 1")
+    # (a lambda over the positions, not a correlated subquery: Spark runs the same; data_contracts/dialect.py)
+    return (f"length({l}) = length({r}) AND length({l}) >= {shortest} AND array_length(list_filter("
+            f"generate_series(1, length({l})), lambda i: substr({l}, i, 1) <> substr({r}, i, 1))) = 1")
 
 
 PAIR_BLOCK_REQUIRED = ("program_code", "period")
@@ -387,22 +393,22 @@ def pair(file, doc: dict, params: dict, texts: dict) -> str:
     on = " AND ".join(f"l.{b} = r.{b}" for b in block)
     # one row per person per block; its place as location() reads it, the county of its latest payment
     t = "p.period"
-    place = [f"arg_max(p.{c}, {t}) AS {c}" for c in ("county_code", "reg_township", "township", "reg_village",
+    place = [f"{latest(f'p.{c}', t)} AS {c}" for c in ("county_code", "reg_township", "township", "reg_village",
                                                        "village") if c not in block]
-    fields = {"other_id": "r.other_id", **{f: f"any_value(r.{f})" for f in PAIR_FIELDS[1:4]},
+    fields = {"other_id": "r.other_id", **{f: f"min(r.{f})" for f in PAIR_FIELDS[1:4]},
               "name_level": "min(r.name_level)",
               "program_name": "string_agg(DISTINCT r.program_label, '、' ORDER BY r.program_label)",
-              **{b: f"any_value(r.{b})" for b in block if b not in {c for c, _ in hit_columns()}}}
+              **{b: f"min(r.{b})" for b in block if b not in {c for c, _ in hit_columns()}}}
     select = (["'person' AS subject_type", "r.subject_id", "r.subject_id AS id_number",
-               "any_value(r.subject_name) AS name",
+               "min(r.subject_name) AS name",
                "CASE WHEN count(DISTINCT r.program_code) = 1 THEN min(r.program_code) END AS program_code"]
               + location(src, "r")
               + ["min(r.period) AS first_period", "max(r.period) AS last_period", "sum(r.amount) AS amount_at_risk",
                  "count(DISTINCT r.period) AS evidence_size"]
               + _evidence_fields(doc, src, "r", fields, params, texts, file, own=("amount",)))
     return f"""WITH p AS (  -- one row per person per block
-    SELECT p.id_number, {keys}, coalesce(any_value(p.reg_name), any_value(p.name)) AS name,
-           any_value(p.household_id) AS household_id, sum(p.amount) AS amount,
+    SELECT p.id_number, {keys}, coalesce(min(p.reg_name), min(p.name)) AS name,
+           min(p.household_id) AS household_id, sum(p.amount) AS amount,
            program_name(p.program_code) AS program_label,
            {(','.join(chr(10) + '           ' + c for c in place)).lstrip()}
     FROM v_payment p

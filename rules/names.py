@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pypinyin import Style, lazy_pinyin
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import JaroWinkler
 
 from data_contracts import warehouse
 
@@ -71,6 +72,22 @@ def register_similarity(con: duckdb.DuckDBPyConnection) -> None:
     unregister_similarity(con)
     con.create_function("name_similarity", _similarity, ["VARCHAR", "VARCHAR"], "DOUBLE", type="arrow",
                         null_handling="special")
+
+
+def register_spark_functions(spark) -> None:
+    """The rules' Python functions on Spark, as Arrow UDFs: ``name_similarity`` (the same function as
+    DuckDB's) and ``jaro_winkler_similarity`` (DuckDB's built-in; rapidfuzz's Jaro-Winkler, prefix weight
+    0.1, as DuckDB's; the parity test holds them equal)."""
+    from pyspark.sql.functions import arrow_udf
+
+    def jaro_winkler(a: pa.Array, b: pa.Array) -> pa.Array:
+        nulls = pc.or_(pc.is_null(a), pc.is_null(b)).to_numpy(zero_copy_only=False)
+        scores = process.cpdist(pc.fill_null(a, "").to_pylist(), pc.fill_null(b, "").to_pylist(),
+                                scorer=JaroWinkler.normalized_similarity, dtype=np.float64, workers=1)
+        return pa.array(scores, type=pa.float64(), mask=nulls)
+
+    spark.udf.register("name_similarity", arrow_udf(_similarity, "double"))
+    spark.udf.register("jaro_winkler_similarity", arrow_udf(jaro_winkler, "double"))
 
 
 def build_name_readings(con: duckdb.DuckDBPyConnection) -> int:

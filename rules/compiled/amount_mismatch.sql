@@ -2,7 +2,7 @@
 WITH h AS (
   WITH p AS (
       SELECT p.*,
-             (SELECT arg_max(t.standard, t.min_age) FROM (SELECT unnest($tier_min_ages) AS min_age, unnest($tier_amounts) AS standard) t WHERE t.min_age <= p.age_in_period) AS standard
+             (SELECT arg_max(t.standard, (t.min_age, t.standard)) FROM (SELECT unnest($tier_min_ages) AS min_age, unnest($tier_amounts) AS standard) t WHERE t.min_age <= p.age_in_period) AS standard
       FROM v_payment p
       WHERE list_contains($programs, p.program_code) AND p.id_number IS NOT NULL
   )
@@ -10,16 +10,16 @@ WITH h AS (
       'person' AS subject_type,
       p.id_number AS subject_id,
       p.id_number AS id_number,
-      coalesce(any_value(p.reg_name), any_value(p.name)) AS name,
+      coalesce(min(p.reg_name), min(p.name)) AS name,
       p.program_code AS program_code,
-      arg_max(p.county_code, p.period) AS county_code,
-      coalesce(arg_max(p.reg_township, p.period), arg_max(p.township, p.period)) AS township,
-      coalesce(arg_max(p.reg_village, p.period), arg_max(p.village, p.period)) AS village,
+      arg_max(p.county_code, (p.period, p.county_code)) AS county_code,
+      coalesce(arg_max(p.reg_township, (p.period, p.reg_township)), arg_max(p.township, (p.period, p.township))) AS township,
+      coalesce(arg_max(p.reg_village, (p.period, p.reg_village)), arg_max(p.village, (p.period, p.village))) AS village,
       min(p.period) AS first_period,
       max(p.period) AS last_period,
       sum(abs(p.amount - p.standard)) AS amount_at_risk,
       count(*) AS evidence_size,
-      any_value(p.birth_date) AS birth_date,
+      min(p.birth_date) AS birth_date,
       string_agg(CAST(p.period AS VARCHAR) || $sys_lists_details_1 || CAST(p.age_in_period AS VARCHAR) || $sys_lists_details_2 || CAST(p.amount AS VARCHAR) || $sys_lists_details_3 || CAST(p.standard AS VARCHAR) || $sys_lists_details_4 || CAST(p.payment_id AS VARCHAR) || $sys_lists_details_5, $sys_lists_details_sep ORDER BY p.period, p.payment_id) AS details
   FROM p
   WHERE (p.standard IS NOT NULL AND p.amount <> p.standard)

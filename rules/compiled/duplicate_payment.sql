@@ -2,10 +2,10 @@
 WITH h AS (
   WITH per AS (
       SELECT p.id_number, p.program_code, p.period, count(*) AS n, sum(p.amount) AS total, max(p.amount) AS top,
-             coalesce(any_value(p.reg_name), any_value(p.name)) AS name,
-             arg_min(p.county_code, p.pay_date) AS county_code,
-             coalesce(any_value(p.reg_township), any_value(p.township)) AS township,
-             coalesce(any_value(p.reg_village), any_value(p.village)) AS village,
+             coalesce(min(p.reg_name), min(p.name)) AS name,
+             arg_min(p.county_code, (p.pay_date, p.county_code)) AS county_code,
+             coalesce(min(p.reg_township), min(p.township)) AS township,
+             coalesce(min(p.reg_village), min(p.village)) AS village,
              list(DISTINCT p.county_code ORDER BY p.county_code) AS counties,
              string_agg(p.payment_id || '（' || p.county_code || '，' || p.pay_date || '，' || p.amount || ' 元）', '、'
                         ORDER BY p.pay_date, p.payment_id) AS payment_ids
@@ -15,8 +15,8 @@ WITH h AS (
       HAVING count(*) > $max_per_period
   )
   SELECT
-      'person' AS subject_type, id_number AS subject_id, id_number, any_value(name) AS name, program_code,
-      arg_min(county_code, period) AS county_code, any_value(township) AS township, any_value(village) AS village,
+      'person' AS subject_type, id_number AS subject_id, id_number, min(name) AS name, program_code,
+      arg_min(county_code, (period, county_code)) AS county_code, min(township) AS township, min(village) AS village,
       min(period) AS first_period, max(period) AS last_period,
       sum(total - top) AS amount_at_risk, sum(n) AS evidence_size,
       string_agg(period, '、' ORDER BY period) AS periods, max(n) AS max_count,

@@ -22,7 +22,7 @@ WITH h AS (
         AND NOT EXISTS (SELECT 1 FROM seen x WHERE x.id_number = r.id_number AND x.program_code = w.program_code AND x.period = w.period)
   ),
   missing AS (  -- every period the county has run up to the judged one, expected of the person, with no record
-      SELECT r.id_number, w.program_code, w.period, (SELECT arg_max(t.standard, t.min_age) FROM (SELECT unnest($tier_min_ages) AS min_age, unnest($tier_amounts) AS standard) t WHERE t.min_age <= age_years(r.birth_date, w.period_end)) AS owed
+      SELECT r.id_number, w.program_code, w.period, (SELECT arg_max(t.standard, (t.min_age, t.standard)) FROM (SELECT unnest($tier_min_ages) AS min_age, unnest($tier_amounts) AS standard) t WHERE t.min_age <= age_years(r.birth_date, w.period_end)) AS owed
       FROM r JOIN ran w ON w.county_code = r.county_code AND w.program_code = r.program_code
                        AND w.period <= r.judged_period AND (age_years(r.birth_date, w.period_end) >= $min_age)
       WHERE NOT EXISTS (SELECT 1 FROM seen x WHERE x.id_number = r.id_number AND x.program_code = w.program_code AND x.period = w.period)

@@ -18,10 +18,10 @@ WITH h AS (
   )
   SELECT
       'person' AS subject_type, p.id_key AS subject_id, p.id_number,
-      coalesce(any_value(p.reg_name), any_value(p.name)) AS name, p.program_code,
-      arg_max(p.county_code, p.period) AS county_code,
-      coalesce(arg_max(p.reg_township, p.period), arg_max(p.township, p.period)) AS township,
-      coalesce(arg_max(p.reg_village, p.period), arg_max(p.village, p.period)) AS village,
+      coalesce(min(p.reg_name), min(p.name)) AS name, p.program_code,
+      arg_max(p.county_code, (p.period, p.county_code)) AS county_code,
+      coalesce(arg_max(p.reg_township, (p.period, p.reg_township)), arg_max(p.township, (p.period, p.township))) AS township,
+      coalesce(arg_max(p.reg_village, (p.period, p.reg_village)), arg_max(p.village, (p.period, p.village))) AS village,
       min(p.period) AS first_period, max(p.period) AS last_period,
       sum(p.amount) AS amount_at_risk, count(*) AS evidence_size,
       CASE p.problem_kind
@@ -33,7 +33,7 @@ WITH h AS (
           ELSE '领取人姓名与户籍姓名不符（读音相似度 ' || CAST(round(coalesce(min(p.similarity), 0)) AS INTEGER) || '）'
       END AS problem,
       program_name(p.program_code) AS program_name,
-      string_agg(DISTINCT p.name, '、' ORDER BY p.name) AS paid_names, coalesce(any_value(p.reg_name), '无') AS reg_name,
+      string_agg(DISTINCT p.name, '、' ORDER BY p.name) AS paid_names, coalesce(min(p.reg_name), '无') AS reg_name,
       string_agg(p.payment_id, '、' ORDER BY p.period, p.payment_id) AS payment_ids
   FROM p
   WHERE p.problem_kind IS NOT NULL

@@ -15,16 +15,16 @@ WITH h AS (
       'person' AS subject_type,
       p.id_number AS subject_id,
       p.id_number AS id_number,
-      coalesce(any_value(p.reg_name), any_value(p.name)) AS name,
+      coalesce(min(p.reg_name), min(p.name)) AS name,
       p.program_code AS program_code,
-      arg_max(p.county_code, p.period) AS county_code,
-      coalesce(arg_max(p.reg_township, p.period), arg_max(p.township, p.period)) AS township,
-      coalesce(arg_max(p.reg_village, p.period), arg_max(p.village, p.period)) AS village,
+      arg_max(p.county_code, (p.period, p.county_code)) AS county_code,
+      coalesce(arg_max(p.reg_township, (p.period, p.reg_township)), arg_max(p.township, (p.period, p.township))) AS township,
+      coalesce(arg_max(p.reg_village, (p.period, p.reg_village)), arg_max(p.village, (p.period, p.village))) AS village,
       min(p.period) AS first_period,
       max(p.period) AS last_period,
       sum(p.amount) AS amount_at_risk,
       count(*) AS evidence_size,
-      arg_max(reg.servants, p.period) AS servants,
+      arg_max(reg.servants, (p.period, reg.servants)) AS servants,
       program_name(p.program_code) AS program_name
   FROM v_payment p JOIN reg ON reg.payment_id = p.payment_id
   WHERE list_contains($programs, p.program_code)

@@ -3,8 +3,8 @@ WITH h AS (
   WITH o AS (
       SELECT o.*,
              max(o.end_time) OVER w AS prev_end,
-             max_by(o.order_id, o.end_time) OVER w AS prev_order,
-             max_by(o.start_time, o.end_time) OVER w AS prev_start
+             max_by(o.order_id, (o.end_time, o.order_id)) OVER w AS prev_order,    -- ties: the greatest order id
+             max_by(o.start_time, (o.end_time, o.order_id)) OVER w AS prev_start
       FROM v_service_order o
       WHERE o.worker_id IS NOT NULL AND list_contains($programs, 'YANGLAO_FUWU')
       WINDOW w AS (PARTITION BY o.worker_id ORDER BY o.start_time, o.order_id

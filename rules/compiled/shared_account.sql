@@ -17,9 +17,16 @@ WITH h AS (
   ),
   who AS (
       SELECT bank_account, person_key,
-             coalesce(any_value(reg_name), any_value(name)) || '（' || coalesce(any_value(id_number), '无证件号')
-             || '，户号 ' || coalesce(any_value(household_id), '不详') || '）' AS person
-      FROM rows GROUP BY bank_account, person_key
+             coalesce(min(reg_name), min(name)) || '（' || coalesce(min(id_number), '无证件号')
+             || '，户号 ' || coalesce(min(household_id), '不详') || '）' AS person
+      FROM rows GROUP BY bank_account, person_key  ),
+  account AS (  -- per account: the most persons and households in one period, and who was paid
+      SELECT f.bank_account, max(f.persons) AS max_persons, max(f.households) AS max_households,
+             min(w.persons) AS persons
+      FROM flagged f
+      JOIN (SELECT bank_account, string_agg(person, '、' ORDER BY person) AS persons FROM who GROUP BY bank_account) w
+        USING (bank_account)
+      GROUP BY f.bank_account
   )
   SELECT
       'account' AS subject_type, r.bank_account AS subject_id, NULL AS id_number, NULL AS name, NULL AS program_code,
@@ -33,10 +40,9 @@ WITH h AS (
       min(r.period) AS first_period, max(r.period) AS last_period,
       sum(r.amount) AS amount_at_risk, count(*) AS evidence_size,
       r.bank_account, count(DISTINCT r.period) AS n_periods,
-      (SELECT max(f.persons) FROM flagged f WHERE f.bank_account = r.bank_account) AS max_persons,
-      (SELECT max(f.households) FROM flagged f WHERE f.bank_account = r.bank_account) AS max_households,
-      (SELECT string_agg(w.person, '、' ORDER BY w.person) FROM who w WHERE w.bank_account = r.bank_account) AS persons
+      min(a.max_persons) AS max_persons, min(a.max_households) AS max_households, min(a.persons) AS persons
   FROM rows r
+  JOIN account a USING (bank_account)
   GROUP BY r.bank_account
 )
 SELECT

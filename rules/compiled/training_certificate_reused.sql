@@ -17,9 +17,9 @@ WITH h AS (
   )
   SELECT
       'person' AS subject_type, r.id_number AS subject_id, r.id_number,
-      coalesce(any_value(r.reg_name), any_value(r.name)) AS name, 'PEIXUN' AS program_code,
-      arg_max(r.county_code, r.claim_date) AS county_code, any_value(r.reg_township) AS township,
-      any_value(r.reg_village) AS village,
+      coalesce(min(r.reg_name), min(r.name)) AS name, 'PEIXUN' AS program_code,
+      arg_max(r.county_code, (r.claim_date, r.county_code)) AS county_code, min(r.reg_township) AS township,
+      min(r.reg_village) AS village,
       min(r.period) AS first_period, max(r.period) AS last_period,
       coalesce(sum(r.amount) FILTER (WHERE r.nth > 1), 0) AS amount_at_risk, count(*) AS evidence_size,
       string_agg(DISTINCT r.certificate_number, '、' ORDER BY r.certificate_number) AS certificates, max(r.n_claims) AS total_claims,

@@ -73,6 +73,9 @@ def session(master: str | None = None, *, conf: dict | None = None):
         if master or not os.environ.get("SPARK_REMOTE"):
             builder = builder.master(master or "local[*]")
             settings = {"spark.sql.warehouse.dir": tempfile.mkdtemp(prefix="sentinel-spark-warehouse-"),
+                        # one machine: Spark's default of 200 shuffle partitions costs more than the work
+                        **({"spark.sql.shuffle.partitions": str(4 * (os.cpu_count() or 2))}
+                           if (master or "local[*]").startswith("local") else {}),
                         "spark.pyspark.python": os.environ["PYSPARK_PYTHON"],
                         "spark.sql.session.timeZone": "UTC", "spark.ui.showConsoleProgress": "false",
                         **(conf or {})}
@@ -164,6 +167,20 @@ def write_stage(con: duckdb.DuckDBPyConnection, target: str, tables: list[str]) 
     return written
 
 
+def default_stage(warehouse: Path) -> str:
+    """The stage when none is given: a folder beside the warehouse file."""
+    return str(Path(warehouse).absolute().with_name(Path(warehouse).name + ".stage"))
+
+
+_ENGINES: dict = {}
+
+
+def engine(stage_root: str, master: str | None = None) -> Spark:
+    """The process's engine for one stage and master (the rules and the scorer share what was staged)."""
+    with _LOCK:
+        return _ENGINES.setdefault((stage_root, master), Spark(stage_root, master))
+
+
 @dataclass
 class Spark:
     """A batch's Spark side: the session, and the stage of this batch."""
@@ -202,6 +219,13 @@ class Spark:
     def arrow(self, query: str) -> pa.Table:
         """A query's whole result, through Arrow."""
         return self.session.sql(query).toArrow()
+
+    def cancel(self) -> None:
+        """Cancel the session's running jobs (a failed or interrupted batch)."""
+        try:
+            self.session.sparkContext.cancelAllJobs()
+        except Exception:  # noqa: BLE001 -- Spark Connect: interrupt instead
+            self.session.interruptAll()
 
     def discard(self) -> None:
         """Remove this batch's stage (local stages only: a remote one is the site's to keep or clean)."""

@@ -366,6 +366,33 @@ def check_arguments(input_dir: Path, warehouse: Path, out_dir: Path) -> None:
                                          "model folder": default_model_dir(warehouse)})
 
 
+ENGINES = ("duckdb", "spark")
+
+
+def check_engine(engine: str, stage_uri: str | None, input_dir: Path | None = None,
+                 out_dir: Path | None = None) -> None:
+    """--engine and --stage-uri, before anything starts: a known engine; pyspark installed for Spark; a
+    local stage outside the landing directory and the output folder (the stage's batch folders are
+    written and removed each night)."""
+    if engine not in ENGINES:
+        raise RefusedInput("--engine", f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
+    if engine == "duckdb":
+        if stage_uri:
+            raise RefusedInput("--stage-uri", "is where --engine spark reads the staged tables; "
+                                              "the default engine (duckdb) has no stage")
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("pyspark") is None:
+        raise RefusedInput("--engine spark", "needs pyspark, which is not installed: "
+                                             "pip install 'welfare-sentinel[spark]'")
+    if stage_uri and "://" not in stage_uri[2:] or stage_uri and stage_uri.startswith("file://"):
+        local = Path(stage_uri.removeprefix("file://")).absolute()
+        for what, folder in (("landing directory", input_dir), ("output folder", out_dir)):
+            if folder is not None and (local == folder.absolute() or folder.absolute() in local.parents):
+                raise RefusedInput("--stage-uri", f"is inside the {what} ({folder}): choose a folder of its own")
+
+
 def last_batch_date(warehouse: Path) -> dt.date | None:
     if not warehouse.exists():
         return None

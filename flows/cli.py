@@ -61,16 +61,30 @@ def cmd_generate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _engine_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", choices=("duckdb", "spark"), default="duckdb",
+                   help="where the rules and the scorer's features run: duckdb (the warehouse, default) or spark "
+                        "(README: Running on a Spark cluster)")
+    p.add_argument("--spark-master", default=None, metavar="URL",
+                   help="with --engine spark: the cluster, e.g. spark://host:7077 (default: SPARK_MASTER, else "
+                        "SPARK_REMOTE for Spark Connect, else local[*])")
+    p.add_argument("--stage-uri", default=None, metavar="URI",
+                   help="with --engine spark: where the staged tables are written as Parquet for Spark to read, "
+                        "a folder or hdfs://, s3a:// (default: WAREHOUSE.stage beside the warehouse)")
+
+
 def cmd_run(a: argparse.Namespace) -> int:
-    from flows.batch import batch_gate, today
+    from flows.batch import batch_gate, check_engine, today
 
     paths = [Path(p).absolute() for p in (a.input, a.warehouse, a.out)]
+    check_engine(a.engine, a.stage_uri, paths[0], paths[2])
     as_of = a.as_of or today()
     with batch_gate(*paths, as_of, a.replay):  # refusals before Prefect is even imported
         from flows.nightly import run_batch
 
         s = run_batch(*paths, as_of, xlsx=a.xlsx, mask_ids=a.mask_ids, retrain=a.retrain, replay=a.replay,
-                      accept_shrunk_snapshot=a.accept_shrunk_snapshot, min_snapshot_share=a.min_snapshot_share)
+                      accept_shrunk_snapshot=a.accept_shrunk_snapshot, min_snapshot_share=a.min_snapshot_share,
+                      engine=a.engine, spark_master=a.spark_master, stage_uri=a.stage_uri)
     st = s["warnings"]["statuses"]
     print(f"batch {s['batch_id']} of {s['as_of']}: {st.get('new', 0)} new, {st.get('open', 0)} open warnings; "
           f"lists in {a.out}{_late_interrupt()}")
@@ -88,7 +102,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
     from flows.serve import serve
 
     serve(a.cron, Path(a.input), Path(a.warehouse), Path(a.out), timezone=a.timezone, xlsx=a.xlsx,
-          mask_ids=a.mask_ids, ui_port=a.port)
+          mask_ids=a.mask_ids, ui_port=a.port, engine=a.engine, spark_master=a.spark_master, stage_uri=a.stage_uri)
     return 0
 
 
@@ -242,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--xlsx", action="store_true", help="also one .xlsx per county, a sheet per township")
     r.add_argument("--mask-ids", action="store_true", help="mask ID numbers in the lists (first 6, last 4 kept)")
     r.add_argument("--retrain", action="store_true", help="refit the scorer instead of using the kept model")
+    _engine_arguments(r)
     r.set_defaults(func=cmd_run)
 
     sv = command("serve", "run the nightly batch on a cron schedule until stopped (Ctrl-C)")
@@ -256,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=_port, default=0,
                     help="port of the local Prefect server and its UI when PREFECT_API_URL is not set "
                          "(default: a free one, printed at start)")
+    _engine_arguments(sv)
     sv.set_defaults(func=cmd_serve)
 
     f = command("feedback", "record the verifiers' conclusions from returned lists (.csv or .xlsx)")

@@ -42,7 +42,8 @@ from data_contracts.errors import RefusedInput  # noqa: E402
 from data_contracts.ids import mask_ids_in_text  # noqa: E402
 from flows import runs  # noqa: E402
 from flows.batch import (StagedDir, WorkingCopy, batch_gate, begin_batch, check_arguments,  # noqa: E402
-                         check_as_of, commit_point, flow_lock, gated, interruptible, mark_outputs, today)
+                         check_as_of, check_engine, commit_point, flow_lock, gated, interruptible, mark_outputs,
+                         today)
 from models import default_model_dir, scorer  # noqa: E402
 from rules import run_rules  # noqa: E402
 
@@ -91,16 +92,25 @@ def _with_con(work: str, fn, *args, **kwargs) -> dict:
             raise StageError(f"{type(e).__name__}: {masked}") from None
 
 
+def _engine(engine: str, spark_master: Optional[str], stage_uri: Optional[str], warehouse: Path):
+    """None for DuckDB; for Spark the process's engine for this stage (data_contracts/spark.py)."""
+    if engine == "duckdb":
+        return None
+    from data_contracts import spark
+
+    return spark.engine(stage_uri or spark.default_stage(warehouse), spark_master)
+
+
 @task(name="rules")
-def rules_task(work: str, as_of: dt.date, batch_id: int) -> dict:
-    res = _with_con(work, run_rules, as_of, batch_id)
+def rules_task(work: str, as_of: dt.date, batch_id: int, engine=None) -> dict:
+    res = _with_con(work, run_rules, as_of, batch_id, engine=engine)
     get_run_logger().info("rules: %s", {k: v for k, v in res.items() if not isinstance(v, (dict, list))})
     return res
 
 
 @task(name="scorer")
-def scorer_task(work: str, as_of: dt.date, batch_id: int, model_dir: str, retrain: bool) -> dict:
-    res = _with_con(work, scorer.score, as_of, batch_id, Path(model_dir), retrain=retrain)
+def scorer_task(work: str, as_of: dt.date, batch_id: int, model_dir: str, retrain: bool, engine=None) -> dict:
+    res = _with_con(work, scorer.score, as_of, batch_id, Path(model_dir), retrain=retrain, engine=engine)
     get_run_logger().info("scorer: %s", {k: v for k, v in res.items() if not isinstance(v, (dict, list))})
     return res
 
@@ -122,16 +132,21 @@ def lists_task(work: str, staging: str, xlsx: bool, mask_ids: bool) -> dict:
 @flow(name="nightly-batch")
 def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.date] = None, xlsx: bool = False,
             mask_ids: bool = False, retrain: bool = False, accept_shrunk_snapshot: Optional[list[str]] = None,
-            min_snapshot_share: float = 0.9, timezone: Optional[str] = None) -> dict:
+            min_snapshot_share: float = 0.9, timezone: Optional[str] = None, engine: str = "duckdb",
+            spark_master: Optional[str] = None, stage_uri: Optional[str] = None) -> dict:
     """One nightly batch. `as_of` defaults to today (the date the schedule fires) where the city is
     (`timezone`: serve passes its cron's; else SENTINEL_TIMEZONE or Asia/Shanghai). A snapshot extract
-    named in `accept_shrunk_snapshot` may shrink below `min_snapshot_share` of the last one."""
+    named in `accept_shrunk_snapshot` may shrink below `min_snapshot_share` of the last one.
+    `engine`: where the rules and the scorer's features run, "duckdb" (the warehouse itself) or "spark"
+    (`spark_master`, else SPARK_MASTER / SPARK_REMOTE / local[*]; the staged tables written as Parquet
+    to `stage_uri`, by default a folder beside the warehouse)."""
     as_of = as_of or today(timezone)
     started = time.perf_counter()
     wh, out = Path(warehouse).absolute(), Path(out_dir).absolute()
     model_dir = default_model_dir(wh)
     # a served run comes here straight from the scheduler: the same checks as `sentinel run`'s
     check_arguments(Path(input_dir), wh, out)
+    check_engine(engine, stage_uri, Path(input_dir), out)
     begin_batch()
     with interruptible():  # to the end: a signal after the commit point is held, not Prefect's to take
         with flow_lock(wh), WorkingCopy(wh) as work:
@@ -143,8 +158,13 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
                 batch_id = _with_con(w, runs.start, as_of, input_dir)
                 ingested = ingest_task(input_dir, w, as_of, batch_id, accept_shrunk_snapshot, min_snapshot_share)
                 _with_con(w, runs.record_ingest, batch_id, ingested)
-                rules = rules_task(w, as_of, batch_id)
-                scores = scorer_task(w, as_of, batch_id, str(model.path), retrain)
+                on = _engine(engine, spark_master, stage_uri, wh)
+                try:
+                    rules = rules_task(w, as_of, batch_id, on)
+                    scores = scorer_task(w, as_of, batch_id, str(model.path), retrain, on)
+                finally:
+                    if on is not None:
+                        on.discard()  # the batch's stage (a local one): the warehouse holds the results
                 warned = warnings_task(w, as_of, batch_id)
                 _with_con(w, runs.record_warnings, batch_id, warned)
                 listed = lists_task(w, str(staging), xlsx, mask_ids)
@@ -169,12 +189,15 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
 
 def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | None = None, *, xlsx: bool = False,
               mask_ids: bool = False, retrain: bool = False, replay: bool = False,
-              accept_shrunk_snapshot: list[str] | tuple[str, ...] = (), min_snapshot_share: float = 0.9) -> dict:
+              accept_shrunk_snapshot: list[str] | tuple[str, ...] = (), min_snapshot_share: float = 0.9,
+              engine: str = "duckdb", spark_master: str | None = None, stage_uri: str | None = None) -> dict:
     """Entry point of `sentinel run` (which passes the gate before importing Prefect, then calls this)."""
     input_dir, warehouse, out_dir = (Path(p).absolute() for p in (input_dir, warehouse, out_dir))
     as_of = as_of or today()
     ingest_mod.Options.of(accept_shrunk_snapshot, min_snapshot_share)  # refused before Prefect starts, too
+    check_engine(engine, stage_uri, input_dir, out_dir)
     with batch_gate(input_dir, warehouse, out_dir, as_of, replay):
         return nightly(str(input_dir), str(warehouse), str(out_dir), as_of, xlsx=xlsx, mask_ids=mask_ids,
                        retrain=retrain, accept_shrunk_snapshot=list(accept_shrunk_snapshot),
-                       min_snapshot_share=min_snapshot_share)
+                       min_snapshot_share=min_snapshot_share, engine=engine, spark_master=spark_master,
+                       stage_uri=stage_uri)

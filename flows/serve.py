@@ -61,13 +61,16 @@ def local_server(timeout: float = 180.0, port: int = 0):
 
 
 def serve(cron: str, input_dir: Path, warehouse: Path, out_dir: Path, timezone: str = "Asia/Shanghai",
-          name: str = "nightly", xlsx: bool = False, mask_ids: bool = False, ui_port: int = 0) -> None:
-    from flows.nightly import check_arguments
+          name: str = "nightly", xlsx: bool = False, mask_ids: bool = False, ui_port: int = 0,
+          engine: str = "duckdb", spark_master: str | None = None, stage_uri: str | None = None) -> None:
+    from flows.nightly import check_arguments, check_engine
 
     input_dir, warehouse, out_dir = (Path(p).absolute() for p in (input_dir, warehouse, out_dir))
     check_arguments(input_dir, warehouse, out_dir)  # a typo is said now, not at 02:00
+    check_engine(engine, stage_uri, input_dir, out_dir)
     params = {"input_dir": str(input_dir), "warehouse": str(warehouse), "out_dir": str(out_dir),
-              "xlsx": xlsx, "mask_ids": mask_ids, "timezone": timezone}  # the night is dated in the cron's zone
+              "xlsx": xlsx, "mask_ids": mask_ids, "timezone": timezone,  # the night is dated in the cron's zone
+              "engine": engine, "spark_master": spark_master, "stage_uri": stage_uri}
 
     def _serve():
         from prefect.schedules import Cron

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from data_contracts import warehouse
+from data_contracts import dialect, warehouse
 
 SQL_FOLDER = "model"  # sql/model/, read through data_contracts.warehouse
 
@@ -65,6 +65,9 @@ PROTECTED = ("sex", "gender", "ethnicity", "nation", "minzu", "name", "surname",
              "region_code", "id_region", "age", "birth_year")
 
 
+STAGED = ("stg_payments", "stg_household_registration")  # what model_features.sql reads
+
+
 def window(as_of: dt.date, months: int) -> tuple[str, str]:
     """The scoring window: the ``months`` full months before the batch date, as ``YYYY-MM`` bounds."""
     last = (as_of.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
@@ -77,11 +80,21 @@ def sql() -> str:
     return warehouse.load(SQL_FOLDER, "model_features")
 
 
-def compute(con: duckdb.DuckDBPyConnection, as_of: dt.date, window_months: int = 12) -> pl.DataFrame:
-    """One row per paid person: ``id_number`` and the columns of ``FEATURE_NAMES`` (Float64), in order."""
+def compute(con: duckdb.DuckDBPyConnection, as_of: dt.date, window_months: int = 12, *, engine=None,
+            batch_id: int | None = None) -> pl.DataFrame:
+    """One row per paid person: ``id_number`` and the columns of ``FEATURE_NAMES`` (Float64), in order.
+    ``engine``: a :class:`data_contracts.spark.Spark` to compute them on (the same SQL in Spark's dialect,
+    over this batch's stage). Rounded to 9 decimals, so that a sum added up in another order on another
+    engine gives the same features."""
     period_from, period_to = window(as_of, window_months)
-    df = warehouse.frame(con, sql(), {"period_from": period_from, "period_to": period_to})
+    params = {"period_from": period_from, "period_to": period_to}
+    if engine is None:
+        df = warehouse.frame(con, sql(), params)
+    else:
+        engine.stage_tables(con, batch_id, list(STAGED))
+        df = pl.from_arrow(engine.arrow(dialect.to_spark(sql(), params)))
     missing = [n for n in FEATURE_NAMES if n not in df.columns]
     if missing:
         raise RuntimeError(f"sql/model/model_features.sql does not produce {missing}")
-    return df.select("id_number", *[pl.col(n).cast(pl.Float64).fill_null(0.0).fill_nan(0.0) for n in FEATURE_NAMES])
+    return df.select("id_number", *[pl.col(n).cast(pl.Float64).fill_null(0.0).fill_nan(0.0).round(9)
+                                    for n in FEATURE_NAMES])

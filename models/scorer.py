@@ -68,12 +68,13 @@ def top_k_count(n: int, top_fraction: float = DEFAULT_TOP_FRACTION, top_k: int |
 def score(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_dir: Path | str,
           retrain: bool = False, *, top_fraction: float = DEFAULT_TOP_FRACTION, top_k: int | None = None,
           window_months: int = DEFAULT_WINDOW_MONTHS, drift_threshold: float = drift.DEFAULT_THRESHOLD,
-          params: dict | None = None, answer_key: Path | str | None = None) -> dict:
+          params: dict | None = None, answer_key: Path | str | None = None, engine=None) -> dict:
+    """``engine``: a :class:`data_contracts.spark.Spark` computes the features there; the scoring is here."""
     t0 = time.perf_counter()
     model_dir = Path(model_dir)
     names = features.FEATURE_NAMES
     period_from, period_to = features.window(as_of, window_months)
-    feats = features.compute(con, as_of, window_months)
+    feats = features.compute(con, as_of, window_months, engine=engine, batch_id=batch_id)
     X = feats.select(names).to_numpy().astype(np.float64, copy=False)
     n = X.shape[0]
     t_feat = time.perf_counter()

@@ -19,6 +19,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -55,6 +56,10 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
     register_similarity(con)
 
 
+CACHED_ON_SPARK = ("v_person", "v_payment")
+SPARK_CONCURRENT_RULES = 4
+
+
 def prepare_spark(con: duckdb.DuckDBPyConnection, engine, batch_id: int) -> None:
     """What the rules read, on Spark: the staging tables and name readings as Parquet views, the shared
     views in Spark's dialect, the Python functions."""
@@ -64,26 +69,42 @@ def prepare_spark(con: duckdb.DuckDBPyConnection, engine, batch_id: int) -> None
     for name, text in warehouse.read_folder("shared"):
         if name not in dialect.macros():  # macros are inlined into each statement
             engine.sql(dialect.to_spark(text))
+    for view in CACHED_ON_SPARK:  # read by most rules: computed once per batch, not once per rule
+        engine.sql(f"CACHE TABLE {view}")
     register_spark_functions(engine.session)
 
 
-def run_compiled(con: duckdb.DuckDBPyConnection, c: Compiled, batch_id: int, as_of: dt.date, engine=None) -> None:
+def _failed(c: Compiled, scope, e: BaseException) -> RuleRunError:
+    first = str(e).splitlines()[0] if str(e) else ""
+    return RuleRunError(f"{c.rule.file.name} (scope {scope.key}): {type(e).__name__}: {mask_ids_in_text(first)}")
+
+
+def run_compiled(con: duckdb.DuckDBPyConnection, c: Compiled, batch_id: int, as_of: dt.date) -> None:
     for scope in c.scopes:
         try:
-            if engine is None:
-                con.execute(f"INSERT INTO rule_hits BY NAME\n{c.sql}", c.bindings(scope, batch_id, as_of))
-            else:
-                hits = engine.arrow(dialect.to_spark(c.sql, c.bindings(scope, batch_id, as_of)))
-                con.register("_spark_hits", hits)
-                try:
-                    con.execute("INSERT INTO rule_hits BY NAME SELECT * FROM _spark_hits").fetchall()
-                finally:
-                    con.unregister("_spark_hits")
-        except Exception as e:  # noqa: BLE001 -- DuckDB's or Spark's: named by rule, masked
-            if isinstance(e, (KeyboardInterrupt, SystemExit)):
-                raise
-            first = str(e).splitlines()[0] if str(e) else ""
-            raise RuleRunError(f"{c.rule.file.name} (scope {scope.key}): {type(e).__name__}: {mask_ids_in_text(first)}") from None
+            con.execute(f"INSERT INTO rule_hits BY NAME\n{c.sql}", c.bindings(scope, batch_id, as_of))
+        except duckdb.Error as e:
+            raise _failed(c, scope, e) from None
+
+
+def spark_hits(engine, c: Compiled, batch_id: int, as_of: dt.date) -> tuple[list, float]:
+    """One rule on Spark: its hits per scope as Arrow tables, and the seconds it took."""
+    t, out = time.perf_counter(), []
+    for scope in c.scopes:
+        try:
+            out.append(engine.arrow(dialect.to_spark(c.sql, c.bindings(scope, batch_id, as_of))))
+        except Exception as e:  # noqa: BLE001 -- Spark's errors (Py4J, analysis): named by rule, masked
+            raise _failed(c, scope, e) from None
+    return out, time.perf_counter() - t
+
+
+def insert_hits(con: duckdb.DuckDBPyConnection, tables: list) -> None:
+    for hits in tables:
+        con.register("_spark_hits", hits)
+        try:
+            con.execute("INSERT INTO rule_hits BY NAME SELECT * FROM _spark_hits").fetchall()
+        finally:
+            con.unregister("_spark_hits")
 
 
 def _rule_run(con: duckdb.DuckDBPyConnection, batch_id: int, r, status: str, reason: str | None, hits: int,
@@ -114,20 +135,36 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
     try:
         with warehouse.transaction(con):
             warehouse.recreate(con, "rule_hits", "rule_runs")
-            for c in catalog:
-                r = c.rule
-                t = time.perf_counter()
-                missing = missing_extracts(con, r)
-                if missing:
-                    reason = "not delivered: " + ", ".join(missing)
-                    _rule_run(con, batch_id, r, "skipped", reason, 0, 0)
-                    log.info("rule %s skipped (%s)", r.id, reason)
-                    continue
-                run_compiled(con, c, batch_id, as_of, engine)
-                hits = con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = ?", [r.id]).fetchall()[0][0]
-                secs = time.perf_counter() - t
-                _rule_run(con, batch_id, r, "ran", None, hits, secs)
-                log.info("rule %s: %d hits in %.2f s", r.id, hits, secs)
+            missing = {c.rule.id: missing_extracts(con, c.rule) for c in catalog}
+            # on Spark the rules run side by side (each a job of its own; the driver's planning of one overlaps
+            # another's execution); their hits are written here, in catalog order
+            pool = ThreadPoolExecutor(SPARK_CONCURRENT_RULES) if engine is not None else None
+            jobs = {c.rule.id: pool.submit(spark_hits, engine, c, batch_id, as_of)
+                    for c in catalog if not missing[c.rule.id]} if pool else {}
+            try:
+                for c in catalog:
+                    r = c.rule
+                    t = time.perf_counter()
+                    if missing[r.id]:
+                        reason = "not delivered: " + ", ".join(missing[r.id])
+                        _rule_run(con, batch_id, r, "skipped", reason, 0, 0)
+                        log.info("rule %s skipped (%s)", r.id, reason)
+                        continue
+                    if pool:
+                        tables, secs = jobs[r.id].result()
+                        insert_hits(con, tables)
+                    else:
+                        run_compiled(con, c, batch_id, as_of)
+                    hits = con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = ?", [r.id]).fetchall()[0][0]
+                    secs = secs if pool else time.perf_counter() - t
+                    _rule_run(con, batch_id, r, "ran", None, hits, secs)
+                    log.info("rule %s: %d hits in %.2f s", r.id, hits, secs)
+            finally:
+                if pool:  # a failed rule or Ctrl-C: the other rules' Spark jobs are not left running
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    if any(not j.done() for j in jobs.values()):
+                        engine.cancel()
+                    pool.shutdown(wait=True)
     finally:
         unregister_similarity(con)
     runs = con.execute("SELECT status, count(*), sum(hits) FROM rule_runs GROUP BY status").fetchall()

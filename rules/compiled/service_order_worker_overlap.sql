@@ -15,10 +15,15 @@ WITH h AS (
       FROM o
       WHERE prev_end IS NOT NULL
         AND least(prev_end, end_time) - start_time >= to_minutes(CAST($min_overlap_minutes AS BIGINT))
+  ),
+  county AS (  -- the county most of the worker's overlapping orders are in (ties: the greatest code)
+      SELECT worker_id, arg_max(county_code, (n, county_code)) AS county_code
+      FROM (SELECT worker_id, county_code, count(*) AS n FROM overlapping GROUP BY worker_id, county_code) c
+      GROUP BY worker_id
   )
   SELECT
       'worker' AS subject_type, worker_id AS subject_id, NULL AS id_number, NULL AS name, 'YANGLAO_FUWU' AS program_code,
-      mode(county_code) AS county_code, NULL AS township, NULL AS village,
+      min(c.county_code) AS county_code, NULL AS township, NULL AS village,
       min(period) AS first_period, max(period) AS last_period,
       sum(amount) AS amount_at_risk, 2 * count(*) AS evidence_size,
       worker_id, string_agg(DISTINCT provider, '、' ORDER BY provider) AS providers, count(*) AS n_overlaps,
@@ -27,6 +32,7 @@ WITH h AS (
                  || '，服务对象 ' || coalesce(elder_name, '') || ' ' || coalesce(elder_id_number, '') || '）重叠 ' || overlap_minutes || ' 分钟',
                  '；' ORDER BY start_time, order_id) AS overlap_list
   FROM overlapping
+  JOIN county c USING (worker_id)
   GROUP BY worker_id
 )
 SELECT

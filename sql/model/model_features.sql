@@ -38,7 +38,8 @@ per_program_period AS (  -- person x program x month
         max(pay.amount / nullif(norm.norm_amount, 0)) AS amount_ratio_max,
         sum(CASE WHEN reg.reg_county IS NOT NULL AND pay.county_code IS DISTINCT FROM reg.reg_county
                  THEN 1 ELSE 0 END) AS n_other_county,
-        max(pay.pay_date - CAST(strptime(pay.period || '-01', '%Y-%m-%d') AS DATE)) AS max_pay_lag_days
+        max(date_diff('day', CAST(strptime(pay.period || '-01', '%Y-%m-%d') AS DATE), pay.pay_date))
+            AS max_pay_lag_days
     FROM pay
     JOIN norm USING (program_code, period)
     LEFT JOIN reg USING (id_number)

@@ -4,7 +4,7 @@
 -- only a death record knows (a payee dropped from the registration can still be dead).
 CREATE OR REPLACE VIEW v_person AS
 WITH dr AS (
-    SELECT id_number, min(death_date) AS death_date, arg_min(source, death_date) AS death_source
+    SELECT id_number, min(death_date) AS death_date, arg_min(source, (death_date, source)) AS death_source
     FROM stg_death_records
     WHERE id_number IS NOT NULL AND death_date IS NOT NULL
     GROUP BY id_number

@@ -14,7 +14,8 @@ directly; any other URI (``hdfs://``, ``s3a://``, ``gs://``) through ``pyarrow.f
 ``s3``), which must be configured for it on the batch machine, as Spark must be on the cluster.
 
 Spark is found the standard ways: ``master`` (``--spark-master``) or ``SPARK_MASTER``; ``SPARK_REMOTE``
-for Spark Connect; ``local[*]`` when neither is set. pyspark is an optional extra
+for Spark Connect; the master ``spark-submit`` was given, when the batch runs under it; ``local[*]``
+when none is set. pyspark is an optional extra
 (``pip install welfare-sentinel[spark]``): importing this module does not import it.
 """
 from __future__ import annotations
@@ -70,7 +71,10 @@ def session(master: str | None = None, *, conf: dict | None = None):
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         master = master or os.environ.get("SPARK_MASTER")
         builder = SparkSession.builder.appName("welfare-sentinel")
-        if master or not os.environ.get("SPARK_REMOTE"):
+        submitted = "PYSPARK_GATEWAY_PORT" in os.environ and not master  # under spark-submit: its --master holds
+        if submitted:
+            settings = dict(conf or {})
+        elif master or not os.environ.get("SPARK_REMOTE"):
             builder = builder.master(master or "local[*]")
             settings = {"spark.sql.warehouse.dir": tempfile.mkdtemp(prefix="sentinel-spark-warehouse-"),
                         # one machine: Spark's default of 200 shuffle partitions costs more than the work

@@ -78,7 +78,13 @@ def register_spark_functions(spark) -> None:
     """The rules' Python functions on Spark, as Arrow UDFs: ``name_similarity`` (the same function as
     DuckDB's) and ``jaro_winkler_similarity`` (DuckDB's built-in; rapidfuzz's Jaro-Winkler, prefix weight
     0.1, as DuckDB's; the parity test holds them equal)."""
+    import sys
+
+    from pyspark import cloudpickle
     from pyspark.sql.functions import arrow_udf
+
+    # shipped to the workers by value: they need pyarrow, numpy and rapidfuzz, not this project
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
     def jaro_winkler(a: pa.Array, b: pa.Array) -> pa.Array:
         nulls = pc.or_(pc.is_null(a), pc.is_null(b)).to_numpy(zero_copy_only=False)

@@ -20,7 +20,8 @@ statement using a function neither engine's mapping knows, or a construct whose 
 the order rows arrive in (``any_value``, ``arg_max`` without a tie-breaker, ``string_agg`` or
 ``list`` without ORDER BY), is refused with the construct named, so that a new rule is portable by
 construction. Ties are broken the same way on both engines: ``arg_max(x, (t, x))`` takes, among the
-rows with the latest ``t``, the greatest ``x``.
+rows with the latest ``t``, the greatest ``x``. Not checked (a reviewer's job, and the parity test's):
+that a window's ORDER BY is total, e.g. ends with the record's id.
 """
 from __future__ import annotations
 

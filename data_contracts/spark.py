@@ -209,9 +209,9 @@ class Spark:
         todo = [t for t in tables if t not in self.tables]
         if not todo:
             return
+        spark = self.session
         t0 = time.perf_counter()
         parts = write_stage(con, self.stage, todo)
-        spark = self.session
         for t in todo:
             spark.read.parquet(f"{self.stage}/{t}").createOrReplaceTempView(t)
         self.tables |= set(todo)
@@ -235,4 +235,9 @@ class Spark:
         """Remove this batch's stage (local stages only: a remote one is the site's to keep or clean)."""
         if self.batch_id is not None and _is_local(self.stage_root):
             shutil.rmtree(_local_path(self.stage), ignore_errors=True)
+        if self.batch_id is not None and _SESSION is not None:  # the cached views of this batch (serve lives on)
+            try:
+                _SESSION.catalog.clearCache()
+            except Exception:  # noqa: BLE001 -- a session that has gone away holds nothing
+                pass
         self.batch_id, self.tables = None, set()

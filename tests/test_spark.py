@@ -18,6 +18,8 @@ import duckdb
 import pytest
 
 pytest.importorskip("pyspark", reason="the [spark] extra is not installed (make test installs it)")
+# all on one pytest-xdist worker: one cluster and one SparkSession for the module
+pytestmark = pytest.mark.xdist_group("spark")
 
 from data_contracts import spark as spark_mod  # noqa: E402
 from tests.spark_cluster import standalone_cluster  # noqa: E402

@@ -21,7 +21,7 @@ demo: $(BIN)/sentinel
 	$(BIN)/sentinel demo
 
 test: $(BIN)/sentinel deps-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # What the tests drive besides the venv: real LibreOffice (the verifiers' spreadsheet, driven
 # through Python-UNO by the system python3) and a CJK font (the notebooks' Chinese chart labels).

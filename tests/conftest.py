@@ -29,16 +29,19 @@ AS_OF = dt.date(2026, 11, 1)
 
 # ----------------------------------------------------------------------------- running in parallel
 # `make test` runs the suite on two pytest-xdist workers, handing each the next test as it finishes
-# one (`-n 2 --dist loadgroup`; no test is in a group). Each worker has its own temporary folders,
-# Prefect home (above), Prefect test server and session fixtures; two things are arranged here.
+# one (`-n 2 --dist loadgroup`; no test is in a group, and pytest 9.2 with pytest-xdist 3.8 would
+# ignore an xdist_group mark anyway: pytest-xdist issue 1386). Each worker has its own temporary
+# folders, Prefect home (above), Prefect test server and session fixtures; two things are arranged
+# here.
 
 # The longest tests start first, longest first (seconds beside a second busy worker), so that none of
 # them is left to run alone at the end. The others keep their order, but for the timed tests (below),
 # which come last.
 LONGEST_FIRST = (
-    "tests/test_replay.py::test_nights_replayed_day_by_day_end_as_one_full_run",  # 110 s: nineteen nights
-    "tests/test_serve.py::",  # 70 s: a Prefect server of its own, a cron minute, a served run
-    "tests/test_nightly.py::test_no_full_id_number_in_any_log_line",  # 30-60 s: sentinel run's own server
+    "tests/test_replay.py::test_nights_replayed_day_by_day_end_as_one_full_run",  # 100 s: twenty batches
+    "tests/test_serve.py::",  # 50-120 s: a Prefect server of its own, a cron minute, a served run
+    # 30-50 s each: `sentinel run` with the temporary Prefect server it starts, a 500,000-person city
+    "tests/test_nightly.py::test_no_full_id_number_in_any_log_line",
     "tests/test_paths.py::test_outputs_are_readable_by_the_group_and_state_stays_beside_the_warehouse",
     "tests/test_paths.py::test_ctrl_c_at_the_terminal_during_the_commit_does_not_hang",
     "tests/test_oversight.py::test_audit_of_a_larger_city_flags_only_where_the_planted_facts_differ",
@@ -60,7 +63,7 @@ def pytest_collection_modifyitems(config, items):
 
 # A test marked `timed` asserts that something takes at most a few seconds of wall time (a refusal
 # before Prefect starts): it runs with no other test of the suite beside it, so that the bound is
-# measured as on a machine running one thing. Every other test holds a shared lock while it runs
+# not measured against the suite's own load. Every other test holds a shared lock while it runs
 # (setup and teardown included), a timed test the exclusive one; a timed test waiting for it holds
 # the turnstile, so that no other test starts meanwhile.
 @pytest.hookimpl(wrapper=True)

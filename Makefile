@@ -26,7 +26,7 @@ $(VENV)/.spark: requirements-spark.lock $(BIN)/sentinel
 	touch $@
 
 test: $(BIN)/sentinel $(VENV)/.spark deps-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # What the tests drive besides the venv: real LibreOffice (the verifiers' spreadsheet, driven
 # through Python-UNO by the system python3) and a CJK font (the notebooks' Chinese chart labels).

@@ -13,12 +13,77 @@ from pathlib import Path
 import pytest
 
 # Prefect: offline, quiet, state in a temporary directory (STACK-NOTES.md). Set before any import of prefect.
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="sentinel-prefect-"))
+# Under pytest-xdist each worker keeps its own state in a folder of that home: the temporary servers
+# that the subprocess tests start would otherwise share one SQLite database (and its migrations).
+_prefect_home = os.environ.get("PREFECT_HOME") or tempfile.mkdtemp(prefix="sentinel-prefect-")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    _prefect_home = os.path.join(_prefect_home, os.environ["PYTEST_XDIST_WORKER"])
+    os.makedirs(_prefect_home, exist_ok=True)
+os.environ["PREFECT_HOME"] = _prefect_home
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
 
 AS_OF = dt.date(2026, 11, 1)
+
+
+# ----------------------------------------------------------------------------- running in parallel
+# `make test` runs the suite on two pytest-xdist workers, handing each the next test as it finishes
+# one (`-n 2 --dist loadgroup`; no test is in a group, and pytest 9.2 with pytest-xdist 3.8 would
+# ignore an xdist_group mark anyway: pytest-xdist issue 1386). Each worker has its own temporary
+# folders, Prefect home (above), Prefect test server and session fixtures; two things are arranged
+# here.
+
+# The longest tests start first, longest first (seconds beside a second busy worker), so that none of
+# them is left to run alone at the end. The others keep their order, but for the timed tests (below),
+# which come last.
+LONGEST_FIRST = (
+    "tests/test_spark.py::",  # 150-250 s: a Spark cluster, a session, a whole batch on Spark (one xdist group)
+    "tests/test_replay.py::test_nights_replayed_day_by_day_end_as_one_full_run",  # 100 s: twenty batches
+    "tests/test_serve.py::",  # 50-120 s: a Prefect server of its own, a cron minute, a served run
+    # 30-50 s each: `sentinel run` with the temporary Prefect server it starts, a 500,000-person city
+    "tests/test_nightly.py::test_no_full_id_number_in_any_log_line",
+    "tests/test_paths.py::test_outputs_are_readable_by_the_group_and_state_stays_beside_the_warehouse",
+    "tests/test_paths.py::test_ctrl_c_at_the_terminal_during_the_commit_does_not_hang",
+    "tests/test_oversight.py::test_audit_of_a_larger_city_flags_only_where_the_planted_facts_differ",
+    "tests/test_paths.py::test_ctrl_c_at_the_terminal_stops_the_batch_and_everything_it_started",
+    "tests/test_nightly.py::test_kill_9_in_the_middle_leaves_the_warehouse_as_it_was",
+    "tests/test_three_nights.py::",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        if item.get_closest_marker("timed"):
+            return len(LONGEST_FIRST) + 1
+        return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
+                    len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
+# A test marked `timed` asserts that something takes at most a few seconds of wall time (a refusal
+# before Prefect starts): it runs with no other test of the suite beside it, so that the bound is
+# not measured against the suite's own load. Every other test holds a shared lock while it runs
+# (setup and teardown included), a timed test the exclusive one; a timed test waiting for it holds
+# the turnstile, so that no other test starts meanwhile.
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    workerinput = getattr(item.config, "workerinput", None)
+    if workerinput is None:  # not under pytest-xdist: nothing runs beside it
+        return (yield)
+    import fcntl
+
+    shared = Path(item.config.option.basetemp).parent  # the run's base folder, above each worker's
+    mode = fcntl.LOCK_EX if item.get_closest_marker("timed") else fcntl.LOCK_SH
+    with open(shared / "tests.turnstile", "a") as turnstile, open(shared / "tests.lock", "a") as lock:
+        fcntl.flock(turnstile, mode)
+        fcntl.flock(lock, mode)
+        fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            return (yield)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")

@@ -67,6 +67,7 @@ def test_a_mistyped_argument_is_one_line_and_exit_2(capsys):
 
 # ----------------------------------------------------------------------------- a second batch
 
+@pytest.mark.timed
 def test_a_second_batch_is_refused_at_once_with_one_line(demo_run, tmp_path):
     """The first batch is a process holding the warehouse's lock exactly as a batch does
     (flows.batch.batch_lock); a whole first batch would only add a Prefect server start to the suite."""
@@ -219,6 +220,7 @@ def test_outputs_are_readable_by_the_group_and_state_stays_beside_the_warehouse(
     assert not FULL_ID.search(text)
 
 
+@pytest.mark.timed
 def test_out_never_names_what_the_batch_did_not_write(demo_run, tmp_path, capsys):
     landing = demo_run["landing"]
     site = tmp_path / "site"
@@ -358,6 +360,7 @@ def test_a_disk_that_fills_while_a_stage_writes_leaves_nothing_behind(demo_run, 
     assert snapshot_of(wh) == before and not list(tmp_path.rglob(".*.batch*")) and not (tmp_path / "o").exists()
 
 
+@pytest.mark.timed
 def test_a_header_missing_a_column_is_refused_before_prefect_starts(minimal_landing, tmp_path):
     from tests.conftest import PAYMENT_HEADER, payment, write_csv
 

@@ -4,7 +4,8 @@
         [--repeat 1] [--work DIR] [--master 'local[2]'] [--driver-memory 8g] [--conf KEY=VALUE ...] \\
         [--timeout 3600] [--wait-for-gb 14]
 
-Takes warehouses that are already ingested (``sentinel ingest``; this script never ingests) and, for
+Takes warehouses that are already ingested (by ``sentinel run``, or ``data_contracts.ingest.ingest``; this script never
+ingests) and, for
 each warehouse and each engine, alternately (duckdb, spark, duckdb, spark ... ``--repeat`` times),
 copies the warehouse into ``--work`` (the originals are only ever opened read-only) and runs, in a
 fresh Python subprocess of its own:

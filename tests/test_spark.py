@@ -42,6 +42,7 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="module")
 def session(cluster):
     s = spark_mod.session(cluster, conf={"spark.ui.enabled": "false", "spark.executor.memory": "1g",
+                                           "spark.sql.shuffle.partitions": "4",  # a small city: few, not 200
                                            "spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
     yield s
     spark_mod.stop()

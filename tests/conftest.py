@@ -38,7 +38,7 @@ AS_OF = dt.date(2026, 11, 1)
 # them is left to run alone at the end. The others keep their order, but for the timed tests (below),
 # which come last.
 LONGEST_FIRST = (
-    "tests/test_spark.py::",  # 150-250 s: a Spark cluster, a session, a whole batch on Spark (one xdist group)
+    "tests/test_spark.py::",  # 150-250 s: a Spark cluster, a session, a whole batch on Spark (one test)
     "tests/test_replay.py::test_nights_replayed_day_by_day_end_as_one_full_run",  # 100 s: twenty batches
     "tests/test_serve.py::",  # 50-120 s: a Prefect server of its own, a cron minute, a served run
     # 30-50 s each: `sentinel run` with the temporary Prefect server it starts, a 500,000-person city

@@ -196,8 +196,10 @@ def _spark_functions(tree: exp.Expression) -> exp.Expression:
             guarded = exp.Case(ifs=[exp.If(this=exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())),
                                            true=key.copy())])
             return type(n)(this=value, expression=guarded)
-        if type(n).__name__ == "JarowinklerSimilarity":  # DuckDB's built-in; a UDF on Spark (rules.names)
-            return exp.Anonymous(this="jaro_winkler_similarity", expressions=[n.this, n.expression])
+        if type(n).__name__ == "JarowinklerSimilarity":
+            # DuckDB's built-in; on Spark the project's UDF (rules.names): Spark 4.3's own
+            # jaro_winkler_similarity scores differently (found at 10M persons), and shadows a UDF of that name
+            return exp.Anonymous(this="sentinel_jaro_winkler", expressions=[n.this, n.expression])
         if isinstance(n, exp.GroupConcat):
             sep = n.args.get("separator") or exp.Literal.string(",")
             return exp.func("array_join", _ordered_list(n.this), sep.copy())

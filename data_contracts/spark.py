@@ -39,7 +39,6 @@ import pyarrow as pa
 from data_contracts import dialect, warehouse
 
 log = logging.getLogger(__name__)
-ENGINES = dialect.ENGINES
 _LOCK = threading.Lock()
 _SESSION = None
 

@@ -366,7 +366,7 @@ def check_arguments(input_dir: Path, warehouse: Path, out_dir: Path) -> None:
                                          "model folder": default_model_dir(warehouse)})
 
 
-ENGINES = ("duckdb", "spark")
+from data_contracts.dialect import ENGINES  # noqa: E402 -- the one list of engines
 
 
 def check_engine(engine: str, stage_uri: str | None, input_dir: Path | None = None,

@@ -1,15 +1,18 @@
-"""The whole nightly run on a city, then a night that adds one day of payments, side by side.
+"""The whole nightly run on a city, then a night that adds one day of payments, then a night where
+nothing new arrived, in one process (as `sentinel serve` runs its nights: Prefect's server is started
+by the first night only).
 
     /usr/bin/time -v .venv/bin/python benchmarks/nightly.py LANDING_DIR [--work DIR]
 
 1. full: `run_batch` on LANDING_DIR into a fresh warehouse (ingest, rules, scorer, warnings, lists);
-2. incremental: the same landing directory plus one new file with one day of payments (a thirtieth
+2. one more day: the same landing directory plus one new file with one day of payments (a thirtieth
    of the last month's, for the next month, paid the day after), one day later. The files already
-   loaded are recognised by their bytes and skipped; the rules, scorer and warnings run on the
-   whole warehouse again.
+   loaded are recognised by their bytes and skipped; the rules recompute what the new rows touch
+   (rules/incremental.py);
+3. nothing new: the same landing directory again, one day later.
 
-Prints both wall times and their ratio; peak memory is the process's (run under /usr/bin/time -v).
-Never part of `make test`.
+Prints each night's wall time, its stages' seconds and its ratio to the full run; peak memory is
+the process's (run under /usr/bin/time -v). Never part of `make test`.
 """
 from __future__ import annotations
 
@@ -64,8 +67,8 @@ def main() -> None:
     s1 = run_batch(a.landing, wh, work / "out", a.as_of)
     full = time.perf_counter() - t0
     loaded = sum(c["rows_loaded"] for c in s1["ingest"]["extracts"].values())
-    print(f"full run:        {full:7.1f} s  ({loaded:,} rows loaded; {sum(s1['warnings']['statuses'].values())} warnings)",
-          flush=True)
+    print(f"full run:        {full:7.1f} s  ({loaded:,} rows loaded; {sum(s1['warnings']['statuses'].values())} warnings)"
+          f"  {stages(s1)}", flush=True)
 
     night2 = work / "landing-night2"
     shutil.copytree(a.landing, night2)
@@ -75,8 +78,23 @@ def main() -> None:
     s2 = run_batch(night2, wh, work / "out", day)
     incr = time.perf_counter() - t0
     skipped = sum(c["files_skipped"] for c in s2["ingest"]["extracts"].values())
-    print(f"one more day:    {incr:7.1f} s  ({n} new payments; {skipped} files already loaded, skipped)")
-    print(f"ratio incremental / full: {incr / full:.2f}")
+    print(f"one more day:    {incr:7.1f} s  ({n} new payments; {skipped} files already loaded, skipped)  {stages(s2)}",
+          flush=True)
+    t0 = time.perf_counter()
+    s3 = run_batch(night2, wh, work / "out", day + dt.timedelta(days=1))
+    none = time.perf_counter() - t0
+    print(f"nothing new:     {none:7.1f} s  {stages(s3)}")
+    print(f"ratio one more day / full: {incr / full:.3f}")
+    print(f"ratio nothing new / full:  {none / full:.3f}")
+
+
+def stages(s: dict) -> str:
+    """Seconds per stage from a batch summary (ingest, rules, scorer; the rest is warnings, lists, commit)."""
+    scorer = s["scorer"]["seconds"]
+    scorer = scorer["total"] if isinstance(scorer, dict) else scorer
+    computed = s["rules"].get("computed", {})
+    return (f"[ingest {s['ingest']['seconds']:.1f}, rules {s['rules']['seconds']:.1f} {computed}, "
+            f"scorer {scorer:.1f}, batch {s['seconds']:.1f}]")
 
 
 if __name__ == "__main__":

@@ -199,6 +199,8 @@ def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], e
         with warehouse.transaction(wcon):
             load.ensure_tables(wcon)
             batch_id = batch_id or load.next_batch_id(wcon)
+            # what an earlier batch changed was read by that batch's rules: only tonight's changes are kept
+            wcon.execute("DELETE FROM changed_subjects WHERE batch_id <> ?", [batch_id])
             counts = {name: ExtractCounts(name) for name in EXTRACTS}
             skips = {name: load.already_loaded(wcon, EXTRACTS[name], files) for name, files in found.items()}
             last_rows = {name: load.staged_rows(wcon, EXTRACTS[name]) for name in found if EXTRACTS[name].snapshot}

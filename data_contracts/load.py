@@ -32,7 +32,9 @@ from data_contracts import warehouse
 from data_contracts.extracts import EXTRACTS, Extract
 from data_contracts.landing import Entry, SourceFile
 
-TABLES = ("ingested_files", "quarantine", "run_extracts", "landing_entries", "key_versions")
+TABLES = ("ingested_files", "quarantine", "run_extracts", "landing_entries", "key_versions", "changed_subjects")
+# the subjects a staged row belongs to, by column (besides every ID column: a person)
+SUBJECT_COLUMNS = {"household_id": "household", "bank_account": "account", "worker_id": "worker"}
 LINEAGE = {"_batch_id": "BIGINT", "_file": "VARCHAR", "_line": "BIGINT"}
 
 
@@ -136,6 +138,8 @@ def write_extract(wcon: duckdb.DuckDBPyConnection, extract: Extract, p: Prepared
     wcon.unregister("_q")
     wcon.register("_raw", p.raw)
     wcon.register("_stg", p.stg)
+    record_changes(wcon, extract, batch_id)
+    clock("changes")
     if extract.snapshot:
         wcon.execute(f"DELETE FROM raw_{name}")
         wcon.execute(f"DELETE FROM stg_{name}")
@@ -164,6 +168,35 @@ def write_extract(wcon: duckdb.DuckDBPyConnection, extract: Extract, p: Prepared
     clock("write stg")
     wcon.unregister("_raw")
     wcon.unregister("_stg")
+
+
+def subjects_of(extract: Extract) -> list[tuple[str, str]]:
+    """(column, subject_type) of the subjects a row of this extract names."""
+    return ([(c, "person") for c in extract.id_columns]
+            + [(c, t) for c, t in SUBJECT_COLUMNS.items() if c in extract.column_names])
+
+
+def record_changes(wcon: duckdb.DuckDBPyConnection, extract: Extract, batch_id: int) -> None:
+    """``changed_subjects`` of one extract, before tonight's rows (``_stg``) replace what they replace:
+    the subjects of every row that differs between the staged rows they replace (a snapshot: all of
+    them; an incremental extract: the same keys) and tonight's, old and new versions both. An extract
+    staged for the first time: 'all'."""
+    name = extract.name
+    if not wcon.execute(f"SELECT count(*) FROM (SELECT 1 FROM stg_{name} LIMIT 1)").fetchall()[0][0]:
+        wcon.execute("INSERT INTO changed_subjects BY NAME SELECT ?::BIGINT AS batch_id, ? AS extract, "
+                     "'all' AS subject_type, NULL AS subject_id", [batch_id, name])
+        return
+    content = ", ".join(_q(c) for c in extract.column_names)
+    old = f"SELECT {content} FROM stg_{name}"
+    if not extract.snapshot:
+        k = _q(extract.key[0])
+        old += f" WHERE {k} IN (SELECT {k} FROM _stg)"
+    subjects = " UNION ".join(f"SELECT '{t}' AS subject_type, CAST({_q(c)} AS VARCHAR) AS subject_id FROM d "
+                              f"WHERE {_q(c)} IS NOT NULL" for c, t in subjects_of(extract))
+    wcon.execute(f"INSERT INTO changed_subjects BY NAME WITH o AS ({old}), n AS (SELECT {content} FROM _stg), "
+                 f"d AS ((FROM o EXCEPT ALL FROM n) UNION ALL (FROM n EXCEPT ALL FROM o)) "
+                 f"SELECT {batch_id}::BIGINT AS batch_id, '{name}' AS extract, subject_type, subject_id "
+                 f"FROM ({subjects})")
 
 
 def write_record(wcon: duckdb.DuckDBPyConnection, batch_id: int, counts: dict[str, ExtractCounts],

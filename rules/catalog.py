@@ -22,6 +22,7 @@ The shape of a rule file::
       - {county: "340521", program: GAOLING, params: {grace_months: 1}}
     evidence: "死亡日期 {death_date} ..."   # {column} of the query's output; [至 {end_date}|在职]: an optional
                                      # part, shown when its fields have values (else the text after |)
+    incremental: person              # optional: each hit is its subject's own records (rules/incremental.py)
     finding_key: other_id            # optional: a column telling apart several findings of one subject
                                      # (one warning each), e.g. each pair of duplicate_identity
     kind: condition                  # a kind (rules/kinds.py) and its keys, which say only the intent:
@@ -36,12 +37,14 @@ A rule's test cases are ``<id>.cases.yaml`` beside it (tests/test_rules_cases.py
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from data_contracts import dialect, policy
+from data_contracts.warehouse import SQL_ROOT
 from data_contracts.extracts import EXTRACTS
 from rules.grammar import COUNTY, IDENT, PARAM_REF, RuleError, check_template
 from rules.kinds import KINDS
@@ -56,7 +59,11 @@ RESERVED_PARAMS = ("as_of", "programs")
 
 REQUIRED_KEYS = ("id", "version", "category", "severity", "title", "description", "programs", "requires",
                  "params", "evidence")
-OPTIONAL_KEYS = ("overrides", "finding_key", "query", "kind")
+OPTIONAL_KEYS = ("overrides", "finding_key", "query", "kind", "incremental")
+# incremental: person -- the rule's hits for a person come from that person's records alone (see
+# rules/incremental.py); it may read only the views restricted to the changed persons there:
+# sql/incremental/inc_<view>.sql
+PERSON_VIEWS = tuple(sorted(f.stem.removeprefix("inc_") for f in (SQL_ROOT / "incremental").glob("inc_v_*.sql")))
 CASES_SUFFIX = ".cases.yaml"  # a rule's test cases, beside it
 OVERRIDE_KEYS = ("county", "program", "params")
 TEXT_KEYS = ("zh", "en")
@@ -87,6 +94,7 @@ class Rule:
     overrides: tuple[Override, ...] = ()
     finding_key: str | None = None
     kind: str = "query"
+    incremental: str | None = None  # "person": recomputed only for the persons tonight's rows touch
     texts: dict = field(default_factory=dict)  # literal text the kind's SQL binds ($sys_...): list pieces, labels
     file: Path = field(default=Path("."), compare=False)
 
@@ -231,10 +239,34 @@ def parse_rule(file: Path) -> Rule:
     finding_key = doc.get("finding_key")
     if finding_key is not None and not (isinstance(finding_key, str) and IDENT.match(finding_key)):
         raise RuleError(file, "finding_key", f"{finding_key!r} is not a column name")
+    incremental = doc.get("incremental")
+    if incremental is not None:
+        _check_incremental(file, incremental, query, kind)
     return Rule(id=rid, version=doc["version"], category=doc["category"], severity=doc["severity"], title=title,
                 description=description, programs=programs, requires=requires, params=dict(params),
                 evidence=evidence, query=query.strip(), overrides=tuple(overrides), finding_key=finding_key,
-                kind=kind, texts=texts, file=file)
+                kind=kind, texts=texts, file=file, incremental=incremental)
+
+
+def _check_incremental(file: Path, value, query: str, kind: str) -> None:
+    """``incremental: person`` is a claim the author makes (each hit's evidence is its subject's own
+    records); what can be checked is checked: a person subject, only person-keyed views, no batch date,
+    no pair of persons."""
+    if value != "person":
+        raise RuleError(file, "incremental", f"{value!r}: the one incremental grain is person")
+    if kind == "pair":
+        raise RuleError(file, "incremental", "a pair compares two persons: it is recomputed whole")
+    types = set(re.findall(r"'(\w+)'\s+AS\s+subject_type", query, re.I))
+    if types != {"person"}:
+        raise RuleError(file, "incremental", f"person, but the rule's subjects are {', '.join(sorted(types)) or 'not named'}")
+    if re.search(r"\$as_of\b", query):
+        raise RuleError(file, "incremental", "the rule reads $as_of: every night can change it, so it is recomputed whole")
+    known = {f.stem for f in (SQL_ROOT / "shared").glob("v_*.sql")}
+    views = {v for v in re.findall(r"\b(v_\w+|stg_\w+)\b", query) if v in known or v.startswith("stg_")}
+    views -= set(PERSON_VIEWS)
+    if views:
+        raise RuleError(file, "incremental", f"reads {', '.join(sorted(views))}, which is not one of the person-keyed "
+                                             f"views ({', '.join(PERSON_VIEWS)})")
 
 
 def load_catalog(rules_dir: Path | str | None = None) -> list[Rule]:

@@ -28,6 +28,7 @@ from data_contracts import dialect, warehouse
 from data_contracts.ids import mask_ids_in_text
 from rules.catalog import Rule, load_catalog
 from rules.compile import Compiled, compile_rule
+from rules.incremental import Night, fingerprint, restricted
 from rules.names import build_name_readings, register_similarity, register_spark_functions, unregister_similarity
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,11 @@ def _failed(c: Compiled, scope, e: BaseException) -> RuleRunError:
     return RuleRunError(f"{c.rule.file.name} (scope {scope.key}): {type(e).__name__}: {mask_ids_in_text(first)}")
 
 
-def run_compiled(con: duckdb.DuckDBPyConnection, c: Compiled, batch_id: int, as_of: dt.date) -> None:
+def run_compiled(con: duckdb.DuckDBPyConnection, c: Compiled, batch_id: int, as_of: dt.date, sql: str | None = None
+                 ) -> None:
     for scope in c.scopes:
         try:
-            con.execute(f"INSERT INTO rule_hits BY NAME\n{c.sql}", c.bindings(scope, batch_id, as_of))
+            con.execute(f"INSERT INTO rule_hits BY NAME\n{sql or c.sql}", c.bindings(scope, batch_id, as_of))
         except duckdb.Error as e:
             raise _failed(c, scope, e) from None
 
@@ -108,11 +110,12 @@ def insert_hits(con: duckdb.DuckDBPyConnection, tables: list) -> None:
 
 
 def _rule_run(con: duckdb.DuckDBPyConnection, batch_id: int, r, status: str, reason: str | None, hits: int,
-              secs: float) -> None:
+              secs: float, computed: str | None = None, persons: int | None = None, fp: str | None = None) -> None:
     """One row of rule_runs, by column name (sql/warehouse/rule_runs.sql)."""
     warehouse.execute(con, "INSERT INTO rule_runs BY NAME SELECT ?::BIGINT AS batch_id, ? AS rule_id, "
                            "?::INTEGER AS rule_version, ? AS category, ? AS status, ? AS reason, ?::BIGINT AS hits, "
-                           "?::DOUBLE AS seconds", [batch_id, r.id, r.version, r.category, status, reason, hits, secs])
+                           "?::DOUBLE AS seconds, ? AS computed, ?::BIGINT AS persons, ? AS fingerprint",
+                      [batch_id, r.id, r.version, r.category, status, reason, hits, secs, computed, persons, fp])
 
 
 def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
@@ -132,6 +135,8 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
     prepare(con)
     if engine is not None:
         prepare_spark(con, engine, batch_id)
+    night = Night(con, batch_id) if engine is None else None  # incremental on DuckDB (rules/incremental.py)
+    modes: dict[str, int] = {}
     try:
         with warehouse.transaction(con):
             warehouse.recreate(con, "rule_hits", "rule_runs")
@@ -150,15 +155,28 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
                         _rule_run(con, batch_id, r, "skipped", reason, 0, 0)
                         log.info("rule %s skipped (%s)", r.id, reason)
                         continue
+                    fp, persons = fingerprint(c, as_of), None
                     if pool:
                         tables, secs = jobs[r.id].result()
                         insert_hits(con, tables)
+                        plan = None
                     else:
-                        run_compiled(con, c, batch_id, as_of)
+                        plan = night.plan(c, fp)
+                        if plan.mode == "carried":
+                            night.carry(c)
+                        elif plan.mode == "persons":
+                            persons = night.dirty_persons()
+                            night.carry(c, only_unchanged_persons=True)
+                            run_compiled(con, c, batch_id, as_of, restricted(c.sql))
+                        else:
+                            run_compiled(con, c, batch_id, as_of)
                     hits = con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = ?", [r.id]).fetchall()[0][0]
                     secs = secs if pool else time.perf_counter() - t
-                    _rule_run(con, batch_id, r, "ran", None, hits, secs)
-                    log.info("rule %s: %d hits in %.2f s", r.id, hits, secs)
+                    mode = plan.mode if plan else "full"
+                    modes[mode] = modes.get(mode, 0) + 1
+                    _rule_run(con, batch_id, r, "ran", None, hits, secs, mode, persons, fp)
+                    log.info("rule %s: %d hits in %.2f s (%s: %s)", r.id, hits, secs, mode,
+                             plan.why if plan else "on Spark")
             finally:
                 if pool:  # a failed rule or Ctrl-C: the other rules' Spark jobs are not left running
                     pool.shutdown(wait=False, cancel_futures=True)
@@ -167,6 +185,8 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
                     pool.shutdown(wait=True)
     finally:
         unregister_similarity(con)
+        if night is not None:
+            night.close()
     runs = con.execute("SELECT status, count(*), sum(hits) FROM rule_runs GROUP BY status").fetchall()
     by_cat = dict(con.execute("SELECT category, count(*) FROM rule_hits GROUP BY category ORDER BY category").fetchall())
     status = {s: (n, int(h or 0)) for s, n, h in runs}
@@ -174,4 +194,5 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
         "batch_id": batch_id, "rules": len(catalog), "ran": status.get("ran", (0, 0))[0],
         "skipped": status.get("skipped", (0, 0))[0], "hits": sum(by_cat.values()), "hits_by_category": by_cat,
         "seconds": round(time.perf_counter() - t0, 2), "engine": "duckdb" if engine is None else "spark",
+        "computed": modes,
     }

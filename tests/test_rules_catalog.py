@@ -91,6 +91,14 @@ LOADER_ERRORS = [
         kind="condition", records="payments", where="true",
         register={"of": "vehicles", "lists": {"cars": "{plate_number}"}}), key="register.lists.cars",
          problem="says its order"),
+    dict(description="an incremental grain other than person", doc=edit(incremental="household"), key="incremental",
+         problem="the one incremental grain is person"),
+    dict(description="incremental: person on a rule that reads the batch date",
+         doc=edit(incremental="person", where="p.period < strftime($as_of, '%Y-%m') + $grace_months"), key="incremental",
+         problem="reads $as_of"),
+    dict(description="incremental: person on a rule that reads a household view",
+         doc=edit(incremental="person", join="v_household_vehicle hv ON hv.member_id = p.id_number"),
+         key="incremental", problem="reads v_household_vehicle"),
 ]
 
 

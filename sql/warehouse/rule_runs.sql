@@ -1,4 +1,7 @@
--- rule_runs: one row per rule per batch: ran or skipped (with the reason), its hits and seconds.
+-- rule_runs: one row per rule per batch: ran or skipped (with the reason), its hits and seconds;
+-- for a rule that ran, how (rules/incremental.py): computed 'full', 'carried' (nothing it reads
+-- changed: the last batch's hits) or 'persons' (recomputed for the `persons` tonight's rows name),
+-- and the fingerprint of its SQL and bindings that the next batch compares with.
 CREATE TABLE IF NOT EXISTS rule_runs (
     batch_id BIGINT,
     rule_id VARCHAR,
@@ -7,5 +10,8 @@ CREATE TABLE IF NOT EXISTS rule_runs (
     status VARCHAR,
     reason VARCHAR,
     hits BIGINT,
-    seconds DOUBLE
+    seconds DOUBLE,
+    computed VARCHAR,
+    persons BIGINT,
+    fingerprint VARCHAR
 )

@@ -1,0 +1,159 @@
+"""Incremental nights: the rules recompute only what tonight's rows can change, and give exactly the
+hits a recomputation from scratch would.
+
+What a rule's hits depend on: its compiled SQL and bindings (parameters, texts, overrides, the batch
+date if it reads ``$as_of``), the shared views and macros it reads (``sql/shared/``), the name
+readings' code, POLICY.md's names, and the staged rows of the extracts it reads (through the views,
+closed transitively: ``v_payment`` reads the registration and the death records too). The first
+group is the rule's **fingerprint**, kept in ``rule_runs``. The staged rows are what the ingest
+changed tonight, kept in ``changed_subjects`` (data_contracts/load.py: every row added, replaced or
+removed, old and new versions, by the subjects it names).
+
+For each rule, against the batch just before (whose hits ``rule_hits`` still holds):
+
+- ``full``: recomputed whole. The first batch, a batch after a gap, a changed fingerprint (a new
+  rule version, other parameters, a new night for a rule that reads ``$as_of``), an extract it reads
+  loaded for the first time, or a rule neither carried nor person-incremental.
+- ``carried``: none of the extracts it reads changed: last night's hits, renumbered to this batch.
+- ``persons``: a rule marked ``incremental: person`` (rules/catalog.py: each hit is its subject's own
+  records) whose extracts changed: last night's hits of the persons no changed row names are kept,
+  and the rule runs again on the records of those it names (the person-keyed views restricted to
+  them, ``inc_<view>``, sql/incremental/). Exact, because such a rule's hits for a person are a function of that
+  person's rows in those views alone, and a person's rows there change only when a staged row naming
+  them does (``v_payment`` joins a payment to its payee's registration and death record, both keyed
+  by the same number).
+
+DuckDB only: on the Spark engine every rule runs whole (the parity test compares whole runs).
+``SENTINEL_FULL_RECOMPUTE=1`` makes every rule ``full`` (the equality test's other side).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import duckdb
+
+from data_contracts import policy, warehouse
+from rules.catalog import PERSON_VIEWS
+from rules.compile import Compiled
+
+FOLDER = "incremental"  # sql/incremental/: the temp tables of an incremental night
+REFS = re.compile(r"\b(v_\w+|stg_\w+|name_reading)\b")
+NAME_READING_SOURCES = ("household_registration", "payments")  # rules/names.py build_name_readings
+CODE = Path(__file__).resolve().parent / "names.py"
+
+
+@cache
+def _shared() -> dict[str, str]:
+    return {name: warehouse.strip_comments(text) for name, text in warehouse.read_folder("shared")}
+
+
+@cache
+def _static_digest() -> str:
+    """What every rule's result depends on besides its own SQL: the shared SQL, the name-reading code, the policy."""
+    body = json.dumps({"shared": _shared(), "names": CODE.read_text(encoding="utf-8"),
+                       "programs": policy.PROGRAMS, "severities": policy.SEVERITIES}, sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def sources(sql: str) -> frozenset[str]:
+    """The extracts a statement reads, through the shared views (transitively) and the name readings."""
+    seen, todo, out = set(), set(REFS.findall(warehouse.strip_comments(sql))), set()
+    while todo:
+        ref = todo.pop()
+        if ref in seen:
+            continue
+        seen.add(ref)
+        if ref.startswith("stg_"):
+            out.add(ref.removeprefix("stg_"))
+        elif ref == "name_reading":
+            out.update(NAME_READING_SOURCES)
+        elif ref in _shared():
+            todo.update(REFS.findall(_shared()[ref]))
+    return frozenset(out)
+
+
+def fingerprint(c: Compiled, as_of: dt.date) -> str:
+    """The rule's SQL and every binding but the batch id, with what all rules read (see the module docstring)."""
+    bindings = [{k: v for k, v in c.bindings(s, 0, as_of).items() if k != "sys_batch_id"} for s in c.scopes]
+    body = json.dumps({"sql": c.sql, "bindings": bindings, "static": _static_digest()}, sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str  # full, carried, persons
+    why: str  # said in the log (no ID numbers)
+
+
+class Night:
+    """What tonight changed, and last night's rule runs, read once per batch."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, batch_id: int):
+        self.con, self.batch_id = con, batch_id
+        self.previous: dict[str, str] = {}
+        self.changed: dict[str, set[str]] = {}  # extract -> subject types changed ('all': the whole extract)
+        self.forced = os.environ.get("SENTINEL_FULL_RECOMPUTE", "") not in ("", "0")
+        self._dirty: int | None = None
+        if self.forced or not all(warehouse.exists(con, t) for t in ("rule_runs", "rule_hits", "changed_subjects")):
+            return
+        if "fingerprint" not in warehouse.columns_of(con, "rule_runs"):
+            return  # made by a version that kept none: everything is recomputed once
+        last = con.execute("SELECT max(batch_id) FROM rule_runs").fetchall()[0][0]
+        if last is None or last != batch_id - 1:
+            return  # a first batch, or a gap (an ingest run on its own): nothing to compare with
+        self.previous = dict(con.execute(
+            "SELECT rule_id, fingerprint FROM rule_runs WHERE batch_id = ? AND status = 'ran' "
+            "AND fingerprint IS NOT NULL", [last]).fetchall())
+        for extract, kind in con.execute("SELECT DISTINCT extract, subject_type FROM changed_subjects "
+                                         "WHERE batch_id = ?", [batch_id]).fetchall():
+            self.changed.setdefault(extract, set()).add(kind)
+        # last night's hits, before rule_hits is replaced (small: hits only)
+        warehouse.run(con, FOLDER, "prev_hits", last=last)
+
+    def plan(self, c: Compiled, fp: str) -> Plan:
+        if self.forced:
+            return Plan("full", "SENTINEL_FULL_RECOMPUTE is set")
+        if c.rule.id not in self.previous:
+            return Plan("full", "no run of it last night to build on")
+        if self.previous[c.rule.id] != fp:
+            return Plan("full", "the rule, its parameters or (for a rule that reads it) the batch date changed")
+        touched = sources(c.sql) & set(self.changed)
+        if not touched:
+            return Plan("carried", "nothing it reads changed")
+        if c.rule.incremental != "person":
+            return Plan("full", f"{', '.join(sorted(touched))} changed")
+        if any("all" in self.changed[e] for e in touched):
+            return Plan("full", "an extract it reads was loaded whole")
+        return Plan("persons", f"{', '.join(sorted(touched))} changed")
+
+    def carry(self, c: Compiled, only_unchanged_persons: bool = False) -> None:
+        """Last night's hits of the rule into tonight's rule_hits, renumbered (all, or those of persons
+        no changed row names)."""
+        keep = (" AND subject_id NOT IN (SELECT subject_id FROM dirty_person)" if only_unchanged_persons else "")
+        self.con.execute(f"INSERT INTO rule_hits BY NAME SELECT * REPLACE (CAST(? AS BIGINT) AS batch_id) "
+                         f"FROM prev_hits WHERE rule_id = ?{keep}", [self.batch_id, c.rule.id]).fetchall()
+
+    def dirty_persons(self) -> int:
+        """The persons tonight's rows name, and the person-keyed views restricted to them (once per batch)."""
+        if self._dirty is None:
+            warehouse.run(self.con, FOLDER, "dirty_person", batch_id=self.batch_id)
+            for view in PERSON_VIEWS:
+                warehouse.run(self.con, FOLDER, f"inc_{view}")
+            self._dirty = self.con.execute("SELECT count(*) FROM dirty_person").fetchall()[0][0]
+        return self._dirty
+
+    def close(self) -> None:
+        for t in ("prev_hits", "dirty_person", *(f"inc_{v}" for v in PERSON_VIEWS)):
+            self.con.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def restricted(sql: str) -> str:
+    """The rule's statement on the person-keyed views restricted to the changed persons."""
+    return re.sub(r"\b(" + "|".join(PERSON_VIEWS) + r")\b", r"inc_\1", sql)

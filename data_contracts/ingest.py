@@ -175,8 +175,16 @@ def ingest_into(con: duckdb.DuckDBPyConnection, input_dir: Path | str, as_of: dt
     returns its counts."""
     t0 = time.perf_counter()
     opts = Options.of(**options)
-    with inspected(input_dir) as (found, entries):
+    with inspected(input_dir, skipped=_re_deliveries(con)) as (found, entries):
         return _load(con, found, entries, as_of, batch_id, t0, opts)
+
+
+def _re_deliveries(con: duckdb.DuckDBPyConnection):
+    """The files the ingest will skip as re-deliveries (``load.already_loaded``), for the inspection:
+    it need not transcode them again. Nothing for a warehouse that has loaded nothing yet."""
+    if not warehouse.exists(con, "ingested_files"):
+        return lambda extract, files: set()
+    return lambda extract, files: load.already_loaded(con, EXTRACTS[extract], files)
 
 
 def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], entries: list[Entry],

@@ -258,8 +258,9 @@ def _valid_utf8(buf: bytes) -> bool:
         return False
 
 
-def _detect_and_hash(sf: SourceFile, tmp: Path) -> None:
-    """sha256 and encoding in one streaming pass; GB18030 transcoded to a UTF-8 temp file."""
+def _detect_and_hash(sf: SourceFile) -> None:
+    """sha256 and encoding in one streaming pass (GB18030 is what a file that is not UTF-8 is taken
+    for; :func:`_transcode` checks it and makes the UTF-8 copy DuckDB reads)."""
     h = hashlib.sha256()
     utf8, carry = True, b""
     with open(sf.path, "rb") as f:
@@ -278,7 +279,12 @@ def _detect_and_hash(sf: SourceFile, tmp: Path) -> None:
     if utf8:
         sf.encoding = "utf-8-sig" if bom else "utf-8"
         sf.read_path = sf.path
-        return
+    else:
+        sf.encoding = "gb18030"
+
+
+def _transcode(sf: SourceFile, tmp: Path) -> None:
+    """A GB18030 file checked (strictly decoded, and not Latin-1 in disguise) and copied as UTF-8."""
     out = tmp / f"{len(list(tmp.iterdir()))}-{sf.path.name}"
     try:
         transcode_gb18030(sf.path, out)
@@ -288,7 +294,6 @@ def _detect_and_hash(sf: SourceFile, tmp: Path) -> None:
         raise RefusedInput(sf.rel, "encoding cannot be told: not UTF-8, and read as GB18030 it gives characters "
                                    "outside the common Chinese set, while its bytes read as Latin-1 accented letters "
                                    "(like 'Renée'); deliver it as UTF-8")
-    sf.encoding = "gb18030"
     sf.read_path = out
 
 
@@ -351,8 +356,10 @@ def _map_header(sf: SourceFile, names: list[str]) -> None:
     sf.columns, sf.source_names = cols, names
 
 
-def inspect_file(sf: SourceFile, tmp: Path) -> None:
-    """One file: refuse it, or fill in encoding, hash and column mapping."""
+def inspect_file(sf: SourceFile, tmp: Path, transcode: bool = True) -> None:
+    """One file: refuse it, or fill in encoding, hash and column mapping. ``transcode=False``: a
+    GB18030 file is hashed but neither checked nor copied to UTF-8 yet (:func:`inspected` does that
+    for the files the ingest will read)."""
     sf.size = sf.path.stat().st_size
     if sf.fmt == "parquet":
         h = hashlib.sha256()
@@ -369,27 +376,42 @@ def inspect_file(sf: SourceFile, tmp: Path) -> None:
         sf.read_path = sf.path
         _map_header(sf, names)
         return
-    _detect_and_hash(sf, tmp)
-    with open(sf.read_path, encoding="utf-8-sig", newline="") as f:
-        first = f.readline()
+    _detect_and_hash(sf)
+    if sf.encoding == "gb18030" and transcode:
+        _transcode(sf, tmp)
+    if sf.read_path is not None:
+        with open(sf.read_path, encoding="utf-8-sig", newline="") as f:
+            first = f.readline()
+    else:  # not transcoded: its header line only
+        with open(sf.path, "rb") as f:
+            first = f.readline(1 << 20).decode("gb18030", errors="replace")
     if not first.strip():
         raise RefusedInput(sf.rel, "empty file: no header row")
     names = next(csv.reader(io.StringIO(first)))
     _map_header(sf, names)
 
 
-
 @contextlib.contextmanager
-def inspected(input_dir: Path | str):
+def inspected(input_dir: Path | str, skipped=None):
     """The landing directory's entries accounted for and its files inspected (encoding,
     hash, header), with GB18030 transcodes in a temporary directory removed on exit; yields the
-    files per extract and the ignored entries. Raises RefusedInput; writes nothing."""
+    files per extract and the ignored entries. Raises RefusedInput; writes nothing.
+
+    ``skipped(extract, files) -> set of sha256``: the files the ingest will skip as re-deliveries
+    (known by their bytes: they were checked when first loaded). A GB18030 file among them is not
+    transcoded again, which is most of a night with nothing new (1 s per 100 MB)."""
     found, entries = survey(Path(input_dir))
     tmp = Path(tempfile.mkdtemp(prefix="sentinel-ingest-"))
     try:
         for files in found.values():
             for sf in files:
-                inspect_file(sf, tmp)
+                inspect_file(sf, tmp, transcode=skipped is None)
+        if skipped is not None:
+            for extract, files in found.items():
+                known = skipped(extract, files)
+                for sf in files:
+                    if sf.encoding == "gb18030" and sf.sha256 not in known:
+                        _transcode(sf, tmp)
         yield found, entries
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -80,6 +80,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     check_engine(a.engine, a.stage_uri, paths[0], paths[2])
     as_of = a.as_of or today()
     with batch_gate(*paths, as_of, a.replay):  # refusals before Prefect is even imported
+        from flows import prefect_api
+
+        prefect_api.start_in_background()  # Prefect's temporary server starts while the batch's code loads
         from flows.nightly import run_batch
 
         s = run_batch(*paths, as_of, xlsx=a.xlsx, mask_ids=a.mask_ids, retrain=a.retrain, replay=a.replay,

@@ -13,22 +13,19 @@ and writing the lists. A refused input is never retried. Deterministic stages (r
 warnings) gain nothing from retries.
 
 Runs with Prefect's embedded defaults: with no PREFECT_API_URL, Prefect starts a temporary
-local server by itself; nothing else needs to be running. `sentinel serve` (flows/serve.py)
+local server by itself; nothing else needs to be running (`sentinel run` starts it in the background
+while the batch's code loads: flows/prefect_api.py). `sentinel serve` (flows/serve.py)
 runs the same flow on a schedule.
 
 No `from __future__ import annotations` here: a served run validates the flow's parameters in
 the runner's own process, from the entrypoint, and needs annotations that are real types.
 """
 import datetime as dt
-import os
 import time
 from pathlib import Path
 from typing import Optional
 
-# offline and quiet unless the operator says otherwise (STACK-NOTES.md)
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+from flows import prefect_api  # noqa: E402,I001 -- first: Prefect's offline defaults before Prefect loads
 
 import duckdb  # noqa: E402
 from prefect import flow, get_run_logger, task  # noqa: E402
@@ -197,6 +194,7 @@ def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | 
     ingest_mod.Options.of(accept_shrunk_snapshot, min_snapshot_share)  # refused before Prefect starts, too
     check_engine(engine, stage_uri, input_dir, out_dir)
     with batch_gate(input_dir, warehouse, out_dir, as_of, replay):
+        prefect_api.wait()  # a server `sentinel run` started in the background is up (else a no-op)
         return nightly(str(input_dir), str(warehouse), str(out_dir), as_of, xlsx=xlsx, mask_ids=mask_ids,
                        retrain=retrain, accept_shrunk_snapshot=list(accept_shrunk_snapshot),
                        min_snapshot_share=min_snapshot_share, engine=engine, spark_master=spark_master,

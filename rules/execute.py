@@ -57,7 +57,34 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
     register_similarity(con)
 
 
-CACHED_ON_SPARK = ("v_person", "v_payment")
+# Read by most rules (v_payment by 15 of them, v_person under it and under v_service_order and
+# v_training_claim): computed once per batch into TEMP tables of the same names, which shadow the
+# views for this connection only, instead of once per rule (sql/shared/materialised/). The views stay
+# the contract (the scorer, the audit and the recomputation of a warning read them). Made before the
+# first rule that is computed (none on a night when every rule is carried over).
+MATERIALISED = ("v_person", "v_payment")
+
+
+def materialise(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The shared views the rules read most, as TEMP tables of the same names (in this order: v_payment
+    reads v_person). A view whose tables are missing stays a view (the rules needing it are skipped)."""
+    t, done = time.perf_counter(), []
+    for view in MATERIALISED:
+        try:
+            warehouse.run(con, "shared/materialised", view)
+        except duckdb.CatalogException:
+            continue
+        done.append(view)
+    log.info("materialised %s in %.2f s", ", ".join(done) or "nothing", time.perf_counter() - t)
+    return done
+
+
+def drop_materialised(con: duckdb.DuckDBPyConnection) -> None:
+    for view in reversed(MATERIALISED):
+        con.execute(f"DROP TABLE IF EXISTS temp.{view}")
+
+
+CACHED_ON_SPARK = MATERIALISED
 SPARK_CONCURRENT_RULES = 4
 
 
@@ -137,6 +164,7 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
         prepare_spark(con, engine, batch_id)
     night = Night(con, batch_id) if engine is None else None  # incremental on DuckDB (rules/incremental.py)
     modes: dict[str, int] = {}
+    materialised = False
     try:
         with warehouse.transaction(con):
             warehouse.recreate(con, "rule_hits", "rule_runs")
@@ -162,6 +190,8 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
                         plan = None
                     else:
                         plan = night.plan(c, fp)
+                        if plan.mode != "carried" and not materialised:
+                            materialised = materialise(con) or True
                         if plan.mode == "carried":
                             night.carry(c)
                         elif plan.mode == "persons":
@@ -187,6 +217,7 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
         unregister_similarity(con)
         if night is not None:
             night.close()
+        drop_materialised(con)
     runs = con.execute("SELECT status, count(*), sum(hits) FROM rule_runs GROUP BY status").fetchall()
     by_cat = dict(con.execute("SELECT category, count(*) FROM rule_hits GROUP BY category ORDER BY category").fetchall())
     status = {s: (n, int(h or 0)) for s, n, h in runs}

@@ -41,6 +41,7 @@ LONGEST_FIRST = (
     "tests/test_spark.py::",  # 150-250 s: a Spark cluster, a session, a whole batch on Spark (one test)
     "tests/test_replay.py::test_nights_replayed_day_by_day_end_as_one_full_run",  # 100 s: twenty batches
     "tests/test_serve.py::",  # 50-120 s: a Prefect server of its own, a cron minute, a served run
+    "tests/test_incremental.py::",  # 60-80 s each: five nights twice; four killed nights and their reruns
     # 30-50 s each: `sentinel run` with the temporary Prefect server it starts, a 500,000-person city
     "tests/test_nightly.py::test_no_full_id_number_in_any_log_line",
     "tests/test_paths.py::test_outputs_are_readable_by_the_group_and_state_stays_beside_the_warehouse",

@@ -27,6 +27,7 @@ from casework.feedback import apply_feedback
 from data_contracts.ids import normalise_id
 from flows.nightly import run_batch
 from synthetic.city import answer_key_path
+from tests.conftest import snapshot_of
 
 HEADER = ("payment_id,program_code,program_name,id_number,name,household_id,bank_account,amount,period,pay_date,"
           "county_code,township,village,approved_by\n")
@@ -158,3 +159,79 @@ def test_incremental_nights_equal_full_recomputation(prefect_harness, small_city
         assert 2 <= persons <= 5, persons  # the old payee and the new one (and the approver, if any)
         assert con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = 'deceased_paid' AND subject_id = ? "
                            "AND evidence LIKE '%N3-1%'", [who]).fetchall()[0][0] == 0
+
+
+# ----------------------------------------------------------------------------- kill -9 at points of an incremental night
+
+KILL_POINTS = [  # a line the batch logs (sentinel -v), and where in the night that is
+    ("data_contracts.ingest INFO payments:", "the ingest, before its transaction commits"),
+    ("rules.execute INFO rule deceased_paid:", "the rules, some carried or recomputed, in their transaction"),
+    ("models.scorer INFO scorer:", "after the scorer, before the warnings"),
+    ("prefect.task_runs INFO lists:", "the lists written to staging, before the commit point"),
+]
+
+
+def files_of(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_kill_9_at_points_of_an_incremental_night(prefect_harness, demo_run, tmp_path):
+    """An incremental night killed at several points leaves the warehouse and the lists as they were,
+    and the next night gives exactly the warnings of a night that was never killed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.cli import main
+
+    landing = tmp_path / "landing"
+    shutil.copytree(demo_run["landing"], landing)
+    with duckdb.connect(str(demo_run["warehouse"]), read_only=True) as con:
+        some = con.execute("SELECT id_number, name FROM stg_payments WHERE program_code = 'GAOLING' AND "
+                           "id_number_valid ORDER BY id_number LIMIT 3").fetchall()
+    (landing / "payments-night2.csv").write_text(HEADER + "".join(
+        f"K2-{i},GAOLING,高龄津贴,{pid},{name},,62170000000000{i:02d},100,2026-11,2026-11-02,{pid[:6]},,,\n"
+        for i, (pid, name) in enumerate(some)), encoding="utf-8")
+    args = ["--input", str(landing), "--as-of", "2026-11-02"]
+
+    def fresh(name: str) -> tuple[Path, Path]:
+        root = tmp_path / name
+        root.mkdir()
+        wh, out = root / "w.duckdb", root / "out"
+        shutil.copyfile(demo_run["warehouse"], wh)
+        shutil.copytree(demo_run["out"], out)
+        return wh, out
+
+    ref_wh, ref_out = fresh("reference")
+    assert main(["run", *args, "--warehouse", str(ref_wh), "--out", str(ref_out)]) == 0
+    assert set(computed(ref_wh, 2).values()) >= {"carried", "persons"}  # the night was incremental
+    reference = table(ref_wh, "SELECT * FROM warnings")
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}  # the session's Prefect server
+    for i, (line, where) in enumerate(KILL_POINTS):
+        wh, out = fresh(f"killed-{i}")
+        before, lists_before = snapshot_of(wh), files_of(out)
+        proc = subprocess.Popen([sys.executable, "-m", "flows.cli", "-v", "run", *args, "--warehouse", str(wh),
+                                 "--out", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+        seen = False
+        for text in proc.stdout:
+            if line in text:
+                os.killpg(proc.pid, signal.SIGKILL)
+                seen = True
+                break
+        proc.stdout.close()
+        proc.wait()
+        assert seen, f"the batch never logged {line!r} ({where})"
+        assert snapshot_of(wh) == before, where
+        assert files_of(out) == lists_before, where
+        # the next night runs normally and gives what the night never killed gave
+        assert main(["run", *args, "--warehouse", str(wh), "--out", str(out)]) == 0, where
+        assert table(wh, "SELECT * FROM warnings").equals(reference), where
+        assert not list(wh.parent.glob(".*.batch*")), where

@@ -111,7 +111,6 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
 def cmd_demo(a: argparse.Namespace) -> int:
     from flows.batch import batch_gate
-    from flows.nightly import run_batch
     from synthetic.calendar import DEFAULT_AS_OF
     from synthetic.city import generate
 
@@ -129,6 +128,11 @@ def cmd_demo(a: argparse.Namespace) -> int:
         shutil.rmtree(out)  # an earlier version's demo output, without the marker a batch now writes
     root.mkdir(parents=True, exist_ok=True)
     demo_marker.write_text("a demo of welfare-sentinel: `sentinel demo` replaces this folder's contents\n")
+    from flows import prefect_api
+
+    prefect_api.start_in_background()  # Prefect's temporary server starts while the city is generated
+    from flows.nightly import run_batch
+
     key = generate(persons=a.persons, seed=a.seed, out=landing, as_of=DEFAULT_AS_OF)
     # a generated city knows its planted cases: the model card and the audit measure against them
     os.environ["SENTINEL_ANSWER_KEY"] = str(key)

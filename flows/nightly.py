@@ -20,6 +20,7 @@ runs the same flow on a schedule.
 No `from __future__ import annotations` here: a served run validates the flow's parameters in
 the runner's own process, from the entrypoint, and needs annotations that are real types.
 """
+import contextlib
 import datetime as dt
 import time
 from pathlib import Path
@@ -64,15 +65,47 @@ class StageError(RuntimeError):
 @task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
 def ingest_task(input_dir: str, work: str, as_of: dt.date, batch_id: int,
                 accept_shrunk_snapshot: list[str] | None = None, min_snapshot_share: float = 0.9) -> dict:
-    """Landing directory -> raw_*, stg_*, quarantine, run_extracts. Counts only (no IDs)."""
-    summary = _with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of, batch_id,
-                        allow_shrink=set(accept_shrunk_snapshot or ()), min_snapshot_share=min_snapshot_share).summary()
+    """Landing directory -> raw_*, stg_*, quarantine, run_extracts. Counts only (no IDs). Under
+    `sentinel run` the ingest ran before the flow run, while Prefect's temporary server started
+    (`run_batch`): the task reports that outcome, or raises its error (a retry ingests again)."""
     logger = get_run_logger()
+    early = _early_ingest.pop(work, None)
+    if isinstance(early, BaseException):
+        raise early
+    if early is not None:
+        summary = early
+        logger.info("the ingest ran before the flow run, while Prefect's temporary server started")
+    else:
+        summary = _ingest(input_dir, work, as_of, batch_id, accept_shrunk_snapshot, min_snapshot_share)
     for name, c in summary["extracts"].items():
         if c["delivered"]:
             logger.info("%s: %d rows read, %d loaded, %d quarantined (%d of %d files skipped as re-deliveries)",
                         name, c["rows_read"], c["rows_loaded"], c["rows_quarantined"], c["files_skipped"], c["files"])
     return summary
+
+
+def _ingest(input_dir: str, work: str, as_of: dt.date, batch_id: int, accept_shrunk_snapshot: list[str] | None,
+            min_snapshot_share: float) -> dict:
+    return _with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of, batch_id,
+                     allow_shrink=set(accept_shrunk_snapshot or ()), min_snapshot_share=min_snapshot_share).summary()
+
+
+# What run_batch did before the flow run under `sentinel run` (see run_batch): per warehouse the staged
+# working copy, model and outputs with the batch's number; per working copy the ingest's outcome (its
+# counts, or the exception it raised), which the flow's ingest task reports.
+_early_staged: dict[Path, tuple] = {}
+_early_ingest: dict[str, object] = {}
+
+
+@contextlib.contextmanager
+def _staged(wh: Path, model_dir: Path, out: Path):
+    """(working copy, staged model, staged outputs, batch id or None): run_batch's when it made them
+    before the flow run, else made here (a served run, a test's in-process run)."""
+    if wh in _early_staged:
+        yield _early_staged[wh]
+        return
+    with WorkingCopy(wh) as work, StagedDir(model_dir, copy=True) as model, StagedDir(out) as outputs:
+        yield work, model, outputs, None
 
 
 def _with_con(work: str, fn, *args, **kwargs) -> dict:
@@ -146,13 +179,13 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
     check_engine(engine, stage_uri, Path(input_dir), out)
     begin_batch()
     with interruptible():  # to the end: a signal after the commit point is held, not Prefect's to take
-        with flow_lock(wh), WorkingCopy(wh) as work:
+        with flow_lock(wh):
             if not gated(wh):  # a served run: sentinel run's gate checked this with its --replay
                 check_as_of(as_of, wh, replay=False)
             # the kept model and the outputs, too, change only on commit (a failed batch discards them)
-            with StagedDir(model_dir, copy=True) as model, StagedDir(out) as outputs:
+            with _staged(wh, model_dir, out) as (work, model, outputs, early_batch):
                 w, staging = str(work.path), outputs.path
-                batch_id = _with_con(w, runs.start, as_of, input_dir)
+                batch_id = early_batch or _with_con(w, runs.start, as_of, input_dir)
                 ingested = ingest_task(input_dir, w, as_of, batch_id, accept_shrunk_snapshot, min_snapshot_share)
                 _with_con(w, runs.record_ingest, batch_id, ingested)
                 on = _engine(engine, spark_master, stage_uri, wh)
@@ -193,9 +226,32 @@ def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | 
     as_of = as_of or today()
     ingest_mod.Options.of(accept_shrunk_snapshot, min_snapshot_share)  # refused before Prefect starts, too
     check_engine(engine, stage_uri, input_dir, out_dir)
-    with batch_gate(input_dir, warehouse, out_dir, as_of, replay):
-        prefect_api.wait()  # a server `sentinel run` started in the background is up (else a no-op)
+    def run() -> dict:
         return nightly(str(input_dir), str(warehouse), str(out_dir), as_of, xlsx=xlsx, mask_ids=mask_ids,
                        retrain=retrain, accept_shrunk_snapshot=list(accept_shrunk_snapshot),
                        min_snapshot_share=min_snapshot_share, engine=engine, spark_master=spark_master,
                        stage_uri=stage_uri)
+
+    with batch_gate(input_dir, warehouse, out_dir, as_of, replay):
+        if not prefect_api.starting():
+            return run()
+        # `sentinel run` is starting Prefect's temporary server in the background (7-8 s): the work that
+        # needs no API runs meanwhile (staging the working copy, the model and the outputs, the batch's
+        # `runs` row, the ingest), and the flow run takes it over. Nothing of it counts before the
+        # flow's commit point; a failure, Ctrl-C or kill -9 here discards it as it would in the flow.
+        with interruptible(), WorkingCopy(warehouse) as work, \
+                StagedDir(default_model_dir(warehouse), copy=True) as model, StagedDir(out_dir) as outputs:
+            w = str(work.path)
+            batch_id = _with_con(w, runs.start, as_of, str(input_dir))
+            _early_staged[warehouse] = (work, model, outputs, batch_id)
+            try:
+                try:
+                    _early_ingest[w] = _ingest(str(input_dir), w, as_of, batch_id, list(accept_shrunk_snapshot),
+                                               min_snapshot_share)
+                except Exception as e:  # the flow's ingest task raises it (and retries an OSError)
+                    _early_ingest[w] = e
+                prefect_api.wait()
+                return run()
+            finally:
+                _early_staged.pop(warehouse, None)
+                _early_ingest.pop(w, None)

@@ -1,93 +1,144 @@
-"""Prefect's API for this process, started alongside the first work instead of before it.
+"""Prefect's API for `sentinel run`, started alongside the first work instead of before it.
 
-With no PREFECT_API_URL, Prefect starts a temporary local server (a uvicorn subprocess) the first
-time a flow run needs its API, and waits for it: 7-8 s on an idle machine (up to 22 s under load)
-during which the batch does nothing. `sentinel run` calls `start_in_background()` once its gate has
-passed (a refused batch starts nothing) and goes on importing the batch's machinery meanwhile;
-`run_batch` calls `wait()` just before the flow starts, so that the flow finds the server up.
+With no Prefect API configured, Prefect starts a temporary local server (a uvicorn subprocess) the
+first time a flow run needs its API, and waits for it: about 8 s on an idle machine (its own imports),
+plus 3.6 s in this process to import the server's code only to start it, during which the batch does
+nothing. Instead, `sentinel run` calls `start_in_background()` as soon as its gate has passed (a
+refused batch starts nothing), before this process imports Prefect: the same server (Prefect's own
+command for its temporary server, `uvicorn prefect.server.api.server:create_app`, on a free loopback
+port, with Prefect's own home and database) starts while the batch's code loads and the ingest runs
+(`run_batch`, while `starting()`); PREFECT_API_URL in this process's environment points the flow run
+at it, and `wait()` returns once it answers. It is stopped when the process exits (atexit), killed
+with it if the process is killed (the kernel's parent-death signal), and stopped by the forced exit
+of an interrupted batch (flows/batch.py) like any child. What it prints goes to a log file in a
+temporary folder, named in the error if it fails to start.
 
-The server is Prefect's own (`SubprocessASGIServer`, one per process): started here, Prefect's
-client finds it running and reuses it, and stops it at exit as usual. Where an API is configured
-(PREFECT_API_URL, a test harness) or the temporary server is disabled, nothing is started.
+Nothing is started where an API is configured: PREFECT_API_URL in the environment or in the active
+Prefect profile (a site's server; `sentinel serve` sets it for its runs), or a host that has already
+loaded Prefect (a test harness, a notebook), which then runs the flow as Prefect would.
 """
 from __future__ import annotations
 
-import contextvars
-import logging
+import atexit
+import ctypes
+import importlib.util
 import os
-import threading
-
-log = logging.getLogger(__name__)
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
 
 # offline and quiet unless the operator says otherwise (STACK-NOTES.md); set before Prefect loads and
-# before its temporary server starts (it inherits them: else it tries to send telemetry)
+# before its server starts (it inherits them: else it tries to send telemetry)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
-_thread: threading.Thread | None = None
-_error: BaseException | None = None
+_server: subprocess.Popen | None = None
+_url: str | None = None
+_log: Path | None = None
+_healthy = False
 
 
-def _start() -> None:
-    global _error
+def _configured() -> bool:
+    """An API is configured or a host runs Prefect already: start nothing."""
+    if os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules:
+        return True
+    if os.environ.get("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "").lower() in ("false", "0"):
+        return True
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
     try:
-        from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+        import tomllib
 
-        if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-            return
-        _server_class()().start()
-    except BaseException as e:  # the flow's own client starts it again and says what is wrong
-        _error = e
+        profiles = tomllib.loads((home / "profiles.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
+    return bool(profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL"))
 
 
-def _server_class():
-    """Prefect's SubprocessASGIServer, its process in a session of its own: started while the batch
-    works (not before), it must not take the terminal's Ctrl-C meant for the batch (uvicorn would
-    print `Aborted!` mid-start). The batch still stops it: Prefect's exit handler, or the forced
-    exit's (flows/batch.py). The command is Prefect 3.8.8's own (prefect is pinned)."""
-    import subprocess
-    import sys
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-    import prefect
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import get_current_settings
 
-    class Server(SubprocessASGIServer):
-        def _run_uvicorn_command(self) -> subprocess.Popen:
-            return subprocess.Popen(
-                args=[sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
-                      "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
-                      "--log-level", "error", "--lifespan", "on"],
-                env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
-                     "PREFECT__SERVER_FINAL": "1", **get_current_settings().to_environment_variables(exclude_unset=True)},
-                start_new_session=True)
-
-    return Server
+def _die_with_parent() -> None:
+    """In the server's process before it runs: SIGTERM when the batch's process dies, however it dies."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C is the batch's to handle
 
 
 def start_in_background() -> None:
-    """Start Prefect's temporary server in a thread (once per process); returns at once."""
-    global _thread
-    if _thread is not None:
+    """Start Prefect's temporary server for this process (once); returns at once."""
+    global _server, _url, _log
+    if _server is not None or _configured():
         return
-    # the thread sees this thread's Prefect settings (a test harness sets them in a context variable)
-    ctx = contextvars.copy_context()
-    _thread = threading.Thread(target=ctx.run, args=(_start,), name="sentinel-prefect-api", daemon=True)
-    _thread.start()
+    spec = importlib.util.find_spec("prefect")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    port = _free_port()
+    _url = f"http://127.0.0.1:{port}/api"
+    _log = Path(tempfile.mkdtemp(prefix="sentinel-prefect-")) / "server.log"
+    app_dir = Path(list(spec.submodule_search_locations)[0]).parent
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    with open(_log, "wb") as log:
+        _server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory",
+             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+             "--log-level", "error", "--lifespan", "on"],
+            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    os.environ["PREFECT_API_URL"] = _url  # before this process loads Prefect's settings
+    atexit.register(stop)
+
+
+def starting() -> bool:
+    """A server was started for this process and has not answered yet."""
+    return _server is not None and not _healthy
 
 
 def wait() -> None:
-    """Return once the server started by `start_in_background` is up (or failed to start: the
-    flow's client then tries again and fails as it would have). A no-op if none was started.
-    A signal still interrupts the wait (the batch's handlers run in the main thread)."""
-    global _error
-    t = _thread
-    if t is None:
+    """Return once the server started by `start_in_background` answers (a no-op if none was).
+    A server that exits or does not answer in time is an error naming its log."""
+    global _healthy
+    if _server is None or _healthy:
         return
-    while t.is_alive():
-        t.join(0.2)
-    if _error is not None:
-        log.info("Prefect's temporary server did not start in the background (%s); the flow tries again",
-                 type(_error).__name__)
-        _error = None
+    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"))
+    deadline = time.monotonic() + timeout
+    while True:
+        if _server.poll() is not None:
+            raise RuntimeError(f"Prefect's temporary server exited with status {_server.returncode} before it "
+                               f"answered; its output: {_log}")
+        try:
+            with urllib.request.urlopen(f"{_url}/health", timeout=2) as r:
+                if r.status == 200:
+                    _healthy = True
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Prefect's temporary server did not answer within {timeout:.0f} s "
+                               f"(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS); its output: {_log}")
+        time.sleep(0.1)
+
+
+def stop() -> None:
+    """Stop the server (at exit) and remove its log, unless it failed to start (the error names it)."""
+    if _server is None:
+        return
+    if _server.poll() is None:
+        _server.terminate()
+        try:
+            _server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _server.kill()
+    if _healthy and _log is not None:
+        shutil.rmtree(_log.parent, ignore_errors=True)

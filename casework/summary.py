@@ -28,8 +28,9 @@ def render_summary(work: Path, summary: dict, model_dir: Path | None = None) -> 
             "SELECT extract, files, files_skipped, rows_read, rows_loaded, rows_quarantined FROM run_extracts "
             "WHERE batch_id = ? AND delivered ORDER BY extract", [batch_id]).fetchall()
         rules = con.execute(
-            "SELECT rule_id, rule_version, category, status, coalesce(reason, ''), hits, round(seconds, 2) "
-            "FROM rule_runs WHERE batch_id = ? ORDER BY rule_id", [batch_id]).fetchall()
+            "SELECT rule_id, rule_version, category, status, coalesce(reason, ''), "
+            "CASE WHEN computed = 'persons' THEN 'for ' || persons || ' persons' ELSE coalesce(computed, '') END, "
+            "hits, round(seconds, 2) FROM rule_runs WHERE batch_id = ? ORDER BY rule_id", [batch_id]).fetchall()
         categories = con.execute(
             "SELECT category, count(*) FILTER (WHERE status = 'new'), count(*) FILTER (WHERE status = 'open'), "
             "count(*) FILTER (WHERE status IN ('confirmed', 'rectified')), count(*) FILTER (WHERE status = 'cleared'), "
@@ -47,7 +48,7 @@ def render_summary(work: Path, summary: dict, model_dir: Path | None = None) -> 
         _table(["extract", "files", "skipped (already loaded)", "rows read", "loaded", "quarantined"], extracts),
         *ingested,
         "## Rules",
-        _table(["rule", "version", "category", "status", "reason", "hits", "seconds"], rules),
+        _table(["rule", "version", "category", "status", "reason", "computed", "hits", "seconds"], rules),
         "## Warnings by category",
         _table(["category", "new", "open", "confirmed/rectified", "cleared", "resolved", "amount at risk (yuan)"],
                categories),

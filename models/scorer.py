@@ -16,6 +16,7 @@
 5. ``model_scores``: every person scored, with the three most unusual features (models/explain.py);
 6. the model card (models/card.py, ``MODEL_CARD.md`` beside the kept model): written when a model is
    fitted, brought up to date (tonight's scores, drift) each night;
+0. first, a night where nothing the scores depend on changed carries last night's over (``_carry``);
 7. ``model_hits``: the top k persons (default 0.1% of persons scored, at least 1) that no rule
    raised (``rule_hits``, a missing table meaning no hits), category model_outlier, with
    evidence in Chinese naming the three features, their values and the population's percentiles.
@@ -25,8 +26,11 @@ Returns counts and model facts only, never an ID number.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 import math
+import os
 import time
 from pathlib import Path
 
@@ -74,6 +78,10 @@ def score(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_d
     model_dir = Path(model_dir)
     names = features.FEATURE_NAMES
     period_from, period_to = features.window(as_of, window_months)
+    carried = _carry(con, as_of, batch_id, model_dir, retrain, window_months, top_fraction, top_k, engine)
+    if carried is not None:
+        carried["seconds"] = {"total": round(time.perf_counter() - t0, 3)}
+        return carried
     feats = features.compute(con, as_of, window_months, engine=engine, batch_id=batch_id)
     X = feats.select(names).to_numpy().astype(np.float64, copy=False)
     n = X.shape[0]
@@ -122,7 +130,9 @@ def score(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_d
     candidates = scored.join(raised, on="id_number", how="anti")
     chosen = candidates.sort(["score", "id_number"], descending=[True, False]).head(k)
     hits = _hits(con, chosen, batch_id, kept, n, period_from, period_to)
-    _write(con, batch_id, scored.select("id_number", "score", "explanation"), hits)
+    fp = _fingerprint(kept, window_months, top_fraction, top_k, (period_from, period_to))
+    _write(con, batch_id, scored.select("id_number", "score", "explanation").with_columns(
+        raised=pl.col("id_number").is_in(raised["id_number"].implode()), fingerprint=pl.lit(fp)), hits)
     if retrained:  # tonight's data is the training data: its score distribution is the card's baseline
         kept.meta["train_score_quantiles"] = card._quantiles(s)
         store.update_meta(model_dir, train_score_quantiles=kept.meta["train_score_quantiles"])
@@ -152,6 +162,55 @@ def score(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_d
              "max PSI %.3f, %.1f s", n, hits.height, k, summary["excluded_by_rules"], drift_report["max_psi"],
              t_end - t0)
     return summary
+
+
+def _fingerprint(kept: store.KeptModel, window_months: int, top_fraction: float, top_k: int | None,
+                 window: tuple[str, str]) -> str:
+    """What tonight's scores and hits depend on besides the data and the rules' hits: the kept model
+    (its version and file), the features' code and window, the scorer's settings."""
+    body = json.dumps({"model": [kept.version, kept.meta.get("sha256")], "features": features.FEATURE_NAMES,
+                       "sql": [warehouse.load(features.SQL_FOLDER, n) for n in ("model_features", "model_hit_subjects")],
+                       "window": [window_months, *window], "top": [top_fraction, top_k]}, sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()[:32]
+
+
+def _carry(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_dir: Path, retrain: bool,
+           window_months: int, top_fraction: float, top_k: int | None, engine) -> dict | None:
+    """Last night's model_scores and model_hits, renumbered to this batch, when nothing they depend on
+    changed: no staged row changed tonight (``changed_subjects``), the same kept model, features' code,
+    window and settings (the fingerprint), and the rules raise the same scored persons. Exact: the
+    features, scores, explanations, ranks and hits are then what a recomputation gives. The model card
+    stays last night's. None (recompute) otherwise, on Spark, or with SENTINEL_FULL_RECOMPUTE=1."""
+    if retrain or engine is not None or os.environ.get("SENTINEL_FULL_RECOMPUTE", "") not in ("", "0"):
+        return None
+    if not all(_table_exists(con, t) for t in ("model_scores", "model_hits", "changed_subjects", "rule_hits")):
+        return None
+    if "fingerprint" not in warehouse.columns_of(con, "model_scores"):
+        return None
+    if warehouse.execute(con, "SELECT count(*) FROM changed_subjects WHERE batch_id = ?", [batch_id])[0][0]:
+        return None
+    kept, _ = store.load(model_dir, features.FEATURE_NAMES)
+    if kept is None:
+        return None
+    window = features.window(as_of, window_months)
+    con.register("tonight_raised", rule_raised(con).to_arrow())
+    try:
+        last, fp, fps, differ = warehouse.execute(con, warehouse.load(features.SQL_FOLDER, "carry_scores"))[0]
+    finally:
+        con.unregister("tonight_raised")
+    if last != batch_id - 1 or fps != 1 or differ or fp != _fingerprint(kept, window_months, top_fraction, top_k, window):
+        return None
+    with warehouse.transaction(con):
+        warehouse.execute(con, "UPDATE model_scores SET batch_id = ?", [batch_id])
+        warehouse.execute(con, "UPDATE model_hits SET batch_id = ?", [batch_id])
+    n, excluded = warehouse.execute(con, "SELECT count(*), count(*) FILTER (WHERE raised) FROM model_scores")[0]
+    hits = warehouse.execute(con, "SELECT count(*) FROM model_hits")[0][0]
+    log.info("scorer: nothing it reads changed since batch %d: its %d scores and %d model_outlier hits carried over",
+             last, n, hits)
+    return {"persons_scored": n, "window": list(window), "hits": hits, "model_version": kept.version,
+            "retrained": False, "model_reason": "kept model; scores carried over (nothing they depend on changed)",
+            "trained_as_of": kept.meta["trained_as_of"], "train_rows": kept.meta["train_rows"], "drift": None,
+            "top_k": top_k_count(n, top_fraction, top_k), "excluded_by_rules": excluded, "carried": True}
 
 
 def _hits(con: duckdb.DuckDBPyConnection, chosen: pl.DataFrame, batch_id: int, kept: store.KeptModel,
@@ -190,8 +249,7 @@ def _hits(con: duckdb.DuckDBPyConnection, chosen: pl.DataFrame, batch_id: int, k
 def _write(con: duckdb.DuckDBPyConnection, batch_id: int, scored: pl.DataFrame, hits: pl.DataFrame | None) -> None:
     """Replace model_scores and model_hits in one transaction. The caller must not hold one open:
     DuckDB cannot nest them, and a failed BEGIN aborts the caller's transaction, so it cannot be probed."""
-    scores_arrow = scored.select(pl.lit(batch_id, pl.Int64).alias("batch_id"), "id_number", "score",
-                                 "explanation").to_arrow()
+    scores_arrow = scored.select(pl.lit(batch_id, pl.Int64).alias("batch_id"), pl.all()).to_arrow()
     try:
         with warehouse.transaction(con):
             warehouse.recreate(con, "model_scores", "model_hits")

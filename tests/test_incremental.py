@@ -43,6 +43,7 @@ def compare(inc: Path, full: Path, night: int) -> None:
     for what, query in [
         ("rule_hits", "SELECT * FROM rule_hits"),
         ("model_hits", "SELECT * FROM model_hits"),
+        ("model_scores", "SELECT * FROM model_scores"),
         # warning_id is salted per warehouse (settings), concluded_at is when each side took the feedback;
         # everything else must agree
         ("warnings", "SELECT * EXCLUDE (warning_id, concluded_at) FROM warnings"),
@@ -93,13 +94,16 @@ def test_incremental_nights_equal_full_recomputation(prefect_harness, small_city
     shutil.copytree(small_city, landing, ignore=shutil.ignore_patterns("payments-03.parquet"))
     sides = {"incremental": tmp_path / "inc", "full": tmp_path / "full"}
 
-    def night(n: int) -> None:
+    def night(n: int) -> dict:
+        summaries = {}
         for side, root in sides.items():
             with monkeypatch.context() as m:
                 if side == "full":
                     m.setenv("SENTINEL_FULL_RECOMPUTE", "1")
-                run_batch(landing, root / "w.duckdb", root / "out", dt.date(2026, 11, n))
+                summaries[side] = run_batch(landing, root / "w.duckdb", root / "out", dt.date(2026, 11, n))
         compare(sides["incremental"] / "w.duckdb", sides["full"] / "w.duckdb", n)
+        assert not summaries["full"]["scorer"].get("carried")
+        return summaries["incremental"]
 
     night(1)
 
@@ -144,7 +148,8 @@ def test_incremental_nights_equal_full_recomputation(prefect_harness, small_city
     with duckdb.connect(str(sides["incremental"] / "w.duckdb"), read_only=True) as con:  # a handful, not the city
         assert 3 <= con.execute("SELECT max(persons) FROM rule_runs WHERE batch_id = 3").fetchall()[0][0] < 50
 
-    night(4)  # nothing new
+    s4 = night(4)  # nothing new: the scorer's scores and hits carried over too
+    assert s4["scorer"].get("carried") and s4["scorer"]["persons_scored"] > 1000, s4["scorer"]
     modes = computed(sides["incremental"] / "w.duckdb", 4)
     assert set(modes.values()) == {"carried", "full"} and modes["eligible_not_receiving"] == "full", modes
     assert sum(v == "carried" for v in modes.values()) >= len(modes) - 1, modes

@@ -382,9 +382,9 @@ def inspect_file(sf: SourceFile, tmp: Path, transcode: bool = True) -> None:
     if sf.read_path is not None:
         with open(sf.read_path, encoding="utf-8-sig", newline="") as f:
             first = f.readline()
-    else:  # not transcoded: its header line only
+    else:  # not transcoded: its header line only (without a byte-order mark, as the transcode drops it)
         with open(sf.path, "rb") as f:
-            first = f.readline(1 << 20).decode("gb18030", errors="replace")
+            first = f.readline(1 << 20).decode("gb18030", errors="replace").removeprefix("\ufeff")
     if not first.strip():
         raise RefusedInput(sf.rel, "empty file: no header row")
     names = next(csv.reader(io.StringIO(first)))

@@ -179,20 +179,23 @@ def subjects_of(extract: Extract) -> list[tuple[str, str]]:
 def record_changes(wcon: duckdb.DuckDBPyConnection, extract: Extract, batch_id: int) -> None:
     """``changed_subjects`` of one extract, before tonight's rows (``_stg``) replace what they replace:
     the subjects of every row that differs between the staged rows they replace (a snapshot: all of
-    them; an incremental extract: the same keys) and tonight's, old and new versions both. An extract
-    staged for the first time: 'all'."""
+    them; an incremental extract: the same keys) and tonight's, old and new versions both, compared on
+    every staged column (an ID's ``_valid`` flag too: it depends on the batch date). Any difference at
+    all also gives one row 'extract' (subject NULL): a row that names no subject (an empty ID) still
+    changes the rules that read the extract. An extract staged for the first time: 'all'."""
     name = extract.name
     if not wcon.execute(f"SELECT count(*) FROM (SELECT 1 FROM stg_{name} LIMIT 1)").fetchall()[0][0]:
         wcon.execute("INSERT INTO changed_subjects BY NAME SELECT ?::BIGINT AS batch_id, ? AS extract, "
                      "'all' AS subject_type, NULL AS subject_id", [batch_id, name])
         return
-    content = ", ".join(_q(c) for c in extract.column_names)
+    content = ", ".join(_q(c) for c, _ in extract.staging_columns)
     old = f"SELECT {content} FROM stg_{name}"
     if not extract.snapshot:
         k = _q(extract.key[0])
         old += f" WHERE {k} IN (SELECT {k} FROM _stg)"
-    subjects = " UNION ".join(f"SELECT '{t}' AS subject_type, CAST({_q(c)} AS VARCHAR) AS subject_id FROM d "
-                              f"WHERE {_q(c)} IS NOT NULL" for c, t in subjects_of(extract))
+    subjects = " UNION ".join([f"SELECT '{t}' AS subject_type, CAST({_q(c)} AS VARCHAR) AS subject_id FROM d "
+                               f"WHERE {_q(c)} IS NOT NULL" for c, t in subjects_of(extract)]
+                              + ["SELECT 'extract' AS subject_type, NULL AS subject_id FROM (FROM d LIMIT 1)"])
     wcon.execute(f"INSERT INTO changed_subjects BY NAME WITH o AS ({old}), n AS (SELECT {content} FROM _stg), "
                  f"d AS ((FROM o EXCEPT ALL FROM n) UNION ALL (FROM n EXCEPT ALL FROM o)) "
                  f"SELECT {batch_id}::BIGINT AS batch_id, '{name}' AS extract, subject_type, subject_id "

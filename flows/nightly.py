@@ -39,9 +39,9 @@ from data_contracts import ingest as ingest_mod  # noqa: E402
 from data_contracts.errors import RefusedInput  # noqa: E402
 from data_contracts.ids import mask_ids_in_text  # noqa: E402
 from flows import runs  # noqa: E402
-from flows.batch import (StagedDir, WorkingCopy, batch_gate, begin_batch, check_arguments,  # noqa: E402
-                         check_as_of, check_engine, commit_point, flow_lock, gated, interruptible, mark_outputs,
-                         today)
+from flows.batch import (Interrupted, StagedDir, WorkingCopy, batch_gate, begin_batch, check_arguments,  # noqa: E402
+                         check_as_of, check_engine, commit_point, flow_lock, gated, interruptible, interrupted_by,
+                         mark_outputs, today)
 from models import default_model_dir, scorer  # noqa: E402
 from rules import run_rules  # noqa: E402
 
@@ -248,9 +248,16 @@ def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | 
                 try:
                     _early_ingest[w] = _ingest(str(input_dir), w, as_of, batch_id, list(accept_shrunk_snapshot),
                                                min_snapshot_share)
-                except Exception as e:  # the flow's ingest task raises it (and retries an OSError)
+                except Exception as e:  # the flow's ingest task raises it (and retries an OSError) ...
+                    if interrupted_by() is not None:  # ... unless it is DuckDB's "interrupted" for Ctrl-C/SIGTERM
+                        raise Interrupted(interrupted_by()) from None
                     _early_ingest[w] = e
-                prefect_api.wait()
+                try:
+                    prefect_api.wait()
+                except RuntimeError:  # no Prefect: a refused input is still said as one (exit 2)
+                    if isinstance(_early_ingest.get(w), RefusedInput):
+                        raise _early_ingest[w] from None
+                    raise
                 return run()
             finally:
                 _early_staged.pop(warehouse, None)

@@ -10,8 +10,10 @@ port, with Prefect's own home and database) starts while the batch's code loads 
 (`run_batch`, while `starting()`); PREFECT_API_URL in this process's environment points the flow run
 at it, and `wait()` returns once it answers. It is stopped when the process exits (atexit), killed
 with it if the process is killed (the kernel's parent-death signal), and stopped by the forced exit
-of an interrupted batch (flows/batch.py) like any child. What it prints goes to a log file in a
-temporary folder, named in the error if it fails to start.
+of an interrupted batch (flows/batch.py) like any child. What it prints goes to
+`$PREFECT_HOME/sentinel-temporary-server.log` (the last run's), named in the error if it fails to start.
+The port is a free one the system gives; should another process take it in the moment before the
+server binds it, the batch fails saying so (Prefect's own starter would try another port).
 
 Nothing is started where an API is configured: PREFECT_API_URL in the environment or in the active
 Prefect profile (a site's server; `sentinel serve` sets it for its runs), or a host that has already
@@ -23,12 +25,10 @@ import atexit
 import ctypes
 import importlib.util
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -46,20 +46,35 @@ _healthy = False
 
 
 def _configured() -> bool:
-    """An API is configured or a host runs Prefect already: start nothing."""
+    """An API may be configured, or a host runs Prefect already: start nothing (Prefect then does what
+    it always does). Read without loading Prefect: the environment, the active profile, and the
+    settings files Prefect reads from the working directory (a `.env`, `prefect.toml`, or
+    `pyproject.toml` with a [tool.prefect] table) -- any of those files counts, whatever it sets."""
     if os.environ.get("PREFECT_API_URL") or "prefect" in sys.modules:
         return True
     if os.environ.get("PREFECT_SERVER_ALLOW_EPHEMERAL_MODE", "").lower() in ("false", "0"):
+        return True
+    cwd = Path.cwd()
+    try:
+        if ((cwd / "prefect.toml").exists() or "PREFECT_" in _text(cwd / ".env")
+                or "[tool.prefect" in _text(cwd / "pyproject.toml")):
+            return True
+    except OSError:
         return True
     home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
     try:
         import tomllib
 
-        profiles = tomllib.loads((home / "profiles.toml").read_text(encoding="utf-8"))
+        path = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+        profiles = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     except (OSError, ValueError):
-        return False
+        return True  # a profiles file it cannot read: let Prefect decide
     active = os.environ.get("PREFECT_PROFILE") or profiles.get("active", "ephemeral")
     return bool(profiles.get("profiles", {}).get(active, {}).get("PREFECT_API_URL"))
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
 
 
 def _free_port() -> int:
@@ -74,7 +89,8 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's Ctrl-C is the batch's to handle
+    # while it loads, the terminal's Ctrl-C is the batch's to handle (uvicorn takes SIGINT over once up)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def start_in_background() -> None:
@@ -87,7 +103,9 @@ def start_in_background() -> None:
         return
     port = _free_port()
     _url = f"http://127.0.0.1:{port}/api"
-    _log = Path(tempfile.mkdtemp(prefix="sentinel-prefect-")) / "server.log"
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()  # sentinel run sets it
+    home.mkdir(parents=True, exist_ok=True)
+    _log = home / "sentinel-temporary-server.log"  # the last run's, replaced by the next
     app_dir = Path(list(spec.submodule_search_locations)[0]).parent
     env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
     with open(_log, "wb") as log:
@@ -131,7 +149,7 @@ def wait() -> None:
 
 
 def stop() -> None:
-    """Stop the server (at exit) and remove its log, unless it failed to start (the error names it)."""
+    """Stop the server (at exit)."""
     if _server is None:
         return
     if _server.poll() is None:
@@ -140,5 +158,3 @@ def stop() -> None:
             _server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             _server.kill()
-    if _healthy and _log is not None:
-        shutil.rmtree(_log.parent, ignore_errors=True)

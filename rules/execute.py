@@ -188,7 +188,7 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
                         _rule_run(con, batch_id, r, "skipped", reason, 0, 0)
                         log.info("rule %s skipped (%s)", r.id, reason)
                         continue
-                    fp, persons = fingerprint(c, as_of), None
+                    fp, persons = fingerprint(c, as_of, "duckdb" if engine is None else "spark"), None
                     if pool:
                         tables, secs = jobs[r.id].result()
                         insert_hits(con, tables)

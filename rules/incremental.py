@@ -3,7 +3,8 @@ hits a recomputation from scratch would.
 
 What a rule's hits depend on: its compiled SQL and bindings (parameters, texts, overrides, the batch
 date if it reads ``$as_of``), the shared views and macros it reads (``sql/shared/``), the name
-readings' code, POLICY.md's names, and the staged rows of the extracts it reads (through the views,
+readings' code, POLICY.md's names, the engine and the versions of the libraries that compute them,
+and the staged rows of the extracts it reads (through the views,
 closed transitively: ``v_payment`` reads the registration and the death records too). The first
 group is the rule's **fingerprint**, kept in ``rule_runs``. The staged rows are what the ingest
 changed tonight, kept in ``changed_subjects`` (data_contracts/load.py: every row added, replaced or
@@ -35,6 +36,7 @@ import os
 import re
 from dataclasses import dataclass
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 import duckdb
@@ -54,11 +56,23 @@ def _shared() -> dict[str, str]:
     return {name: warehouse.strip_comments(text) for name, text in warehouse.read_folder("shared")}
 
 
+LIBRARIES = ("duckdb", "pypinyin", "rapidfuzz", "sqlglot", "pyspark")  # what computes a rule's hits
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 @cache
 def _static_digest() -> str:
-    """What every rule's result depends on besides its own SQL: the shared SQL, the name-reading code, the policy."""
+    """What every rule's result depends on besides its own SQL: the shared SQL, the name-reading code, the
+    policy, and the versions of the libraries that compute them (an upgrade recomputes everything once)."""
     body = json.dumps({"shared": _shared(), "names": CODE.read_text(encoding="utf-8"),
-                       "programs": policy.PROGRAMS, "severities": policy.SEVERITIES}, sort_keys=True, default=str)
+                       "programs": policy.PROGRAMS, "severities": policy.SEVERITIES,
+                       "libraries": {p: _version(p) for p in LIBRARIES}}, sort_keys=True, default=str)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -79,10 +93,12 @@ def sources(sql: str) -> frozenset[str]:
     return frozenset(out)
 
 
-def fingerprint(c: Compiled, as_of: dt.date) -> str:
-    """The rule's SQL and every binding but the batch id, with what all rules read (see the module docstring)."""
+def fingerprint(c: Compiled, as_of: dt.date, engine: str = "duckdb") -> str:
+    """The rule's SQL and every binding but the batch id, with what all rules read (see the module docstring),
+    and the engine that computed it (a night on Spark is not carried into one on DuckDB, nor back)."""
     bindings = [{k: v for k, v in c.bindings(s, 0, as_of).items() if k != "sys_batch_id"} for s in c.scopes]
-    body = json.dumps({"sql": c.sql, "bindings": bindings, "static": _static_digest()}, sort_keys=True, default=str)
+    body = json.dumps({"sql": c.sql, "bindings": bindings, "static": _static_digest(), "engine": engine},
+                      sort_keys=True, default=str)
     return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 

@@ -53,8 +53,9 @@ def compare(inc: Path, full: Path, night: int) -> None:
         assert a.height > 0, (night, what)
         if not a.equals(b):
             diff = pl.concat([a, b]).unique(keep="none")
-            cols = [c for c in diff.columns if diff[c].n_unique() > 1]
-            raise AssertionError(f"night {night}: {what} differ in {cols}:\n{diff.select(cols)}")
+            cols = [c for c in diff.columns if diff[c].n_unique() > 1] or diff.columns
+            raise AssertionError(f"night {night}: {what} differ ({a.height} rows incremental, {b.height} full) "
+                                 f"in {cols}:\n{diff.select(cols)}")
 
 
 def registration(path: Path) -> pl.DataFrame:
@@ -154,10 +155,23 @@ def test_incremental_nights_equal_full_recomputation(prefect_harness, small_city
     assert set(modes.values()) == {"carried", "full"} and modes["eligible_not_receiving"] == "full", modes
     assert sum(v == "carried" for v in modes.values()) >= len(modes) - 1, modes
 
+    # ... and rows that name no subject at all: a payment without an ID number, household or account
+    # (identity_unverified makes it a finding of its own), a claim without an ID on a certificate
+    # someone already claimed on (training_certificate_reused counts it)
     (landing / "payments-night5.csv").write_text(
-        HEADER + f"N3-1,GAOLING,高龄津贴,{other},{other_name},,6217000000000001,100,2026-11,2026-11-03,{other[:6]},,,\n",
-        encoding="utf-8")
+        HEADER + f"N3-1,GAOLING,高龄津贴,{other},{other_name},,6217000000000001,100,2026-11,2026-11-03,{other[:6]},,,\n"
+        f"N5-2,GAOLING,高龄津贴,,{other_name},,,100,2026-11,2026-11-05,{other[:6]},,,\n", encoding="utf-8")
+    claim = pl.read_csv(small_city / "training_claims.csv", infer_schema=False, encoding="gb18030").row(0, named=True)
+    (landing / "training_claims-night5.csv").write_text(
+        "claim_id,id_number,name,certificate_number,occupation,level,training_org,county_code,claim_date,amount\n"
+        f"N5-C1,,无名,{claim['certificate_number']},{claim['occupation']},{claim['level']},{claim['training_org']},"
+        f"{claim['county_code']},2026年11月5日,1500.00\n", encoding="utf-8")
     night(5)
+    with duckdb.connect(str(sides["incremental"] / "w.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = 'identity_unverified' "
+                           "AND subject_id LIKE '%N5-2'").fetchall()[0][0] == 1
+        assert con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = 'training_certificate_reused' "
+                           "AND evidence LIKE '%N5-C1%'").fetchall()[0][0] >= 1
     with duckdb.connect(str(sides["incremental"] / "w.duckdb"), read_only=True) as con:
         persons = con.execute("SELECT max(persons) FROM rule_runs WHERE batch_id = 5 AND computed = 'persons'"
                               ).fetchall()[0][0]

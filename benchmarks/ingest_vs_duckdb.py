@@ -11,7 +11,7 @@
     raw + staging + run tables in one transaction).
 
 Both start with the files in the page cache (every file is read once before timing). The
-ratio (b)/(a) is printed; the target is at most 2. Peak memory is the whole process's, so run
+ratio (b)/(a) is printed; the target is at most 1.5 (issue 15; it was 2). Peak memory is the whole process's, so run
 it under ``/usr/bin/time -v`` (Maximum resident set size). Never part of ``make test``.
 
 Measured 2026-11-22 on the 2-core box, 1,000,000-person city (seed 1: 12 files, 281 MB, 3 in
@@ -20,7 +20,7 @@ s; ingest 14.5-22 s wall; ratio 2.25-3.0 wall, about 2.8-3.0 CPU; peak RSS 2.1-2
 
 After the ingest-perf work (same box, same day, load 1.3-1.7): bare 4.6-4.8 s wall / 5.2-5.5 s CPU;
 ingest 8.2-8.6 s wall / 12.5-12.9 s CPU; ratio 1.76-1.81 wall, 2.35-2.42 CPU; peak RSS 2.1-2.2 GB
-(the baseline measured side by side then: 1.9-2.25 wall, 2.5-3.0 CPU). Wall is within the target,
+(the baseline measured side by side then: 1.9-2.25 wall, 2.5-3.0 CPU). Wall was within the target of 2,
 CPU is not. Where the ingest's CPU goes (serial run, one writer thread, load ~1): inspect 1.4 s
 (GB18030 transcode 1.1 of it, which the bare read also pays), DuckDB read 2.5 s, normalise
 2.5-3.0 s, pandera 0.15 s, quarantine and dedupe 0.6 s, write raw_* + stg_* 8.2 s (5.0 in the
@@ -29,6 +29,11 @@ storage: about 0.085 CPU-s per million values even for a two-valued column, the 
 the bare read pays, whatever the source (Arrow, a DuckDB table or read_csv directly). Two copies
 (raw as delivered + typed staging) plus the parse and the transcode are by themselves about 1.7x
 the bare read's CPU, which leaves the rest of the ingest about 0.3x: not reached yet.
+
+2026-11-29 (issue 15, one run, machine otherwise idle): bare 4.42 s wall / 5.09 s CPU; ingest 9.11 s
+wall / 14.13 s CPU; ratio 2.06 wall, 2.77 CPU; peak RSS 2.13 GB. The 1.5 target needs the second
+copy gone (raw_* as delivered next to the typed stg_*), which is a decision about what the warehouse
+keeps, not yet taken.
 """
 from __future__ import annotations
 
@@ -113,7 +118,7 @@ def main() -> None:
         loaded = sum(c.rows_loaded for c in r.extracts.values())
         print(f"(b) full ingest:                   {full.wall:7.2f} s wall {full.cpu:7.2f} s CPU  "
               f"{read:,} rows read, {loaded:,} loaded")
-        print(f"ratio (b)/(a): {full.wall / bare.wall:.2f} wall, {full.cpu / bare.cpu:.2f} CPU  (target <= 2)")
+        print(f"ratio (b)/(a): {full.wall / bare.wall:.2f} wall, {full.cpu / bare.cpu:.2f} CPU  (target <= 1.5)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

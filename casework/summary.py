@@ -7,6 +7,7 @@ from pathlib import Path
 
 import duckdb
 
+from data_contracts import warehouse
 from data_contracts.ids import mask_ids_in_text
 from data_contracts.report import ingest_sections
 
@@ -27,9 +28,11 @@ def render_summary(work: Path, summary: dict, model_dir: Path | None = None) -> 
         extracts = con.execute(
             "SELECT extract, files, files_skipped, rows_read, rows_loaded, rows_quarantined FROM run_extracts "
             "WHERE batch_id = ? AND delivered ORDER BY extract", [batch_id]).fetchall()
+        # how each rule was computed (rules/incremental.py); '' in a rule_runs made before that was kept
+        how = ("CASE WHEN subjects IS NOT NULL THEN 'for ' || subjects || ' ' || computed ELSE coalesce(computed, '') END"
+               if {"computed", "subjects"} <= set(warehouse.columns_of(con, "rule_runs")) else "''")
         rules = con.execute(
-            "SELECT rule_id, rule_version, category, status, coalesce(reason, ''), "
-            "CASE WHEN computed = 'persons' THEN 'for ' || persons || ' persons' ELSE coalesce(computed, '') END, "
+            f"SELECT rule_id, rule_version, category, status, coalesce(reason, ''), {how}, "
             "hits, round(seconds, 2) FROM rule_runs WHERE batch_id = ? ORDER BY rule_id", [batch_id]).fetchall()
         categories = con.execute(
             "SELECT category, count(*) FILTER (WHERE status = 'new'), count(*) FILTER (WHERE status = 'open'), "

@@ -22,7 +22,8 @@ The shape of a rule file::
       - {county: "340521", program: GAOLING, params: {grace_months: 1}}
     evidence: "死亡日期 {death_date} ..."   # {column} of the query's output; [至 {end_date}|在职]: an optional
                                      # part, shown when its fields have values (else the text after |)
-    incremental: person              # optional: each hit is its subject's own records (rules/incremental.py)
+    incremental: person              # optional (person, household, account): each hit is its subject's own
+                                     # records (rules/incremental.py)
     finding_key: other_id            # optional: a column telling apart several findings of one subject
                                      # (one warning each), e.g. each pair of duplicate_identity
     kind: condition                  # a kind (rules/kinds.py) and its keys, which say only the intent:
@@ -61,10 +62,12 @@ RESERVED_PARAMS = ("as_of", "programs")
 REQUIRED_KEYS = ("id", "version", "category", "severity", "title", "description", "programs", "requires",
                  "params", "evidence")
 OPTIONAL_KEYS = ("overrides", "finding_key", "query", "kind", "incremental")
-# incremental: person -- the rule's hits for a person come from that person's records alone (see
-# rules/incremental.py); it may read only the views restricted to the changed persons there:
-# sql/incremental/inc_<view>.sql
-PERSON_VIEWS = tuple(sorted(f.stem.removeprefix("inc_") for f in (SQL_ROOT / "incremental").glob("inc_v_*.sql")))
+# incremental: <grain> -- each of the rule's hits is its subject's own records (a person's, a household's,
+# an account's; see rules/incremental.py); it may read only the views that can be restricted to the
+# changed subjects of that grain: sql/incremental/<grain>_<view>.sql
+GRAINS = {"person": "person", "household": "household", "account": "account"}  # grain: its subject_type
+GRAIN_VIEWS = {g: tuple(sorted(f.stem.removeprefix(f"{g}_") for f in (SQL_ROOT / "incremental").glob(f"{g}_v_*.sql")))
+               for g in GRAINS}
 CASES_SUFFIX = ".cases.yaml"  # a rule's test cases, beside it
 OVERRIDE_KEYS = ("county", "program", "params")
 TEXT_KEYS = ("zh", "en")
@@ -95,7 +98,7 @@ class Rule:
     overrides: tuple[Override, ...] = ()
     finding_key: str | None = None
     kind: str = "query"
-    incremental: str | None = None  # "person": recomputed only for the persons tonight's rows touch
+    incremental: str | None = None  # a grain (GRAINS): recomputed only for the subjects tonight's rows touch
     texts: dict = field(default_factory=dict)  # literal text the kind's SQL binds ($sys_...): list pieces, labels
     file: Path = field(default=Path("."), compare=False)
 
@@ -250,24 +253,24 @@ def parse_rule(file: Path) -> Rule:
 
 
 def _check_incremental(file: Path, value, query: str, kind: str) -> None:
-    """``incremental: person`` is a claim the author makes (each hit's evidence is its subject's own
-    records); what can be checked is checked: a person subject, only person-keyed views, no batch date,
-    no pair of persons."""
-    if value != "person":
-        raise RuleError(file, "incremental", f"{value!r}: the one incremental grain is person")
+    """``incremental: <grain>`` is a claim the author makes (each hit's evidence is its subject's own
+    records); what can be checked is checked: subjects of that grain, only views keyed by it, no batch
+    date, no pair."""
+    if value not in GRAINS:
+        raise RuleError(file, "incremental", f"{value!r}: the incremental grains are {', '.join(GRAINS)}")
     if kind == "pair":
-        raise RuleError(file, "incremental", "a pair compares two persons: it is recomputed whole")
+        raise RuleError(file, "incremental", "a pair compares two subjects: it is recomputed whole")
     types = set(re.findall(r"'(\w+)'\s+AS\s+subject_type", query, re.I))
-    if types != {"person"}:
-        raise RuleError(file, "incremental", f"person, but the rule's subjects are {', '.join(sorted(types)) or 'not named'}")
+    if types != {GRAINS[value]}:
+        raise RuleError(file, "incremental", f"{value}, but the rule's subjects are {', '.join(sorted(types)) or 'not named'}")
     if re.search(r"\$as_of\b", query):
         raise RuleError(file, "incremental", "the rule reads $as_of: every night can change it, so it is recomputed whole")
     known = {f.stem for f in (SQL_ROOT / "shared").glob("v_*.sql")}
     views = {v for v in re.findall(r"\b(v_\w+|stg_\w+)\b", query) if v in known or v.startswith("stg_")}
-    views -= set(PERSON_VIEWS)
+    views -= set(GRAIN_VIEWS[value])
     if views:
-        raise RuleError(file, "incremental", f"reads {', '.join(sorted(views))}, which is not one of the person-keyed "
-                                             f"views ({', '.join(PERSON_VIEWS)})")
+        raise RuleError(file, "incremental", f"reads {', '.join(sorted(views))}, which is not one of the views keyed "
+                                             f"by {value} ({', '.join(GRAIN_VIEWS[value])})")
 
 
 @functools.lru_cache(maxsize=256)

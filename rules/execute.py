@@ -139,12 +139,12 @@ def insert_hits(con: duckdb.DuckDBPyConnection, tables: list) -> None:
 
 
 def _rule_run(con: duckdb.DuckDBPyConnection, batch_id: int, r, status: str, reason: str | None, hits: int,
-              secs: float, computed: str | None = None, persons: int | None = None, fp: str | None = None) -> None:
+              secs: float, computed: str | None = None, subjects: int | None = None, fp: str | None = None) -> None:
     """One row of rule_runs, by column name (sql/warehouse/rule_runs.sql)."""
     warehouse.execute(con, "INSERT INTO rule_runs BY NAME SELECT ?::BIGINT AS batch_id, ? AS rule_id, "
                            "?::INTEGER AS rule_version, ? AS category, ? AS status, ? AS reason, ?::BIGINT AS hits, "
-                           "?::DOUBLE AS seconds, ? AS computed, ?::BIGINT AS persons, ? AS fingerprint",
-                      [batch_id, r.id, r.version, r.category, status, reason, hits, secs, computed, persons, fp])
+                           "?::DOUBLE AS seconds, ? AS computed, ?::BIGINT AS subjects, ? AS fingerprint",
+                      [batch_id, r.id, r.version, r.category, status, reason, hits, secs, computed, subjects, fp])
 
 
 def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
@@ -188,7 +188,7 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
                         _rule_run(con, batch_id, r, "skipped", reason, 0, 0)
                         log.info("rule %s skipped (%s)", r.id, reason)
                         continue
-                    fp, persons = fingerprint(c, as_of, "duckdb" if engine is None else "spark"), None
+                    fp, subjects = fingerprint(c, as_of, "duckdb" if engine is None else "spark"), None
                     if pool:
                         tables, secs = jobs[r.id].result()
                         insert_hits(con, tables)
@@ -197,17 +197,17 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
                         plan = plans[r.id]
                         if plan.mode == "carried":
                             night.carry(c)
-                        elif plan.mode == "persons":
-                            persons = night.dirty_persons()
-                            night.carry(c, only_unchanged_persons=True)
-                            run_compiled(con, c, batch_id, as_of, restricted(c.sql))
+                        elif plan.grain:
+                            subjects = night.dirty(plan.grain)
+                            night.carry(c, plan.grain)
+                            run_compiled(con, c, batch_id, as_of, restricted(c.sql, plan.grain))
                         else:
                             run_compiled(con, c, batch_id, as_of)
                     hits = con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = ?", [r.id]).fetchall()[0][0]
                     secs = secs if pool else time.perf_counter() - t
                     mode = plan.mode if plan else "full"
                     modes[mode] = modes.get(mode, 0) + 1
-                    _rule_run(con, batch_id, r, "ran", None, hits, secs, mode, persons, fp)
+                    _rule_run(con, batch_id, r, "ran", None, hits, secs, mode, subjects, fp)
                     log.info("rule %s: %d hits in %.2f s (%s: %s)", r.id, hits, secs, mode,
                              plan.why if plan else "on Spark")
             finally:

@@ -13,16 +13,22 @@ removed, old and new versions, by the subjects it names).
 For each rule, against the batch just before (whose hits ``rule_hits`` still holds):
 
 - ``full``: recomputed whole. The first batch, a batch after a gap, a changed fingerprint (a new
-  rule version, other parameters, a new night for a rule that reads ``$as_of``), an extract it reads
-  loaded for the first time, or a rule neither carried nor person-incremental.
+  rule version, other parameters, a new night for a rule that reads ``$as_of``, another engine or
+  library version), an extract it reads loaded for the first time, or a rule neither carried nor
+  incremental (the pairs, eligible_not_receiving, identity_unverified, ...).
 - ``carried``: none of the extracts it reads changed: last night's hits, renumbered to this batch.
-- ``persons``: a rule marked ``incremental: person`` (rules/catalog.py: each hit is its subject's own
-  records) whose extracts changed: last night's hits of the persons no changed row names are kept,
-  and the rule runs again on the records of those it names (the person-keyed views restricted to
-  them, ``inc_<view>``, sql/incremental/). Exact, because such a rule's hits for a person are a function of that
-  person's rows in those views alone, and a person's rows there change only when a staged row naming
-  them does (``v_payment`` joins a payment to its payee's registration and death record, both keyed
-  by the same number).
+- ``persons``, ``households``, ``accounts``: a rule marked ``incremental: <grain>`` (rules/catalog.py:
+  each hit is its subject's own records) whose extracts changed: last night's hits of the subjects
+  no changed row names are kept, and the rule runs again on the records of those it names (the
+  views keyed by the grain restricted to them, ``<grain>_<view>``, sql/incremental/). The changed
+  subjects (``dirty_<grain>``): the persons every changed row names (old and new versions); the
+  households changed rows name, those those persons are registered in and those their payments
+  count for (a move is in the old and the new registration row); the accounts changed payments
+  name and those the changed persons were paid into. Exact, because such a rule's hits for a
+  subject are a function of that subject's rows in those views alone, and a subject's rows there
+  change only when a staged row naming it, or naming one of its persons, does (``v_payment`` joins
+  a payment to its payee's registration and death record, both keyed by the same number; a
+  household's members, cars, properties and posts come through its members' registration rows).
 
 DuckDB only: on the Spark engine every rule runs whole (the parity test compares whole runs).
 ``SENTINEL_FULL_RECOMPUTE=1`` makes every rule ``full`` (the equality test's other side).
@@ -42,7 +48,7 @@ from pathlib import Path
 import duckdb
 
 from data_contracts import policy, warehouse
-from rules.catalog import PERSON_VIEWS
+from rules.catalog import GRAIN_VIEWS, GRAINS
 from rules.compile import Compiled
 
 FOLDER = "incremental"  # sql/incremental/: the temp tables of an incremental night
@@ -104,8 +110,12 @@ def fingerprint(c: Compiled, as_of: dt.date, engine: str = "duckdb") -> str:
 
 @dataclass(frozen=True)
 class Plan:
-    mode: str  # full, carried, persons
+    mode: str  # full, carried, or a grain's subjects recomputed: persons, households, accounts
     why: str  # said in the log (no ID numbers)
+    grain: str | None = None  # for a recomputation of changed subjects
+
+
+MODES = {g: f"{g}s" for g in GRAINS}  # the grain's mode in rule_runs.computed
 
 
 class Night:
@@ -116,7 +126,7 @@ class Night:
         self.previous: dict[str, str] = {}
         self.changed: dict[str, set[str]] = {}  # extract -> subject types changed ('all': the whole extract)
         self.forced = os.environ.get("SENTINEL_FULL_RECOMPUTE", "") not in ("", "0")
-        self._dirty: int | None = None
+        self._dirty: dict[str, int] = {}  # grain -> changed subjects, once made
         if self.forced or not all(warehouse.exists(con, t) for t in ("rule_runs", "rule_hits", "changed_subjects")):
             return
         if "fingerprint" not in warehouse.columns_of(con, "rule_runs"):
@@ -143,33 +153,37 @@ class Night:
         touched = sources(c.sql) & set(self.changed)
         if not touched:
             return Plan("carried", "nothing it reads changed")
-        if c.rule.incremental != "person":
+        if c.rule.incremental not in GRAINS:
             return Plan("full", f"{', '.join(sorted(touched))} changed")
         if any("all" in self.changed[e] for e in touched):
             return Plan("full", "an extract it reads was loaded whole")
-        return Plan("persons", f"{', '.join(sorted(touched))} changed")
+        return Plan(MODES[c.rule.incremental], f"{', '.join(sorted(touched))} changed", c.rule.incremental)
 
-    def carry(self, c: Compiled, only_unchanged_persons: bool = False) -> None:
-        """Last night's hits of the rule into tonight's rule_hits, renumbered (all, or those of persons
-        no changed row names)."""
-        keep = (" AND subject_id NOT IN (SELECT subject_id FROM dirty_person)" if only_unchanged_persons else "")
+    def carry(self, c: Compiled, grain: str | None = None) -> None:
+        """Last night's hits of the rule into tonight's rule_hits, renumbered: all, or (``grain``) those
+        of the subjects no changed row names."""
+        keep = f" AND subject_id NOT IN (SELECT subject_id FROM dirty_{grain})" if grain else ""
         self.con.execute(f"INSERT INTO rule_hits BY NAME SELECT * REPLACE (CAST(? AS BIGINT) AS batch_id) "
                          f"FROM prev_hits WHERE rule_id = ?{keep}", [self.batch_id, c.rule.id]).fetchall()
 
-    def dirty_persons(self) -> int:
-        """The persons tonight's rows name, and the person-keyed views restricted to them (once per batch)."""
-        if self._dirty is None:
-            warehouse.run(self.con, FOLDER, "dirty_person", batch_id=self.batch_id)
-            for view in PERSON_VIEWS:
-                warehouse.run(self.con, FOLDER, f"inc_{view}")
-            self._dirty = self.con.execute("SELECT count(*) FROM dirty_person").fetchall()[0][0]
-        return self._dirty
+    def dirty(self, grain: str) -> int:
+        """The grain's subjects tonight's rows name (the persons first: the other grains follow from them),
+        and the views keyed by it restricted to them; made once per batch. Returns how many."""
+        if grain not in self._dirty:
+            if grain != "person":
+                self.dirty("person")
+            warehouse.run(self.con, FOLDER, f"dirty_{grain}", batch_id=self.batch_id)
+            for view in GRAIN_VIEWS[grain]:
+                warehouse.run(self.con, FOLDER, f"{grain}_{view}")
+            self._dirty[grain] = self.con.execute(f"SELECT count(*) FROM dirty_{grain}").fetchall()[0][0]
+        return self._dirty[grain]
 
     def close(self) -> None:
-        for t in ("prev_hits", "dirty_person", *(f"inc_{v}" for v in PERSON_VIEWS)):
+        for t in ("prev_hits", *(f"dirty_{g}" for g in GRAINS),
+                  *(f"{g}_{v}" for g in GRAINS for v in GRAIN_VIEWS[g])):
             self.con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
-def restricted(sql: str) -> str:
-    """The rule's statement on the person-keyed views restricted to the changed persons."""
-    return re.sub(r"\b(" + "|".join(PERSON_VIEWS) + r")\b", r"inc_\1", sql)
+def restricted(sql: str, grain: str) -> str:
+    """The rule's statement on the views of its grain restricted to the changed subjects."""
+    return re.sub(r"\b(" + "|".join(GRAIN_VIEWS[grain]) + r")\b", rf"{grain}_\1", sql)

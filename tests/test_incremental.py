@@ -4,7 +4,8 @@ Two warehouses live through the same five nights and the same feedback: one as o
 (rules/incremental.py carries and recomputes only what the new rows touch), one with
 SENTINEL_FULL_RECOMPUTE=1 (every rule computed whole every night). After each night their rule hits,
 model hits and warnings must be identical, and the incremental side must really have been
-incremental (rules carried over, person rules recomputed for a few persons only).
+incremental (rules carried over, incremental rules recomputed for a few persons, households or
+accounts only).
 
 The nights: (1) the city without its last payments file; (2) that file and a death record arrive;
 feedback from a verifier; (3) one more payment to the dead person, a move out of the city and a move
@@ -134,7 +135,7 @@ def test_incremental_nights_equal_full_recomputation(prefect_harness, small_city
     reg = reg.with_columns(
         pl.when(ids == leaver).then(pl.lit("迁出")).otherwise(pl.col("户口状态")).alias("户口状态"),
         pl.when(ids == leaver).then(pl.lit("2026/5/1")).otherwise(pl.col("状态变更日期")).alias("状态变更日期"),
-        pl.when(ids == mover).then(pl.lit(car_hh)).otherwise(pl.col("户号")).alias("户号"),
+        pl.when(ids == mover).then(pl.lit(mover[:6] + "999999999")).otherwise(pl.col("户号")).alias("户号"),
     )
     write_registration(reg, reg_file)
     members = table(sides["incremental"] / "w.duckdb",
@@ -145,9 +146,10 @@ def test_incremental_nights_equal_full_recomputation(prefect_harness, small_city
                      .otherwise(pl.col("status"))).write_parquet(landing / "vehicle_registration.parquet")
     night(3)
     modes = computed(sides["incremental"] / "w.duckdb", 3)
-    assert modes["deceased_paid"] == "persons" and modes["asset_ineligible_vehicle"] == "full", modes
+    assert modes["deceased_paid"] == "persons" and modes["asset_ineligible_vehicle"] == "households", modes
+    assert modes["shared_account"] == "accounts" and modes["duplicate_identity"] == "full", modes
     with duckdb.connect(str(sides["incremental"] / "w.duckdb"), read_only=True) as con:  # a handful, not the city
-        assert 3 <= con.execute("SELECT max(persons) FROM rule_runs WHERE batch_id = 3").fetchall()[0][0] < 50
+        assert 3 <= con.execute("SELECT max(subjects) FROM rule_runs WHERE batch_id = 3").fetchall()[0][0] < 50
 
     s4 = night(4)  # nothing new: the scorer's scores and hits carried over too
     assert s4["scorer"].get("carried") and s4["scorer"]["persons_scored"] > 1000, s4["scorer"]
@@ -173,7 +175,7 @@ def test_incremental_nights_equal_full_recomputation(prefect_harness, small_city
         assert con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = 'training_certificate_reused' "
                            "AND evidence LIKE '%N5-C1%'").fetchall()[0][0] >= 1
     with duckdb.connect(str(sides["incremental"] / "w.duckdb"), read_only=True) as con:
-        persons = con.execute("SELECT max(persons) FROM rule_runs WHERE batch_id = 5 AND computed = 'persons'"
+        persons = con.execute("SELECT max(subjects) FROM rule_runs WHERE batch_id = 5 AND computed = 'persons'"
                               ).fetchall()[0][0]
         assert 2 <= persons <= 5, persons  # the old payee and the new one (and the approver, if any)
         assert con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = 'deceased_paid' AND subject_id = ? "

@@ -1,7 +1,8 @@
 -- rule_runs: one row per rule per batch: ran or skipped (with the reason), its hits and seconds;
 -- for a rule that ran, how (rules/incremental.py): computed 'full', 'carried' (nothing it reads
--- changed: the last batch's hits) or 'persons' (recomputed for the `persons` tonight's rows name),
--- and the fingerprint of its SQL and bindings that the next batch compares with.
+-- changed: the last batch's hits), or 'persons', 'households', 'accounts' (an incremental rule
+-- recomputed for the `subjects` of its grain tonight's rows name), and the fingerprint of its SQL
+-- and bindings that the next batch compares with.
 CREATE TABLE IF NOT EXISTS rule_runs (
     batch_id BIGINT,
     rule_id VARCHAR,
@@ -12,6 +13,6 @@ CREATE TABLE IF NOT EXISTS rule_runs (
     hits BIGINT,
     seconds DOUBLE,
     computed VARCHAR,
-    persons BIGINT,
+    subjects BIGINT,
     fingerprint VARCHAR
 )

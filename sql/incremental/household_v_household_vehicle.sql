@@ -1,0 +1,3 @@
+-- v_household_vehicle restricted to the changed households (dirty_household), by household_id: what an
+-- `incremental: household` rule reads instead of v_household_vehicle when it is recomputed for them.
+CREATE OR REPLACE TEMP TABLE household_v_household_vehicle AS SELECT * FROM v_household_vehicle WHERE household_id IN (SELECT subject_id FROM dirty_household)

@@ -65,7 +65,7 @@ OPTIONAL_KEYS = ("overrides", "finding_key", "query", "kind", "incremental")
 # incremental: <grain> -- each of the rule's hits is its subject's own records (a person's, a household's,
 # an account's; see rules/incremental.py); it may read only the views that can be restricted to the
 # changed subjects of that grain: sql/incremental/<grain>_<view>.sql
-GRAINS = {"person": "person", "household": "household", "account": "account"}  # grain: its subject_type
+GRAINS = ("person", "household", "account")  # each also the subject_type of its rules' hits
 GRAIN_VIEWS = {g: tuple(sorted(f.stem.removeprefix(f"{g}_") for f in (SQL_ROOT / "incremental").glob(f"{g}_v_*.sql")))
                for g in GRAINS}
 CASES_SUFFIX = ".cases.yaml"  # a rule's test cases, beside it
@@ -261,7 +261,7 @@ def _check_incremental(file: Path, value, query: str, kind: str) -> None:
     if kind == "pair":
         raise RuleError(file, "incremental", "a pair compares two subjects: it is recomputed whole")
     types = set(re.findall(r"'(\w+)'\s+AS\s+subject_type", query, re.I))
-    if types != {GRAINS[value]}:
+    if types != {value}:
         raise RuleError(file, "incremental", f"{value}, but the rule's subjects are {', '.join(sorted(types)) or 'not named'}")
     if re.search(r"\$as_of\b", query):
         raise RuleError(file, "incremental", "the rule reads $as_of: every night can change it, so it is recomputed whole")

@@ -170,7 +170,8 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
         with warehouse.transaction(con):
             warehouse.recreate(con, "rule_hits", "rule_runs")
             missing = {c.rule.id: missing_extracts(con, c.rule) for c in catalog}
-            plans = {c.rule.id: night.plan(c, fingerprint(c, as_of)) for c in catalog
+            fps = {c.rule.id: fingerprint(c, as_of, "duckdb" if engine is None else "spark") for c in catalog}
+            plans = {c.rule.id: night.plan(c, fps[c.rule.id]) for c in catalog
                      if night is not None and not missing[c.rule.id]}
             if sum(p.mode != "carried" for p in plans.values()) >= MATERIALISE_FROM:
                 materialise(con)
@@ -188,7 +189,7 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
                         _rule_run(con, batch_id, r, "skipped", reason, 0, 0)
                         log.info("rule %s skipped (%s)", r.id, reason)
                         continue
-                    fp, subjects = fingerprint(c, as_of, "duckdb" if engine is None else "spark"), None
+                    subjects = None
                     if pool:
                         tables, secs = jobs[r.id].result()
                         insert_hits(con, tables)
@@ -207,7 +208,7 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
                     secs = secs if pool else time.perf_counter() - t
                     mode = plan.mode if plan else "full"
                     modes[mode] = modes.get(mode, 0) + 1
-                    _rule_run(con, batch_id, r, "ran", None, hits, secs, mode, subjects, fp)
+                    _rule_run(con, batch_id, r, "ran", None, hits, secs, mode, subjects, fps[r.id])
                     log.info("rule %s: %d hits in %.2f s (%s: %s)", r.id, hits, secs, mode,
                              plan.why if plan else "on Spark")
             finally:

@@ -50,10 +50,10 @@ import duckdb
 from data_contracts import policy, warehouse
 from rules.catalog import GRAIN_VIEWS, GRAINS
 from rules.compile import Compiled
+from rules.names import NAME_SOURCES
 
 FOLDER = "incremental"  # sql/incremental/: the temp tables of an incremental night
 REFS = re.compile(r"\b(v_\w+|stg_\w+|name_reading)\b")
-NAME_READING_SOURCES = ("household_registration", "payments")  # rules/names.py build_name_readings
 CODE = Path(__file__).resolve().parent / "names.py"
 
 
@@ -93,7 +93,7 @@ def sources(sql: str) -> frozenset[str]:
         if ref.startswith("stg_"):
             out.add(ref.removeprefix("stg_"))
         elif ref == "name_reading":
-            out.update(NAME_READING_SOURCES)
+            out.update(NAME_SOURCES)
         elif ref in _shared():
             todo.update(REFS.findall(_shared()[ref]))
     return frozenset(out)

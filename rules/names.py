@@ -97,10 +97,12 @@ def register_spark_functions(spark) -> None:
     spark.udf.register("sentinel_jaro_winkler", arrow_udf(jaro_winkler, "double"))
 
 
+NAME_SOURCES = ("household_registration", "payments")  # the extracts whose names are read (rules/incremental.py)
+
+
 def build_name_readings(con: duckdb.DuckDBPyConnection) -> int:
     """(Re)create table ``name_reading`` (sql/warehouse/name_reading.sql) for the names in the registration and the payments."""
-    names = pl.from_arrow(con.sql(
-        "SELECT name FROM stg_household_registration UNION SELECT name FROM stg_payments").to_arrow_table())
+    names = pl.from_arrow(con.sql(" UNION ".join(f"SELECT name FROM stg_{e}" for e in NAME_SOURCES)).to_arrow_table())
     df = name_readings(names.to_series() if names.height else pl.Series("name", [], pl.String))
     con.register("_name_reading", df)
     try:

@@ -16,16 +16,22 @@ hit must go).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import io
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
 import polars as pl
-import pytest
+from prefect.settings import PREFECT_API_URL
 
 from casework.feedback import apply_feedback
 from data_contracts.ids import normalise_id
+from flows.cli import main
 from flows.nightly import run_batch
 from synthetic.city import answer_key_path
 from tests.conftest import snapshot_of
@@ -193,8 +199,6 @@ KILL_POINTS = [  # a line the batch logs (sentinel -v), and where in the night t
 
 
 def files_of(folder: Path) -> dict[str, str]:
-    import hashlib
-
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -202,15 +206,6 @@ def files_of(folder: Path) -> dict[str, str]:
 def test_kill_9_at_points_of_an_incremental_night(prefect_harness, demo_run, tmp_path):
     """An incremental night killed at several points leaves the warehouse and the lists as they were,
     and the next night gives exactly the warnings of a night that was never killed."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from prefect.settings import PREFECT_API_URL
-
-    from flows.cli import main
-
     landing = tmp_path / "landing"
     shutil.copytree(demo_run["landing"], landing)
     with duckdb.connect(str(demo_run["warehouse"]), read_only=True) as con:

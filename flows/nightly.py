@@ -38,6 +38,7 @@ from casework.summary import render_summary  # noqa: E402
 from data_contracts import ingest as ingest_mod  # noqa: E402
 from data_contracts.errors import RefusedInput  # noqa: E402
 from data_contracts.ids import mask_ids_in_text  # noqa: E402
+from data_contracts.warehouse import configure as configure_connection  # noqa: E402
 from flows import runs  # noqa: E402
 from flows.batch import (Interrupted, StagedDir, WorkingCopy, batch_gate, begin_batch, check_arguments,  # noqa: E402
                          check_as_of, check_engine, commit_point, flow_lock, gated, interruptible, interrupted_by,
@@ -110,7 +111,7 @@ def _staged(wh: Path, model_dir: Path, out: Path):
 
 def _with_con(work: str, fn, *args, **kwargs) -> dict:
     with duckdb.connect(work) as con:
-        con.execute("SET enable_progress_bar=false").fetchall()
+        configure_connection(con)
         try:
             return fn(con, *args, **kwargs)
         except (RefusedInput, OSError):

@@ -105,6 +105,33 @@ def test_a_failing_stage_leaves_warehouse_and_lists_as_they_were(demo_run, tmp_p
     assert not list(root.glob(".*.batch*"))
 
 
+def test_stages_run_under_the_duckdb_memory_limit(demo_run, tmp_path, monkeypatch, capsys):
+    """$SENTINEL_DUCKDB_MEMORY_LIMIT reaches every stage's connection; a value DuckDB cannot read is
+    refused before anything is written, naming the variable."""
+    import flows.nightly as nightly
+
+    wh = copy_warehouse(demo_run["warehouse"], tmp_path / "limit")
+    before = snapshot_of(wh)
+    args = ["run", "--input", str(demo_run["landing"]), "--warehouse", str(wh), "--out", str(tmp_path / "o"),
+            "--as-of", "2026-11-02"]
+    monkeypatch.setenv("SENTINEL_DUCKDB_MEMORY_LIMIT", "lots")
+    assert main(args) == 2
+    assert "SENTINEL_DUCKDB_MEMORY_LIMIT" in capsys.readouterr().err
+    assert snapshot_of(wh) == before
+
+    seen = []
+    real = nightly.warnings_mod.update_warnings
+
+    def update_warnings(con, *a, **k):
+        seen.append(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+        return real(con, *a, **k)
+
+    monkeypatch.setattr(nightly.warnings_mod, "update_warnings", update_warnings)
+    monkeypatch.setenv("SENTINEL_DUCKDB_MEMORY_LIMIT", "1GB")
+    assert main(args) == 0
+    assert seen == ["953.6 MiB"]
+
+
 def test_a_refused_file_leaves_the_warehouse_as_it_was(demo_run, tmp_path, capsys):
     landing = tmp_path / "landing"
     shutil.copytree(demo_run["landing"], landing)

@@ -29,7 +29,8 @@ def render_summary(work: Path, summary: dict, model_dir: Path | None = None) -> 
             "SELECT extract, files, files_skipped, rows_read, rows_loaded, rows_quarantined FROM run_extracts "
             "WHERE batch_id = ? AND delivered ORDER BY extract", [batch_id]).fetchall()
         # how each rule was computed (rules/incremental.py); '' in a rule_runs made before that was kept
-        how = ("CASE WHEN subjects IS NOT NULL THEN 'for ' || subjects || ' ' || computed ELSE coalesce(computed, '') END"
+        how = ("CASE WHEN computed = 'pairs' THEN 'pairs with one of ' || subjects || ' persons' "
+               "WHEN subjects IS NOT NULL THEN 'for ' || subjects || ' ' || computed ELSE coalesce(computed, '') END"
                if {"computed", "subjects"} <= set(warehouse.columns_of(con, "rule_runs")) else "''")
         rules = con.execute(
             f"SELECT rule_id, rule_version, category, status, coalesce(reason, ''), {how}, "

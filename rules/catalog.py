@@ -99,6 +99,7 @@ class Rule:
     finding_key: str | None = None
     kind: str = "query"
     incremental: str | None = None  # a grain (GRAINS): recomputed only for the subjects tonight's rows touch
+    block_on: tuple[str, ...] = ()  # a pair's block (kind pair): what rules/incremental.py restricts its records by
     texts: dict = field(default_factory=dict)  # literal text the kind's SQL binds ($sys_...): list pieces, labels
     file: Path = field(default=Path("."), compare=False)
 
@@ -249,7 +250,8 @@ def parse_rule(file: Path) -> Rule:
     return Rule(id=rid, version=doc["version"], category=doc["category"], severity=doc["severity"], title=title,
                 description=description, programs=programs, requires=requires, params=dict(params),
                 evidence=evidence, query=query.strip(), overrides=tuple(overrides), finding_key=finding_key,
-                kind=kind, texts=texts, file=file, incremental=incremental)
+                kind=kind, texts=texts, file=file, incremental=incremental,
+                block_on=tuple(doc["block_on"]) if kind == "pair" else ())
 
 
 def _check_incremental(file: Path, value, query: str, kind: str) -> None:

@@ -28,7 +28,7 @@ from data_contracts import dialect, warehouse
 from data_contracts.ids import mask_ids_in_text
 from rules.catalog import Rule, load_catalog
 from rules.compile import Compiled, compile_rule
-from rules.incremental import Night, fingerprint, restricted
+from rules.incremental import PAIRS, Night, fingerprint, restricted
 from rules.names import build_name_readings, register_similarity, register_spark_functions, unregister_similarity
 
 log = logging.getLogger(__name__)
@@ -198,6 +198,10 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
                         plan = plans[r.id]
                         if plan.mode == "carried":
                             night.carry(c)
+                        elif plan.mode == PAIRS:
+                            subjects, sql = night.pairs(c)
+                            night.carry(c, pairs=True)
+                            run_compiled(con, c, batch_id, as_of, sql)
                         elif plan.grain:
                             subjects = night.dirty(plan.grain)
                             night.carry(c, plan.grain)

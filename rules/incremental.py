@@ -15,7 +15,7 @@ For each rule, against the batch just before (whose hits ``rule_hits`` still hol
 - ``full``: recomputed whole. The first batch, a batch after a gap, a changed fingerprint (a new
   rule version, other parameters, a new night for a rule that reads ``$as_of``, another engine or
   library version), an extract it reads loaded for the first time, or a rule neither carried nor
-  incremental (the pairs, eligible_not_receiving, identity_unverified, ...).
+  incremental (eligible_not_receiving, identity_unverified, ...).
 - ``carried``: none of the extracts it reads changed: last night's hits, renumbered to this batch.
 - ``persons``, ``households``, ``accounts``: a rule marked ``incremental: <grain>`` (rules/catalog.py:
   each hit is its subject's own records) whose extracts changed: last night's hits of the subjects
@@ -29,6 +29,14 @@ For each rule, against the batch just before (whose hits ``rule_hits`` still hol
   change only when a staged row naming it, or naming one of its persons, does (``v_payment`` joins
   a payment to its payee's registration and death record, both keyed by the same number; a
   household's members, cars, properties and posts come through its members' registration rows).
+
+- ``pairs``: a rule of kind ``pair`` (duplicate_identity) whose payments or registrations changed:
+  last night's pairs of which neither person is a changed one are kept, and the pairs with a changed
+  person are computed again, on the payments of the blocks (``block_on``) the changed persons' payments
+  fall in (``pair_v_payment``). Exact, because a pair's hit is a function of its two persons' rows in
+  ``v_payment`` alone (the finding key is the other person), and two persons pair only within a
+  block: a changed person's new pairs are all within the blocks of its new rows, and every pair it
+  had is dropped with last night's.
 
 DuckDB only: on the Spark engine every rule runs whole (the parity test compares whole runs).
 ``SENTINEL_FULL_RECOMPUTE=1`` makes every rule ``full`` (the equality test's other side).
@@ -110,12 +118,20 @@ def fingerprint(c: Compiled, as_of: dt.date, engine: str = "duckdb") -> str:
 
 @dataclass(frozen=True)
 class Plan:
-    mode: str  # full, carried, or a grain's subjects recomputed: persons, households, accounts
+    mode: str  # full, carried, pairs, or a grain's subjects recomputed: persons, households, accounts
     why: str  # said in the log (no ID numbers)
     grain: str | None = None  # for a recomputation of changed subjects
 
 
 MODES = {g: f"{g}s" for g in GRAINS}  # the grain's mode in rule_runs.computed
+PAIRS = "pairs"  # a pair rule's pairs with a changed person recomputed (see the module docstring)
+
+
+def pairwise(c: Compiled) -> bool:
+    """A pair rule that can be recomputed for the pairs with a changed person: its finding key is the
+    other person, and it reads the payments (and the name readings) only."""
+    return (c.rule.kind == "pair" and c.rule.finding_key == "other_id" and bool(c.rule.block_on)
+            and set(REFS.findall(c.sql)) <= {"v_payment", "name_reading"})
 
 
 class Night:
@@ -153,16 +169,22 @@ class Night:
         touched = sources(c.sql) & set(self.changed)
         if not touched:
             return Plan("carried", "nothing it reads changed")
-        if c.rule.incremental not in GRAINS:
+        if c.rule.incremental not in GRAINS and not pairwise(c):
             return Plan("full", f"{', '.join(sorted(touched))} changed")
         if any("all" in self.changed[e] for e in touched):
             return Plan("full", "an extract it reads was loaded whole")
+        if pairwise(c):
+            return Plan(PAIRS, f"{', '.join(sorted(touched))} changed")
         return Plan(MODES[c.rule.incremental], f"{', '.join(sorted(touched))} changed", c.rule.incremental)
 
-    def carry(self, c: Compiled, grain: str | None = None) -> None:
+    def carry(self, c: Compiled, grain: str | None = None, pairs: bool = False) -> None:
         """Last night's hits of the rule into tonight's rule_hits, renumbered: all, or (``grain``) those
-        of the subjects no changed row names."""
+        of the subjects no changed row names, or (``pairs``) the pairs of which neither person is a
+        changed one."""
         keep = f" AND subject_id NOT IN (SELECT subject_id FROM dirty_{grain})" if grain else ""
+        if pairs:
+            keep = (" AND subject_id NOT IN (SELECT subject_id FROM dirty_person)"
+                    " AND finding_key NOT IN (SELECT subject_id FROM dirty_person)")
         self.con.execute(f"INSERT INTO rule_hits BY NAME SELECT * REPLACE (CAST(? AS BIGINT) AS batch_id) "
                          f"FROM prev_hits WHERE rule_id = ?{keep}", [self.batch_id, c.rule.id]).fetchall()
 
@@ -178,8 +200,21 @@ class Night:
             self._dirty[grain] = self.con.execute(f"SELECT count(*) FROM dirty_{grain}").fetchall()[0][0]
         return self._dirty[grain]
 
+    def pairs(self, c: Compiled) -> tuple[int, str]:
+        """A pair rule's recomputation (``pairs``): the changed persons, and its statement on the
+        payments of their blocks, giving only the pairs with a changed person."""
+        subjects = self.dirty("person")
+        block = ", ".join(c.rule.block_on)
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE pair_v_payment AS SELECT v.* FROM v_payment v SEMI JOIN "
+            f"(SELECT DISTINCT {block} FROM v_payment WHERE id_number IN (SELECT subject_id FROM dirty_person)) b "
+            f"USING ({block})").fetchall()
+        sql = re.sub(r"\bv_payment\b", "pair_v_payment", c.sql)
+        return subjects, (f"SELECT * FROM (\n{sql}\n) WHERE subject_id IN (SELECT subject_id FROM dirty_person) "
+                          f"OR finding_key IN (SELECT subject_id FROM dirty_person)")
+
     def close(self) -> None:
-        for t in ("prev_hits", *(f"dirty_{g}" for g in GRAINS),
+        for t in ("prev_hits", "pair_v_payment", *(f"dirty_{g}" for g in GRAINS),
                   *(f"{g}_{v}" for g in GRAINS for v in GRAIN_VIEWS[g])):
             self.con.execute(f"DROP TABLE IF EXISTS {t}")
 

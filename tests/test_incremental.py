@@ -143,6 +143,23 @@ def test_incremental_nights_equal_full_recomputation(prefect_harness, small_city
         pl.when(ids == leaver).then(pl.lit("2026/5/1")).otherwise(pl.col("状态变更日期")).alias("状态变更日期"),
         pl.when(ids == mover).then(pl.lit(mover[:6] + "999999999")).otherwise(pl.col("户号")).alias("户号"),
     )
+    # three planted duplicate identities: both of one pair paid again in a new period (their pair's
+    # evidence grows); the other person of the second (not its subject) renamed in the registration
+    # (their pair is no longer one); the subject of the third alone paid again (its pair stays)
+    dup = table(sides["incremental"] / "w.duckdb",
+                "SELECT h.subject_id, h.finding_key, h.program_code, h.county_code, "
+                "any_value(p.program_name) AS program_name FROM rule_hits h JOIN stg_payments p "
+                "ON p.id_number = h.subject_id AND p.program_code = h.program_code "
+                "WHERE h.rule_id = 'duplicate_identity' AND h.program_code IS NOT NULL GROUP BY ALL")
+    assert dup.height >= 3, dup
+    grown, renamed, alone = (dup.row(i, named=True) for i in range(3))
+    with (landing / "payments-night3.csv").open("a", encoding="utf-8") as f:
+        for i, (pair, pid) in enumerate(((grown, grown["subject_id"]), (grown, grown["finding_key"]),
+                                         (alone, alone["subject_id"]))):  # alone: its pair must stay as it was
+            f.write(f"N3-D{i},{pair['program_code']},{pair['program_name']},{pid},,,62170000000009{i},100,"
+                    f"2026-11,2026-11-03,{pair['county_code']},,,\n")
+    reg = reg.with_columns(pl.when(ids == renamed["finding_key"]).then(pl.lit("欧阳改名")).otherwise(pl.col("姓名"))
+                           .alias("姓名"))
     write_registration(reg, reg_file)
     members = table(sides["incremental"] / "w.duckdb",
                     f"SELECT id_number FROM stg_household_registration WHERE household_id = '{car_hh}'")["id_number"]
@@ -153,7 +170,15 @@ def test_incremental_nights_equal_full_recomputation(prefect_harness, small_city
     night(3)
     modes = computed(sides["incremental"] / "w.duckdb", 3)
     assert modes["deceased_paid"] == "persons" and modes["asset_ineligible_vehicle"] == "households", modes
-    assert modes["shared_account"] == "accounts" and modes["duplicate_identity"] == "full", modes
+    assert modes["shared_account"] == "accounts" and modes["duplicate_identity"] == "pairs", modes
+    for side in sides.values():  # the grown pair is still one, the renamed pair no longer
+        pair_hits = table(side / "w.duckdb", "SELECT subject_id, finding_key, evidence_size FROM rule_hits "
+                                             "WHERE rule_id = 'duplicate_identity'")
+        assert pair_hits.filter(pl.col("subject_id") == renamed["subject_id"],
+                                pl.col("finding_key") == renamed["finding_key"]).height == 0
+        for pair in (grown, alone):
+            assert pair_hits.filter(pl.col("subject_id") == pair["subject_id"],
+                                    pl.col("finding_key") == pair["finding_key"]).height == 1
     with duckdb.connect(str(sides["incremental"] / "w.duckdb"), read_only=True) as con:  # a handful, not the city
         assert 3 <= con.execute("SELECT max(subjects) FROM rule_runs WHERE batch_id = 3").fetchall()[0][0] < 50
 

@@ -24,6 +24,7 @@ import codecs
 import contextlib
 import csv
 import errno
+import functools
 import hashlib
 import io
 import logging
@@ -68,7 +69,10 @@ class SourceFile:
     floats: set[str] = field(default_factory=set)  # Parquet columns stored as binary floating point
 
 
+@functools.lru_cache(maxsize=4096)
 def _fold_header(text: str) -> str:
+    """A header spelling folded for comparison (cached: each call is a polars evaluation, and every
+    night maps the same few hundred spellings of the catalogue and the files' headers)."""
     return pl.select(fold_fullwidth(pl.lit(text))).item().strip().casefold()
 
 

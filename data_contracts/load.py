@@ -33,8 +33,10 @@ from data_contracts.extracts import EXTRACTS, Extract
 from data_contracts.landing import Entry, SourceFile
 
 TABLES = ("ingested_files", "quarantine", "run_extracts", "landing_entries", "key_versions", "changed_subjects")
-# the subjects a staged row belongs to, by column (besides every ID column: a person)
-SUBJECT_COLUMNS = {"household_id": "household", "bank_account": "account", "worker_id": "worker"}
+# the subjects a staged row belongs to, by column (besides every ID column: a person); a payment's
+# period too, for the scorer, which reads the payments of its window only (models/scorer.py)
+SUBJECT_COLUMNS = {"household_id": "household", "bank_account": "account", "worker_id": "worker",
+                   "period": "period"}
 LINEAGE = {"_batch_id": "BIGINT", "_file": "VARCHAR", "_line": "BIGINT"}
 
 

@@ -177,8 +177,9 @@ def _fingerprint(kept: store.KeptModel, window_months: int, top_fraction: float,
 def _carry(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_dir: Path, retrain: bool,
            window_months: int, top_fraction: float, top_k: int | None, engine) -> dict | None:
     """Last night's model_scores and model_hits, renumbered to this batch, when nothing they depend on
-    changed: no staged row changed tonight (``changed_subjects``), the same kept model, features' code,
-    window and settings (the fingerprint), and the rules raise the same scored persons. Exact: the
+    changed: no staged row they read changed tonight (``sql/model/model_inputs_changed.sql``: no
+    registration, no payment of the window), the same kept model, features' code, window and settings
+    (the fingerprint), and the rules raise the same scored persons. Exact: the
     features, scores, explanations, ranks and hits are then what a recomputation gives. The model card
     stays last night's. None (recompute) otherwise, on Spark, or with SENTINEL_FULL_RECOMPUTE=1."""
     if retrain or engine is not None or os.environ.get("SENTINEL_FULL_RECOMPUTE", "") not in ("", "0"):
@@ -187,12 +188,14 @@ def _carry(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_
         return None
     if "fingerprint" not in warehouse.columns_of(con, "model_scores"):
         return None
-    if warehouse.execute(con, "SELECT count(*) FROM changed_subjects WHERE batch_id = ?", [batch_id])[0][0]:
+    window = features.window(as_of, window_months)
+    changed = warehouse.execute(con, warehouse.load(features.SQL_FOLDER, "model_inputs_changed"),
+                                {"batch_id": batch_id, "period_from": window[0], "period_to": window[1]})[0][0]
+    if changed:
         return None
     kept, _ = store.load(model_dir, features.FEATURE_NAMES)
     if kept is None:
         return None
-    window = features.window(as_of, window_months)
     con.register("tonight_raised", rule_raised(con).to_arrow())
     try:
         last, fp, fps, differ = warehouse.execute(con, warehouse.load(features.SQL_FOLDER, "carry_scores"))[0]

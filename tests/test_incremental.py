@@ -1,17 +1,19 @@
 """Incremental nights give exactly what a recomputation from scratch gives (issue 15).
 
-Two warehouses live through the same five nights and the same feedback: one as operators run it
+Two warehouses live through the same six nights and the same feedback: one as operators run it
 (rules/incremental.py carries and recomputes only what the new rows touch), one with
 SENTINEL_FULL_RECOMPUTE=1 (every rule computed whole every night). After each night their rule hits,
-model hits and warnings must be identical, and the incremental side must really have been
-incremental (rules carried over, incremental rules recomputed for a few persons, households or
-accounts only).
+model hits and scores and warnings must be identical, and the incremental side must really have been
+incremental (rules carried over, incremental rules recomputed for a few persons, households,
+accounts or pairs only; the scorer's scores carried when nothing it reads changed).
 
 The nights: (1) the city without its last payments file; (2) that file and a death record arrive;
 feedback from a verifier; (3) one more payment to the dead person, a move out of the city and a move
-between households in tonight's registration snapshot, a scrapped car in tonight's vehicle snapshot;
-(4) nothing new; (5) tonight's file re-sends night 3's payment under another payee (the old payee's
-hit must go).
+between households in tonight's registration snapshot, a scrapped car in tonight's vehicle snapshot,
+three planted duplicate identities touched (paid again both, the other renamed, the subject paid
+alone); (4) nothing new; (5) tonight's file re-sends night 3's payment under another payee (the old
+payee's hit must go), and rows with no subject; (6) a payment inside the scorer's window to a person
+already raised.
 """
 from __future__ import annotations
 
@@ -199,7 +201,8 @@ def test_incremental_nights_equal_full_recomputation(prefect_harness, small_city
         "claim_id,id_number,name,certificate_number,occupation,level,training_org,county_code,claim_date,amount\n"
         f"N5-C1,,无名,{claim['certificate_number']},{claim['occupation']},{claim['level']},{claim['training_org']},"
         f"{claim['county_code']},2026年11月5日,1500.00\n", encoding="utf-8")
-    night(5)
+    s5 = night(5)  # tonight's payments are for a month after the scorer's window: its scores stand
+    assert s5["scorer"].get("carried"), s5["scorer"]
     with duckdb.connect(str(sides["incremental"] / "w.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = 'identity_unverified' "
                            "AND subject_id LIKE '%N5-2'").fetchall()[0][0] == 1
@@ -211,6 +214,14 @@ def test_incremental_nights_equal_full_recomputation(prefect_harness, small_city
         assert 2 <= persons <= 5, persons  # the old payee and the new one (and the approver, if any)
         assert con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = 'deceased_paid' AND subject_id = ? "
                            "AND evidence LIKE '%N3-1%'", [who]).fetchall()[0][0] == 0
+
+    # a payment of a month inside the scorer's window, to a person the rules raise already: the
+    # raised persons stay the same, the features do not, so the scores are computed again
+    (landing / "payments-night6.csv").write_text(
+        HEADER + f"N6-1,GAOLING,高龄津贴,{who},{name},,6217000000000001,100,2026-10,2026-11-06,{who[:6]},,,\n",
+        encoding="utf-8")
+    s6 = night(6)
+    assert not s6["scorer"].get("carried"), s6["scorer"]
 
 
 # ----------------------------------------------------------------------------- kill -9 at points of an incremental night

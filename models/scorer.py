@@ -48,6 +48,9 @@ RULE_ID = "model_outlier"
 CATEGORY = "model_outlier"
 DEFAULT_TOP_FRACTION = 0.001
 DEFAULT_WINDOW_MONTHS = 12
+# what model_reasons keeps of a person's explanation (models/explain.py): what the hits' evidence reads
+REASON_COLUMNS = tuple(f"{c}{r}{suffix}" for r in range(1, explain.TOP + 1)
+                       for c, suffix in (("f", ""), ("v", ""), ("p", ""), ("h", ""), ("s", "_pct")))
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -131,8 +134,11 @@ def score(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_d
     chosen = candidates.sort(["score", "id_number"], descending=[True, False]).head(k)
     hits = _hits(con, chosen, batch_id, kept, n, period_from, period_to)
     fp = _fingerprint(kept, window_months, top_fraction, top_k, (period_from, period_to))
+    # the reasons of the persons a later night may choose without computing the features again
+    reasons = scored.sort(["score", "id_number"], descending=[True, False]).head(
+        2 * k + scored.height - candidates.height).select("id_number", *REASON_COLUMNS)
     _write(con, batch_id, scored.select("id_number", "score", "explanation").with_columns(
-        raised=pl.col("id_number").is_in(raised["id_number"].implode()), fingerprint=pl.lit(fp)), hits)
+        raised=pl.col("id_number").is_in(raised["id_number"].implode()), fingerprint=pl.lit(fp)), hits, reasons)
     if retrained:  # tonight's data is the training data: its score distribution is the card's baseline
         kept.meta["train_score_quantiles"] = card._quantiles(s)
         store.update_meta(model_dir, train_score_quantiles=kept.meta["train_score_quantiles"])
@@ -176,15 +182,17 @@ def _fingerprint(kept: store.KeptModel, window_months: int, top_fraction: float,
 
 def _carry(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_dir: Path, retrain: bool,
            window_months: int, top_fraction: float, top_k: int | None, engine) -> dict | None:
-    """Last night's model_scores and model_hits, renumbered to this batch, when nothing they depend on
+    """Last night's model_scores and model_hits, renumbered to this batch, when nothing the scores depend on
     changed: no staged row they read changed tonight (``sql/model/model_inputs_changed.sql``: no
     registration, no payment of the window), the same kept model, features' code, window and settings
-    (the fingerprint), and the rules raise the same scored persons. Exact: the
-    features, scores, explanations, ranks and hits are then what a recomputation gives. The model card
-    stays last night's. None (recompute) otherwise, on Spark, or with SENTINEL_FULL_RECOMPUTE=1."""
+    (the fingerprint). Where the rules raise other scored persons than last night, the hits are chosen
+    again from the same scores, with the reasons kept in ``model_reasons`` (recomputed when a chosen
+    person has none). Exact: the features, scores, explanations, ranks and hits are then what a
+    recomputation gives. The model card stays last night's. None (recompute) otherwise, on Spark, or with SENTINEL_FULL_RECOMPUTE=1."""
     if retrain or engine is not None or os.environ.get("SENTINEL_FULL_RECOMPUTE", "") not in ("", "0"):
         return None
-    if not all(_table_exists(con, t) for t in ("model_scores", "model_hits", "changed_subjects", "rule_hits")):
+    if not all(_table_exists(con, t) for t in ("model_scores", "model_hits", "model_reasons", "changed_subjects",
+                                                "rule_hits")):
         return None
     if "fingerprint" not in warehouse.columns_of(con, "model_scores"):
         return None
@@ -196,20 +204,29 @@ def _carry(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_
     kept, _ = store.load(model_dir, features.FEATURE_NAMES)
     if kept is None:
         return None
-    con.register("tonight_raised", rule_raised(con).to_arrow())
-    try:
-        last, fp, fps, differ = warehouse.execute(con, warehouse.load(features.SQL_FOLDER, "carry_scores"))[0]
-    finally:
-        con.unregister("tonight_raised")
-    if last != batch_id - 1 or fps != 1 or differ or fp != _fingerprint(kept, window_months, top_fraction, top_k, window):
+    tonight_raised = rule_raised(con).to_arrow()  # noqa: F841 -- read by the SQL (DuckDB's replacement scan)
+    last, fp, fps, differ = con.execute(warehouse.load(features.SQL_FOLDER, "carry_scores")).fetchall()[0]
+    if last != batch_id - 1 or fps != 1 or fp != _fingerprint(kept, window_months, top_fraction, top_k, window):
         return None
-    with warehouse.transaction(con):
-        warehouse.execute(con, "UPDATE model_scores SET batch_id = ?", [batch_id])
-        warehouse.execute(con, "UPDATE model_hits SET batch_id = ?", [batch_id])
-    n, excluded = warehouse.execute(con, "SELECT count(*), count(*) FILTER (WHERE raised) FROM model_scores")[0]
+    n = warehouse.execute(con, "SELECT count(*) FROM model_scores")[0][0]
+    if not differ:
+        with warehouse.transaction(con):
+            for table in ("model_scores", "model_hits", "model_reasons"):
+                warehouse.execute(con, f"UPDATE {table} SET batch_id = ?", [batch_id])
+        how = "carried over"
+    else:
+        # the same scores, other persons raised: tonight's choice made again from the kept reasons
+        chosen = pl.from_arrow(con.sql(warehouse.load(features.SQL_FOLDER, "model_reselect"),
+                                       params={"k": top_k_count(n, top_fraction, top_k)}).to_arrow_table())
+        if chosen["f1"].null_count():
+            return None  # a chosen person whose reasons were not kept: everything is computed again
+        _write(con, batch_id, None, _hits(con, chosen, batch_id, kept, n, *window),
+               tonight_raised=tonight_raised)
+        how = "carried over, the hits chosen again (the rules raise other persons)"
+    excluded = warehouse.execute(con, "SELECT count(*) FILTER (WHERE raised) FROM model_scores")[0][0]
     hits = warehouse.execute(con, "SELECT count(*) FROM model_hits")[0][0]
-    log.info("scorer: nothing it reads changed since batch %d: its %d scores and %d model_outlier hits carried over",
-             last, n, hits)
+    log.info("scorer: nothing it reads changed since batch %d: its %d scores %s; %d model_outlier hits",
+             last, n, how, hits)
     return {"persons_scored": n, "window": list(window), "hits": hits, "model_version": kept.version,
             "retrained": False, "model_reason": "kept model; scores carried over (nothing they depend on changed)",
             "trained_as_of": kept.meta["trained_as_of"], "train_rows": kept.meta["train_rows"], "drift": None,
@@ -249,21 +266,34 @@ def _hits(con: duckdb.DuckDBPyConnection, chosen: pl.DataFrame, batch_id: int, k
     return df.sort("rank").select(computed.get(c, pl.col(c)).alias(c) for c in warehouse.column_names("model_hits"))
 
 
-def _write(con: duckdb.DuckDBPyConnection, batch_id: int, scored: pl.DataFrame, hits: pl.DataFrame | None) -> None:
-    """Replace model_scores and model_hits in one transaction. The caller must not hold one open:
-    DuckDB cannot nest them, and a failed BEGIN aborts the caller's transaction, so it cannot be probed."""
-    scores_arrow = scored.select(pl.lit(batch_id, pl.Int64).alias("batch_id"), pl.all()).to_arrow()
-    try:
-        with warehouse.transaction(con):
-            warehouse.recreate(con, "model_scores", "model_hits")
-            con.register("_model_scores_new", scores_arrow)
-            warehouse.execute(con, "INSERT INTO model_scores BY NAME SELECT * FROM _model_scores_new")
-            if hits is not None and hits.height:
-                con.register("_model_hits_new", hits.to_arrow())
-                warehouse.execute(con, "INSERT INTO model_hits BY NAME SELECT * FROM _model_hits_new")
-    finally:
-        for v in ("_model_scores_new", "_model_hits_new"):
-            try:
-                con.unregister(v)
-            except Exception:  # noqa: BLE001 - not registered
-                pass
+def _write(con: duckdb.DuckDBPyConnection, batch_id: int, scored: pl.DataFrame | None, hits: pl.DataFrame | None,
+           reasons: pl.DataFrame | None = None, tonight_raised=None) -> None:
+    """Replace model_scores (``scored``; None: keep them, renumbered, and ``tonight_raised``, the persons
+    the rules raise tonight, their ``raised`` flags), model_hits and model_reasons
+    (None: keep them, renumbered) in one transaction. The caller must not hold one open: DuckDB cannot
+    nest them, and a failed BEGIN aborts the caller's transaction, so it cannot be probed. The frames
+    are scanned by name (DuckDB's replacement scan), not registered: a view registered in a
+    transaction keeps its table alive until the commit (and DuckDB looks for them in the frame that
+    calls ``execute``: this one)."""
+    number = pl.lit(batch_id, pl.Int64).alias("batch_id")
+    new_scores = scored.select(number, pl.all()).to_arrow() if scored is not None else None
+    new_hits = hits.to_arrow() if hits is not None and hits.height else None
+    new_reasons = reasons.select(number, pl.all()).to_arrow() if reasons is not None else None
+    with warehouse.transaction(con):
+        warehouse.recreate(con, "model_hits")
+        if new_hits is not None:
+            con.execute("INSERT INTO model_hits BY NAME SELECT * FROM new_hits").fetchall()
+        if new_scores is not None:
+            warehouse.recreate(con, "model_scores")
+            con.execute("INSERT INTO model_scores BY NAME SELECT * FROM new_scores").fetchall()
+        else:
+            con.execute("UPDATE model_scores SET batch_id = ?, raised = id_number IN (SELECT id_number FROM tonight_raised)",
+                        [batch_id]).fetchall()
+        warehouse.ensure(con, "model_reasons")
+        if new_reasons is not None:
+            warehouse.recreate(con, "model_reasons")
+            con.execute("INSERT INTO model_reasons BY NAME SELECT * FROM new_reasons").fetchall()
+        elif scored is not None:  # new scores without reasons (nobody scored): none kept
+            warehouse.recreate(con, "model_reasons")
+        else:
+            warehouse.execute(con, "UPDATE model_reasons SET batch_id = ?", [batch_id])

@@ -33,7 +33,7 @@ For each rule, against the batch just before (whose hits ``rule_hits`` still hol
 - ``pairs``: a rule of kind ``pair`` (duplicate_identity) whose payments or registrations changed:
   last night's pairs of which neither person is a changed one are kept, and the pairs with a changed
   person are computed again, on the payments of the blocks (``block_on``) the changed persons' payments
-  fall in (``pair_v_payment``). Exact, because a pair's hit is a function of its two persons' rows in
+  fall in. Exact, because a pair's hit is a function of its two persons' rows in
   ``v_payment`` alone (the finding key is the other person), and two persons pair only within a
   block: a changed person's new pairs are all within the blocks of its new rows, and every pair it
   had is dropped with last night's.
@@ -202,19 +202,17 @@ class Night:
 
     def pairs(self, c: Compiled) -> tuple[int, str]:
         """A pair rule's recomputation (``pairs``): the changed persons, and its statement on the
-        payments of their blocks, giving only the pairs with a changed person."""
+        payments of the blocks their payments fall in, giving only the pairs with a changed person."""
         subjects = self.dirty("person")
         block = ", ".join(c.rule.block_on)
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE pair_v_payment AS SELECT v.* FROM v_payment v SEMI JOIN "
-            f"(SELECT DISTINCT {block} FROM v_payment WHERE id_number IN (SELECT subject_id FROM dirty_person)) b "
-            f"USING ({block})").fetchall()
-        sql = re.sub(r"\bv_payment\b", "pair_v_payment", c.sql)
+        records = (f"(SELECT v.* FROM v_payment v SEMI JOIN (SELECT DISTINCT {block} FROM v_payment "
+                   f"WHERE id_number IN (SELECT subject_id FROM dirty_person)) b USING ({block}))")
+        sql = re.sub(r"\bv_payment\b", records, c.sql)
         return subjects, (f"SELECT * FROM (\n{sql}\n) WHERE subject_id IN (SELECT subject_id FROM dirty_person) "
                           f"OR finding_key IN (SELECT subject_id FROM dirty_person)")
 
     def close(self) -> None:
-        for t in ("prev_hits", "pair_v_payment", *(f"dirty_{g}" for g in GRAINS),
+        for t in ("prev_hits", *(f"dirty_{g}" for g in GRAINS),
                   *(f"{g}_{v}" for g in GRAINS for v in GRAIN_VIEWS[g])):
             self.con.execute(f"DROP TABLE IF EXISTS {t}")
 

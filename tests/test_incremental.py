@@ -1,6 +1,6 @@
 """Incremental nights give exactly what a recomputation from scratch gives (issue 15).
 
-Two warehouses live through the same six nights and the same feedback: one as operators run it
+Two warehouses live through the same seven nights and the same feedback: one as operators run it
 (rules/incremental.py carries and recomputes only what the new rows touch), one with
 SENTINEL_FULL_RECOMPUTE=1 (every rule computed whole every night). After each night their rule hits,
 model hits and scores and warnings must be identical, and the incremental side must really have been
@@ -13,7 +13,7 @@ between households in tonight's registration snapshot, a scrapped car in tonight
 three planted duplicate identities touched (paid again both, the other renamed, the subject paid
 alone); (4) nothing new; (5) tonight's file re-sends night 3's payment under another payee (the old
 payee's hit must go), and rows with no subject; (6) a payment inside the scorer's window to a person
-already raised.
+already raised; (7) a payment after the window that makes a rule raise a model_outlier hit.
 """
 from __future__ import annotations
 
@@ -222,6 +222,20 @@ def test_incremental_nights_equal_full_recomputation(prefect_harness, small_city
         encoding="utf-8")
     s6 = night(6)
     assert not s6["scorer"].get("carried"), s6["scorer"]
+
+    # a GAOLING payment of 7 yuan for the month after the window to the highest-ranked model_outlier
+    # hit: a rule raises them now (their age, or the amount), so the scores stand but the hits are
+    # chosen again without them
+    top = table(sides["incremental"] / "w.duckdb", "SELECT h.subject_id, h.county_code FROM model_hits h "
+                "JOIN model_scores s ON s.id_number = h.subject_id ORDER BY s.score DESC, h.subject_id LIMIT 1"
+                ).row(0, named=True)
+    (landing / "payments-night7.csv").write_text(
+        HEADER + f"N7-1,GAOLING,高龄津贴,{top['subject_id']},,,6217000000000007,7,2026-11,2026-11-07,"
+                 f"{top['county_code'] or top['subject_id'][:6]},,,\n", encoding="utf-8")
+    s7 = night(7)
+    assert s7["scorer"].get("carried"), s7["scorer"]
+    assert table(sides["incremental"] / "w.duckdb", f"SELECT * FROM model_hits WHERE subject_id = '{top['subject_id']}'"
+                 ).height == 0
 
 
 # ----------------------------------------------------------------------------- kill -9 at points of an incremental night

@@ -152,8 +152,6 @@ def _with_rest(df: pl.DataFrame, *cols: str) -> pl.DataFrame:
 
 def _rate_tests(df: pl.DataFrame) -> pl.DataFrame:
     """Rates, ratio to the rest, expected count and the exact two-sided test of two rates."""
-    from scipy.stats import binomtest
-
     df = _with_rest(df, "persons", "warned").with_columns(
         rate_per_1000=(1000 * pl.col("warned") / pl.col("persons")).round(3),
         rest_rate_per_1000=(1000 * pl.col("rest_warned") / pl.col("rest_persons")).round(3),
@@ -162,10 +160,56 @@ def _rate_tests(df: pl.DataFrame) -> pl.DataFrame:
         rate_ratio=pl.when(pl.col("rest_warned") > 0).then(
             (pl.col("warned") / pl.col("persons")) / (pl.col("rest_warned") / pl.col("rest_persons"))).round(3),
     )
-    # one exact test per (key, group) aggregate: a loop over groups, not over persons
-    p = [binomtest(int(w), int(w + rw), n / (n + rn)).pvalue if (w + rw) > 0 and rn > 0 and n > 0 else 1.0
-         for w, rw, n, rn in df.select("warned", "rest_warned", "persons", "rest_persons").iter_rows()]
+    # one exact test per (key, group) aggregate, all groups at once
+    w, rw, n, rn = (df[c].to_numpy().astype(np.int64) for c in ("warned", "rest_warned", "persons", "rest_persons"))
+    tested = ((w + rw) > 0) & (rn > 0) & (n > 0)
+    p = np.ones(len(w))
+    if tested.any():
+        p[tested] = binomtest_two_sided(w[tested], (w + rw)[tested], n[tested] / (n + rn)[tested])
     return df.with_columns(p_value=pl.Series(p, dtype=pl.Float64))
+
+
+def _search(a, d: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """scipy's ``_binary_search_for_binom_tst`` for many searches at once: the same steps and
+    comparisons, element by element (``a(x)`` is evaluated for all of them)."""
+    lo, hi = lo.astype(np.float64), hi.astype(np.float64)
+    found, res = np.zeros(len(d), dtype=bool), np.zeros(len(d))
+    while True:
+        active = (lo < hi) & ~found
+        if not active.any():
+            break
+        mid = lo + (hi - lo) // 2
+        midval = a(mid)
+        lt, gt = active & (midval < d), active & (midval > d)
+        hit = active & ~lt & ~gt
+        lo, hi = np.where(lt, mid + 1, lo), np.where(gt, mid - 1, hi)
+        res[hit], found = mid[hit], found | hit
+    return np.where(found, res, np.where(a(lo) <= d, lo, lo - 1))
+
+
+def binomtest_two_sided(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``scipy.stats.binomtest(k, n, p).pvalue`` (two-sided) for arrays, with 0 < p < 1: scipy's own
+    algorithm (the same pmf, cdf and sf, the same search for the other tail), vectorised over the
+    tests instead of one call each (816 tests took 0.6 s of every night at 1M persons). A test
+    compares it with scipy's on a grid of cases."""
+    from scipy.stats import binom
+
+    k, n, p = (np.asarray(x) for x in (k, n, p))
+    out = np.ones(len(k))
+    d = binom.pmf(k, n, p)
+    rerr = 1 + 1e-7
+    less, more = k < p * n, k > p * n  # k == p * n: 1
+    if less.any():
+        kl, nl, pl_, dl = k[less], n[less], p[less], d[less]
+        ix = _search(lambda x: -binom.pmf(x, nl, pl_), -dl * rerr, np.ceil(pl_ * nl), nl)
+        y = nl - ix + (dl * rerr == binom.pmf(ix, nl, pl_)).astype(np.int64)
+        out[less] = binom.cdf(kl, nl, pl_) + binom.sf(nl - y, nl, pl_)
+    if more.any():
+        km, nm, pm, dm = k[more], n[more], p[more], d[more]
+        ix = _search(lambda x: binom.pmf(x, nm, pm), dm * rerr, np.zeros(len(km)), np.floor(pm * nm))
+        y = ix + 1
+        out[more] = binom.cdf(y - 1, nm, pm) + binom.sf(km - 1, nm, pm)
+    return np.minimum(1.0, out)
 
 
 def _share_tests(df: pl.DataFrame) -> pl.DataFrame:

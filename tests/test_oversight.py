@@ -213,3 +213,19 @@ def test_summary_section_lists_flags_without_id_numbers(demo_run):
     a = audit.audit_warehouse(demo_run["warehouse"])
     text = report.summary_section(a, None)
     assert text.startswith("## Oversight") and "No group flagged." in text
+
+
+def test_vectorised_binomial_test_equals_scipys():
+    """The audit's vectorised two-sided binomial test gives scipy.stats.binomtest's p-values exactly,
+    on every k of small n, on n * p whole (ties at the mode), and on random large cases."""
+    import numpy as np
+    from scipy.stats import binomtest
+
+    rng = np.random.default_rng(7)
+    cases = [(k, n, p) for n in (1, 2, 5, 10, 40) for p in (0.5, 0.1, 0.25, 1 / 3, 0.9) for k in range(n + 1)]
+    cases += [(int(rng.integers(0, n + 1)), int(n), float(p))
+              for n, p in zip(rng.integers(1, 20_000, 300), rng.uniform(0.001, 0.999, 300))]
+    k, n, p = (np.array(c) for c in zip(*cases))
+    ours = audit.binomtest_two_sided(k, n, p)
+    theirs = np.array([binomtest(int(a), int(b), float(c)).pvalue for a, b, c in cases])
+    assert np.array_equal(ours, theirs), [(c, o, t) for c, o, t in zip(cases, ours, theirs) if o != t][:5]

@@ -496,6 +496,11 @@ class WorkingCopy(_Staged):
         for p in (self.path, self.path.with_name(self.path.name + ".wal")):
             if p.exists():
                 p.unlink()
+        # what DuckDB spilled beyond its memory limit (data_contracts.warehouse.configure) to its
+        # default temporary folder beside the working copy: a killed batch leaves it behind
+        spilled = self.path.with_name(self.path.name + ".tmp")
+        if spilled.is_dir() and not spilled.is_symlink():
+            shutil.rmtree(spilled, ignore_errors=True)
 
 
 class StagedDir(_Staged):

@@ -133,7 +133,8 @@ def score(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_d
     candidates = scored.join(raised, on="id_number", how="anti")
     chosen = candidates.sort(["score", "id_number"], descending=[True, False]).head(k)
     hits = _hits(con, chosen, batch_id, kept, n, period_from, period_to)
-    fp = _fingerprint(kept, window_months, top_fraction, top_k, (period_from, period_to))
+    fp = _fingerprint(kept, window_months, top_fraction, top_k, (period_from, period_to),
+                      "duckdb" if engine is None else "spark")
     # the reasons of the persons a later night may choose without computing the features again
     reasons = scored.sort(["score", "id_number"], descending=[True, False]).head(
         2 * k + scored.height - candidates.height).select("id_number", *REASON_COLUMNS)
@@ -171,10 +172,11 @@ def score(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_d
 
 
 def _fingerprint(kept: store.KeptModel, window_months: int, top_fraction: float, top_k: int | None,
-                 window: tuple[str, str]) -> str:
+                 window: tuple[str, str], engine: str = "duckdb") -> str:
     """What tonight's scores and hits depend on besides the data and the rules' hits: the kept model
-    (its version and file), the features' code and window, the scorer's settings."""
+    (its version and file), the features' code, window and engine, the scorer's settings."""
     body = json.dumps({"model": [kept.version, kept.meta.get("sha256")], "features": features.FEATURE_NAMES,
+                       "engine": engine,
                        "sql": [warehouse.load(features.SQL_FOLDER, n) for n in ("model_features", "model_hit_subjects")],
                        "window": [window_months, *window], "top": [top_fraction, top_k]}, sort_keys=True, default=str)
     return hashlib.sha256(body.encode()).hexdigest()[:32]

@@ -208,3 +208,29 @@ def test_feedback_waits_for_no_batch(demo_run, tmp_path, capsys):
     with batch_lock(wh):
         rc = main(["feedback", "--warehouse", str(wh), str(returned)])
     assert rc == 2 and "another batch is running" in capsys.readouterr().err
+
+
+def test_what_a_killed_batch_spilled_is_removed_by_the_next(tmp_path):
+    """DuckDB spills beyond its memory limit to a folder beside the batch's working copy; a batch
+    killed while spilling leaves it (personal data, gigabytes in a big city): the next batch's
+    working copy removes it, and leaves nothing of its own."""
+    from flows.batch import WorkingCopy
+
+    wh = tmp_path / "w.duckdb"
+    with duckdb.connect(str(wh)) as con:
+        con.execute("CREATE TABLE t AS SELECT range AS i, md5(range::VARCHAR) AS s FROM range(2000000)")
+    spilled = tmp_path / ".w.duckdb.batch.tmp"
+    spiller = subprocess.Popen([sys.executable, "-c", (
+        "import duckdb, shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2]); con = duckdb.connect(sys.argv[2]); "
+        "con.execute(\"SET memory_limit='30MB'\"); con.execute('SET threads=1'); "
+        "con.execute('CREATE TABLE u AS SELECT * FROM t ORDER BY s, i')"), str(wh), str(tmp_path / ".w.duckdb.batch")])
+    deadline = time.monotonic() + 60
+    while not (spilled.is_dir() and any(spilled.iterdir())) and spiller.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    spiller.kill()
+    spiller.wait()
+    assert spilled.is_dir() and any(spilled.iterdir()), "DuckDB did not spill: the test shows nothing"
+    with WorkingCopy(wh) as work:
+        assert not spilled.exists()
+        assert work.path.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.duckdb"]

@@ -326,6 +326,37 @@ def test_an_extract_written_is_not_held_in_memory_until_the_commit(tmp_path, mon
     assert q(tmp_path / "w.duckdb", "SELECT count(*) FROM raw_payments") == [(2,)]
 
 
+def test_extracts_too_big_side_by_side_are_prepared_one_after_the_other(tmp_path, monkeypatch):
+    """Where two extracts would not fit in memory side by side, the next is read only once this one
+    is written; the warehouse is the same as with the overlap."""
+    from data_contracts import ingest as ingest_mod, load
+
+    d = tmp_path / "in"
+    write_csv(d / "household_registration.csv", [person(A), person(B)], HOUSEHOLD_HEADER)
+    write_csv(d / "payments.csv", [payment("P1", A), payment("P2", B)], PAYMENT_HEADER)
+    events = []
+    real_prepare, real_write = ingest_mod._prepare, load.write_extract
+
+    def prepare(extract, *a):
+        events.append(("read", extract.name))
+        return real_prepare(extract, *a)
+
+    def write_extract(wcon, extract, *a):
+        real_write(wcon, extract, *a)
+        events.append(("written", extract.name))
+
+    monkeypatch.setattr(ingest_mod, "_prepare", prepare)
+    monkeypatch.setattr(load, "write_extract", write_extract)
+    monkeypatch.setattr(ingest_mod, "SIDE_BY_SIDE_SHARE", 0)
+    ingest(d, tmp_path / "one.duckdb", AS_OF)
+    assert [e for e, _ in events] == ["read", "written"] * (len(events) // 2), events
+    monkeypatch.setattr(ingest_mod, "SIDE_BY_SIDE_SHARE", 0.25)
+    ingest(d, tmp_path / "two.duckdb", AS_OF)
+    for table in ("stg_payments", "raw_payments", "stg_household_registration", "quarantine"):
+        assert q(tmp_path / "one.duckdb", f"SELECT * FROM {table} ORDER BY ALL") == \
+            q(tmp_path / "two.duckdb", f"SELECT * FROM {table} ORDER BY ALL")
+
+
 # ----------------------------------------------------------------------------- batches over time
 
 def _state(wh: Path) -> dict:

@@ -184,13 +184,14 @@ def _fingerprint(kept: store.KeptModel, window_months: int, top_fraction: float,
 
 def _carry(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_dir: Path, retrain: bool,
            window_months: int, top_fraction: float, top_k: int | None, engine) -> dict | None:
-    """Last night's model_scores and model_hits, renumbered to this batch, when nothing the scores depend on
-    changed: no staged row they read changed tonight (``sql/model/model_inputs_changed.sql``: no
-    registration, no payment of the window), the same kept model, features' code, window and settings
-    (the fingerprint). Where the rules raise other scored persons than last night, the hits are chosen
-    again from the same scores, with the reasons kept in ``model_reasons`` (recomputed when a chosen
-    person has none). Exact: the features, scores, explanations, ranks and hits are then what a
-    recomputation gives. The model card stays last night's. None (recompute) otherwise, on Spark, or with SENTINEL_FULL_RECOMPUTE=1."""
+    """Last night's model_scores and model_hits, renumbered to this batch, when nothing the scores
+    depend on changed: no staged row they read changed tonight (``sql/model/model_inputs_changed.sql``:
+    no registration, no payment of the window), the same kept model, features' code, window, engine
+    and settings (the fingerprint). Where the rules raise other scored persons than last night, the
+    hits are chosen again from the same scores, with the reasons kept in ``model_reasons`` (all is
+    recomputed when a chosen person has none). Exact: the features, scores, explanations, ranks and
+    hits are then what a recomputation gives. The model card stays last night's. None (recompute)
+    otherwise, on Spark, or with SENTINEL_FULL_RECOMPUTE=1."""
     if retrain or engine is not None or os.environ.get("SENTINEL_FULL_RECOMPUTE", "") not in ("", "0"):
         return None
     if not all(_table_exists(con, t) for t in ("model_scores", "model_hits", "model_reasons", "changed_subjects",
@@ -289,8 +290,8 @@ def _write(con: duckdb.DuckDBPyConnection, batch_id: int, scored: pl.DataFrame |
             warehouse.recreate(con, "model_scores")
             con.execute("INSERT INTO model_scores BY NAME SELECT * FROM new_scores").fetchall()
         else:
-            con.execute("UPDATE model_scores SET batch_id = ?, raised = id_number IN (SELECT id_number FROM tonight_raised)",
-                        [batch_id]).fetchall()
+            con.execute("UPDATE model_scores SET batch_id = ?, "
+                        "raised = id_number IN (SELECT id_number FROM tonight_raised)", [batch_id]).fetchall()
         warehouse.ensure(con, "model_reasons")
         if new_reasons is not None:
             warehouse.recreate(con, "model_reasons")

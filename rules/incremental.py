@@ -29,14 +29,15 @@ For each rule, against the batch just before (whose hits ``rule_hits`` still hol
   change only when a staged row naming it, or naming one of its persons, does (``v_payment`` joins
   a payment to its payee's registration and death record, both keyed by the same number; a
   household's members, cars, properties and posts come through its members' registration rows).
-
 - ``pairs``: a rule of kind ``pair`` (duplicate_identity) whose payments or registrations changed:
   last night's pairs of which neither person is a changed one are kept, and the pairs with a changed
   person are computed again, on the payments of the blocks (``block_on``) the changed persons' payments
   fall in. Exact, because a pair's hit is a function of its two persons' rows in
   ``v_payment`` alone (the finding key is the other person), and two persons pair only within a
   block: a changed person's new pairs are all within the blocks of its new rows, and every pair it
-  had is dropped with last night's.
+  had is dropped with last night's. (A pair template whose comparison read more than the two
+  persons' rows, a population statistic, would break this: ``pairwise`` checks the finding key and
+  the views read, not the levels.)
 
 DuckDB only: on the Spark engine every rule runs whole (the parity test compares whole runs).
 ``SENTINEL_FULL_RECOMPUTE=1`` makes every rule ``full`` (the equality test's other side).

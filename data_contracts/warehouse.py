@@ -229,7 +229,8 @@ def configure(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET enable_progress_bar=false").fetchall()
     limit = os.environ.get(MEMORY_LIMIT_VAR, "").strip() or DEFAULT_MEMORY_LIMIT
     try:
-        con.execute(f"SET memory_limit='{limit.replace(chr(39), '')}'").fetchall()
+        quoted = limit.replace("'", "")  # SET takes no parameter: a quote cannot end the literal
+        con.execute(f"SET memory_limit='{quoted}'").fetchall()
     except duckdb.Error as e:
         raise RefusedInput(MEMORY_LIMIT_VAR, f"not a memory limit DuckDB understands ({limit!r}: write it as 8GB "
                                              f"or 35%): {str(e).splitlines()[0]}") from None

@@ -207,7 +207,7 @@ def _carry(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_
     kept, _ = store.load(model_dir, features.FEATURE_NAMES)
     if kept is None:
         return None
-    tonight_raised = rule_raised(con).to_arrow()  # noqa: F841 -- read by the SQL (DuckDB's replacement scan)
+    tonight_raised = rule_raised(con).to_arrow()  # read by name by the SQL below (DuckDB's replacement scan)
     last, fp, fps, differ = con.execute(warehouse.load(features.SQL_FOLDER, "carry_scores")).fetchall()[0]
     if last != batch_id - 1 or fps != 1 or fp != _fingerprint(kept, window_months, top_fraction, top_k, window):
         return None

@@ -200,10 +200,10 @@ def binomtest_two_sided(k: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarr
     rerr = 1 + 1e-7
     less, more = k < p * n, k > p * n  # k == p * n: 1
     if less.any():
-        kl, nl, pl_, dl = k[less], n[less], p[less], d[less]
-        ix = _search(lambda x: -binom.pmf(x, nl, pl_), -dl * rerr, np.ceil(pl_ * nl), nl)
-        y = nl - ix + (dl * rerr == binom.pmf(ix, nl, pl_)).astype(np.int64)
-        out[less] = binom.cdf(kl, nl, pl_) + binom.sf(nl - y, nl, pl_)
+        kl, nl, pr, dl = k[less], n[less], p[less], d[less]
+        ix = _search(lambda x: -binom.pmf(x, nl, pr), -dl * rerr, np.ceil(pr * nl), nl)
+        y = nl - ix + (dl * rerr == binom.pmf(ix, nl, pr)).astype(np.int64)
+        out[less] = binom.cdf(kl, nl, pr) + binom.sf(nl - y, nl, pr)
     if more.any():
         km, nm, pm, dm = k[more], n[more], p[more], d[more]
         ix = _search(lambda x: binom.pmf(x, nm, pm), dm * rerr, np.zeros(len(km)), np.floor(pm * nm))

@@ -170,13 +170,14 @@ class Night:
         touched = sources(c.sql) & set(self.changed)
         if not touched:
             return Plan("carried", "nothing it reads changed")
-        if c.rule.incremental not in GRAINS and not pairwise(c):
-            return Plan("full", f"{', '.join(sorted(touched))} changed")
+        why, pairs = f"{', '.join(sorted(touched))} changed", pairwise(c)
+        if c.rule.incremental not in GRAINS and not pairs:
+            return Plan("full", why)
         if any("all" in self.changed[e] for e in touched):
             return Plan("full", "an extract it reads was loaded whole")
-        if pairwise(c):
-            return Plan(PAIRS, f"{', '.join(sorted(touched))} changed")
-        return Plan(MODES[c.rule.incremental], f"{', '.join(sorted(touched))} changed", c.rule.incremental)
+        if pairs:
+            return Plan(PAIRS, why)
+        return Plan(MODES[c.rule.incremental], why, c.rule.incremental)
 
     def carry(self, c: Compiled, grain: str | None = None, pairs: bool = False) -> None:
         """Last night's hits of the rule into tonight's rule_hits, renumbered: all, or (``grain``) those

@@ -109,9 +109,10 @@ def _reader() -> duckdb.DuckDBPyConnection:
 
 
 def _prepare(extract: Extract, files: list[SourceFile], skip: set[str], batch_id: int, as_of: dt.date,
-             limits: Limits) -> Prepared:
+             limits: Limits, raw_folder: Path) -> Prepared:
     """Phase 2 for one extract (no warehouse access): read its files, normalise, validate, split
-    into quarantine and loaded rows, keep the last row per key."""
+    into quarantine and loaded rows, keep the last row per key; the loaded rows as delivered go to
+    a Parquet file of the raw folder, listed in the warehouse when the extract is written."""
     n = ExtractCounts(extract.name, delivered=True, files=len(files))
     clock = _Clock(extract.name)
     seen: set[str] = set()
@@ -143,10 +144,12 @@ def _prepare(extract: Extract, files: list[SourceFile], skip: set[str], batch_id
     n.rows_read = raw.height + rej.height
     n.rows_quarantined = rows.quarantine.height
     n.rows_loaded = rows.raw.height
+    raw_file = load.write_raw_file(raw_folder, extract, batch_id, rows.raw)
+    clock("raw rows to Parquet")
     # string views as polars holds them: no copy, and DuckDB scans them faster than large strings
     newest = pl.CompatLevel.newest()
     changed = rows.changed.to_arrow() if rows.changed is not None else None
-    out = Prepared(n, file_rows, rows.quarantine.to_arrow(compat_level=newest), rows.raw.to_arrow(compat_level=newest),
+    out = Prepared(n, file_rows, rows.quarantine.to_arrow(compat_level=newest), raw_file, rows.raw.height,
                    rows.stg.to_arrow(compat_level=newest), changed)
     clock("to Arrow")
     return out
@@ -200,18 +203,27 @@ def ingest(input_dir: Path | str, warehouse_file: Path | str, as_of: dt.date, ba
     with inspected(input_dir) as (found, entries):
         Path(warehouse_file).parent.mkdir(parents=True, exist_ok=True)
         with duckdb.connect(str(warehouse_file)) as con:
-            return _load(con, found, entries, as_of, batch_id, t0, opts)
+            return _load(con, found, entries, as_of, batch_id, t0, opts, load.raw_folder(warehouse_file))
 
 
 def ingest_into(con: duckdb.DuckDBPyConnection, input_dir: Path | str, as_of: dt.date, batch_id: int | None = None,
-                **options) -> IngestResult:
+                raw_folder: Path | str | None = None, **options) -> IngestResult:
     """The ingest stage on an open connection (DEVELOPERS.md stage interface): inspect everything,
     then write batch ``batch_id`` (the flow's, from ``runs``) in one transaction on ``con``;
-    returns its counts."""
+    returns its counts. ``raw_folder``: the warehouse's (``load.raw_folder``); by default the one
+    beside the file ``con`` has open. The flow, whose connection is on a working copy, names it."""
     t0 = time.perf_counter()
     opts = Options.of(**options)
+    folder = Path(raw_folder) if raw_folder is not None else load.raw_folder(_database_file(con))
     with inspected(input_dir, skipped=_re_deliveries(con)) as (found, entries):
-        return _load(con, found, entries, as_of, batch_id, t0, opts)
+        return _load(con, found, entries, as_of, batch_id, t0, opts, folder)
+
+
+def _database_file(con: duckdb.DuckDBPyConnection) -> Path:
+    (path,) = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()[0]
+    if not path:
+        raise ValueError("an in-memory warehouse has no raw folder beside it: pass raw_folder")
+    return Path(path)
 
 
 def _re_deliveries(con: duckdb.DuckDBPyConnection):
@@ -223,7 +235,7 @@ def _re_deliveries(con: duckdb.DuckDBPyConnection):
 
 
 def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], entries: list[Entry],
-          as_of: dt.date, batch_id: int | None, t0: float, opts: Options) -> IngestResult:
+          as_of: dt.date, batch_id: int | None, t0: float, opts: Options, raw_folder: Path) -> IngestResult:
     """Phases 2 and 3: read, normalise, validate and write every extract in one transaction."""
     order = wcon.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
     try:
@@ -234,6 +246,10 @@ def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], e
         with warehouse.transaction(wcon):
             load.ensure_tables(wcon)
             batch_id = batch_id or load.next_batch_id(wcon)
+            load.move_raw_tables(wcon, raw_folder, batch_id)
+            removed = load.tidy_raw_folder(wcon, raw_folder)
+            if removed:
+                log.info("raw folder: %d files no batch committed removed", removed)
             # what an earlier batch changed was read by that batch's rules: only tonight's changes are kept
             wcon.execute("DELETE FROM changed_subjects WHERE batch_id <> ?", [batch_id])
             counts = {name: ExtractCounts(name) for name in EXTRACTS}
@@ -251,7 +267,7 @@ def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], e
             with ThreadPoolExecutor(max_workers=1) as pool:
                 def submit(name: str):
                     return pool.submit(_prepare, EXTRACTS[name], found[name], skips[name], batch_id, as_of,
-                                       opts.limits)
+                                       opts.limits, raw_folder)
 
                 future = submit(todo[0]) if todo else None
                 for i, name in enumerate(todo):
@@ -264,13 +280,16 @@ def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], e
                         future = submit(nxt)
                     counts[name] = prepared.counts
                     file_status.update({r[2]: r[7] for r in prepared.file_rows})
-                    if not EXTRACTS[name].snapshot and prepared.raw is not None:
+                    if not EXTRACTS[name].snapshot and prepared.stg is not None:
                         versions.append((batch_id, name, prepared.keys_resent, prepared.keys_changed))
                     del prepared
             for name, c in counts.items():
                 log.info("%s: %d files (%d skipped), %d rows read, %d loaded, %d quarantined", name, c.files,
                          c.files_skipped, c.rows_read, c.rows_loaded, c.rows_quarantined)
             load.write_record(wcon, batch_id, counts, versions, found, entries, file_status)
+            for name in load.write_raw_views(wcon, raw_folder):
+                log.warning("raw_%s: some of its files are not in %s (was the warehouse copied without its raw "
+                            "folder?); the view shows the rows of the files that are", name, raw_folder)
     finally:
         wcon.execute(f"SET preserve_insertion_order={'true' if str(order).lower() == 'true' else 'false'}")
     return IngestResult(batch_id, as_of, counts, time.perf_counter() - t0)

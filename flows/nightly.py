@@ -38,6 +38,7 @@ from casework.summary import render_summary  # noqa: E402
 from data_contracts import ingest as ingest_mod  # noqa: E402
 from data_contracts.errors import RefusedInput  # noqa: E402
 from data_contracts.ids import mask_ids_in_text  # noqa: E402
+from data_contracts.load import raw_folder as raw_folder_of  # noqa: E402
 from data_contracts.warehouse import configure as configure_connection  # noqa: E402
 from flows import runs  # noqa: E402
 from flows.batch import (Interrupted, StagedDir, WorkingCopy, batch_gate, begin_batch, check_arguments,  # noqa: E402
@@ -64,7 +65,7 @@ class StageError(RuntimeError):
 
 
 @task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
-def ingest_task(input_dir: str, work: str, as_of: dt.date, batch_id: int,
+def ingest_task(input_dir: str, work: str, as_of: dt.date, batch_id: int, raw_folder: str,
                 accept_shrunk_snapshot: list[str] | None = None, min_snapshot_share: float = 0.9) -> dict:
     """Landing directory -> raw_*, stg_*, quarantine, run_extracts. Counts only (no IDs). Under
     `sentinel run` the ingest ran before the flow run, while Prefect's temporary server started
@@ -77,7 +78,7 @@ def ingest_task(input_dir: str, work: str, as_of: dt.date, batch_id: int,
         summary = early
         logger.info("the ingest ran before the flow run, while Prefect's temporary server started")
     else:
-        summary = _ingest(input_dir, work, as_of, batch_id, accept_shrunk_snapshot, min_snapshot_share)
+        summary = _ingest(input_dir, work, as_of, batch_id, raw_folder, accept_shrunk_snapshot, min_snapshot_share)
     for name, c in summary["extracts"].items():
         if c["delivered"]:
             logger.info("%s: %d rows read, %d loaded, %d quarantined (%d of %d files skipped as re-deliveries)",
@@ -85,9 +86,10 @@ def ingest_task(input_dir: str, work: str, as_of: dt.date, batch_id: int,
     return summary
 
 
-def _ingest(input_dir: str, work: str, as_of: dt.date, batch_id: int, accept_shrunk_snapshot: list[str] | None,
-            min_snapshot_share: float) -> dict:
-    return _with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of, batch_id,
+def _ingest(input_dir: str, work: str, as_of: dt.date, batch_id: int, raw_folder: str,
+            accept_shrunk_snapshot: list[str] | None, min_snapshot_share: float) -> dict:
+    """The ingest on the working copy; raw_<extract>'s files go to the warehouse's own raw folder."""
+    return _with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of, batch_id, Path(raw_folder),
                      allow_shrink=set(accept_shrunk_snapshot or ()), min_snapshot_share=min_snapshot_share).summary()
 
 
@@ -187,7 +189,8 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
             with _staged(wh, model_dir, out) as (work, model, outputs, early_batch):
                 w, staging = str(work.path), outputs.path
                 batch_id = early_batch or _with_con(w, runs.start, as_of, input_dir)
-                ingested = ingest_task(input_dir, w, as_of, batch_id, accept_shrunk_snapshot, min_snapshot_share)
+                ingested = ingest_task(input_dir, w, as_of, batch_id, str(raw_folder_of(wh)), accept_shrunk_snapshot,
+                                       min_snapshot_share)
                 _with_con(w, runs.record_ingest, batch_id, ingested)
                 on = _engine(engine, spark_master, stage_uri, wh)
                 try:
@@ -247,8 +250,8 @@ def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | 
             _early_staged[warehouse] = (work, model, outputs, batch_id)
             try:
                 try:
-                    _early_ingest[w] = _ingest(str(input_dir), w, as_of, batch_id, list(accept_shrunk_snapshot),
-                                               min_snapshot_share)
+                    _early_ingest[w] = _ingest(str(input_dir), w, as_of, batch_id, str(raw_folder_of(warehouse)),
+                                               list(accept_shrunk_snapshot), min_snapshot_share)
                 except Exception as e:  # the flow's ingest task raises it (and retries an OSError) ...
                     if interrupted_by() is not None:  # ... unless it is DuckDB's "interrupted" for Ctrl-C/SIGTERM
                         raise Interrupted(interrupted_by()) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import json
+import logging
 import shutil
 import weakref
 from decimal import Decimal
@@ -311,8 +312,8 @@ def test_an_extract_written_is_not_held_in_memory_until_the_commit(tmp_path, mon
 
     def write_extract(wcon, extract, p, *args):
         real_write(wcon, extract, p, *args)
-        if p.raw is not None:
-            written.extend(weakref.ref(t) for t in (p.raw, p.stg, p.quarantine))
+        if p.stg is not None:
+            written.extend(weakref.ref(t) for t in (p.stg, p.quarantine))
 
     def write_record(wcon, *args):  # the last step inside the transaction
         gc.collect()
@@ -322,7 +323,7 @@ def test_an_extract_written_is_not_held_in_memory_until_the_commit(tmp_path, mon
     monkeypatch.setattr(load, "write_extract", write_extract)
     monkeypatch.setattr(load, "write_record", write_record)
     ingest(d, tmp_path / "w.duckdb", AS_OF)
-    assert len(written) == 6 and not alive
+    assert len(written) == 4 and not alive
     assert q(tmp_path / "w.duckdb", "SELECT count(*) FROM raw_payments") == [(2,)]
 
 
@@ -412,6 +413,76 @@ def test_snapshot_extract_replaces_and_undelivered_extract_is_kept(tmp_path):
     assert q(wh, "SELECT plate_number, assessed_value FROM stg_vehicle_registration") == [
         ("京A12345", Decimal("150000.00"))]
     assert extract_counts(wh, 2, "vehicle_registration")["delivered"] is False
+
+
+def raw_files(wh: Path) -> set[str]:
+    return {p.name for p in (wh.parent / f"{wh.stem}.raw").glob("*.parquet")}
+
+
+def test_raw_rows_are_parquet_files_beside_the_warehouse_and_unlisted_ones_are_removed(tmp_path):
+    """raw_<extract> reads the Parquet files raw_files lists in <stem>.raw/; a batch rolled back
+    leaves its files unlisted, a replaced snapshot's file is no longer listed: the next ingest removes
+    both, never a listed one."""
+    wh = tmp_path / "w.duckdb"
+    ingest(base_landing(tmp_path / "b1", persons=[person(A), person(B)]), wh, AS_OF)
+    first = raw_files(wh)
+    assert len(first) == 2 and q(wh, "SELECT extract, rows FROM raw_files ORDER BY 1") == [
+        ("household_registration", 2), ("payments", 2)]
+    assert q(wh, "SELECT table_type FROM information_schema.tables WHERE table_name = 'raw_payments'") == [("VIEW",)]
+    assert q(wh, "SELECT payment_id, _batch_id, _file, _line FROM raw_payments ORDER BY 1") == [
+        ("P1", 1, "payments.csv", 2), ("P2", 1, "payments.csv", 3)]
+    # a snapshot shrunk to a third: refused inside the transaction, after its rows were written to a file
+    with pytest.raises(RefusedInput):
+        ingest(base_landing(tmp_path / "b2", persons=[person(C)], payments=[payment("P3", C)]), wh, AS_OF)
+    assert raw_files(wh) > first and q(wh, "SELECT count(*) FROM raw_files") == [(2,)]
+    # the next batch (number 2 again) removes the refused batch's files; the household snapshot it
+    # replaces is no longer listed, and its file goes with the batch after
+    ingest(base_landing(tmp_path / "b3", persons=[person(A), person(C)], payments=[payment("P3", C)]), wh, AS_OF)
+    listed = {f for (f,) in q(wh, "SELECT file FROM raw_files")}
+    (replaced,) = {f for f in first if f.startswith("household")}
+    assert len(listed) == 3 and raw_files(wh) == listed | {replaced} and len(listed & first) == 1
+    assert q(wh, "SELECT id_number, _batch_id FROM raw_household_registration ORDER BY 1") == sorted([(A, 2), (C, 2)])
+    assert q(wh, "SELECT payment_id, _batch_id FROM raw_payments ORDER BY 1") == [("P1", 1), ("P2", 1), ("P3", 2)]
+    ingest(base_landing(tmp_path / "b4", persons=[person(A), person(C)], payments=[payment("P4", C)]), wh, AS_OF)
+    assert replaced not in raw_files(wh) and raw_files(wh) == {f for (f,) in q(wh, "SELECT file FROM raw_files")}
+
+
+def test_a_warehouse_copied_without_its_raw_folder_still_runs(tmp_path, caplog):
+    """raw_* is lineage, read by people: a warehouse file copied without its raw folder runs its next
+    batch, the views show the files that are there, and the log says what is missing."""
+    caplog.set_level(logging.WARNING, logger="data_contracts.ingest")  # whatever an earlier test set the root to
+    wh = tmp_path / "w.duckdb"
+    ingest(base_landing(tmp_path / "b1"), wh, AS_OF)
+    copy = tmp_path / "elsewhere" / "w.duckdb"
+    copy.parent.mkdir()
+    shutil.copyfile(wh, copy)
+    ingest(base_landing(tmp_path / "b2", payments=[payment("P3", C)]), copy, AS_OF)
+    assert q(copy, "SELECT payment_id FROM raw_payments") == [("P3",)]
+    # the same household file again: a re-delivery, skipped; its rows are in the original's folder only
+    assert q(copy, "SELECT count(*) FROM raw_household_registration") == [(0,)]
+    assert q(copy, "SELECT count(*) FROM stg_household_registration") == [(2,)]
+    assert "raw_payments: some of its files are not in" in caplog.text
+    assert "raw_household_registration: some of its files are not in" in caplog.text
+    assert q(wh, "SELECT count(*) FROM raw_payments") == [(2,)]  # the original, untouched
+
+
+def test_raw_tables_of_an_earlier_version_move_to_parquet(tmp_path):
+    """A warehouse whose raw_* were tables (before issue 15) keeps every row: its next batch moves
+    them to a Parquet file of the raw folder and lists it."""
+    wh = tmp_path / "w.duckdb"
+    ingest(base_landing(tmp_path / "b1"), wh, AS_OF)
+    with duckdb.connect(str(wh)) as con:  # make it look like the earlier version's
+        con.execute("CREATE TABLE old_raw AS FROM raw_payments")
+        con.execute("DROP VIEW raw_payments")
+        con.execute("ALTER TABLE old_raw RENAME TO raw_payments")
+        con.execute("DELETE FROM raw_files WHERE extract = 'payments'")
+    for f in (tmp_path / "w.raw").glob("payments-*"):
+        f.unlink()
+    ingest(base_landing(tmp_path / "b2", payments=[payment("P3", C)]), wh, AS_OF)
+    assert q(wh, "SELECT table_type FROM information_schema.tables WHERE table_name = 'raw_payments'") == [("VIEW",)]
+    assert q(wh, "SELECT payment_id, _batch_id FROM raw_payments ORDER BY 1") == [("P1", 1), ("P2", 1), ("P3", 2)]
+    files = [f for (f,) in q(wh, "SELECT file FROM raw_files WHERE extract = 'payments'")]
+    assert len(files) == 2 and sum(f.startswith("payments-earlier-") for f in files) == 1
 
 
 def test_all_eight_extracts_with_chinese_headers(tmp_path):

@@ -39,6 +39,30 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
+# jsonschema (which Prefect loads, in this process and in its server) registers a checker for the
+# "iri" formats when rfc3987_syntax is installed, and importing that builds a grammar: 1.0 s of every
+# `sentinel run`'s start, and as much of the server's. Nothing here validates an IRI (Prefect checks
+# a flow's parameters against their schema, and ours have none), and jupyterlab is why it is
+# installed at all (jupyter-events asks for jsonschema[format-nongpl]). Marking it absent
+# (`sys.modules[...] = None`, Python's own way to say a module cannot be imported) makes jsonschema
+# skip that checker, as it does where the package is not installed.
+UNUSED = ("rfc3987_syntax",)
+
+
+def skip_unused_imports() -> None:
+    """Before Prefect loads in this process: the packages in :data:`UNUSED` read as not installed."""
+    for name in UNUSED:
+        sys.modules.setdefault(name, None)
+
+
+# the temporary server's start: uvicorn's own command line (`python -m uvicorn ...`) after the same
+_SERVER_MAIN = ("import sys\n"
+                f"for name in {UNUSED!r}:\n"
+                "    sys.modules.setdefault(name, None)\n"
+                "sys.argv[0] = 'uvicorn'\n"
+                "from uvicorn.main import main\n"
+                "main()\n")
+
 _server: subprocess.Popen | None = None
 _url: str | None = None
 _log: Path | None = None
@@ -96,6 +120,7 @@ def _die_with_parent() -> None:
 def start_in_background() -> None:
     """Start Prefect's temporary server for this process (once); returns at once."""
     global _server, _url, _log
+    skip_unused_imports()
     if _server is not None or _configured():
         return
     spec = importlib.util.find_spec("prefect")
@@ -110,7 +135,7 @@ def start_in_background() -> None:
     env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
     with open(_log, "wb") as log:
         _server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory",
+            [sys.executable, "-c", _SERVER_MAIN, "--app-dir", str(app_dir), "--factory",
              "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
              "--log-level", "error", "--lifespan", "on"],
             env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)

@@ -30,6 +30,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import pandera.polars as pa
+import polars as pl
 
 from data_contracts.extracts import DOMAINS, EXTRACTS, Column
 
@@ -95,3 +96,9 @@ def schema_for(extract: str, only: tuple[str, ...] | None = None) -> pa.DataFram
             columns[flag] = pa.Column(bool, pa.Check.eq(False), nullable=False, description=f"{c.name}: {what}")
     # lineage columns (_file, _line) travel alongside; values are never coerced
     return pa.DataFrameSchema(columns, strict=False, coerce=False, name=extract)
+
+
+def register_backends() -> None:
+    """pandera's polars backends loaded now, as a schema's first validation loads them (``flows.launch``
+    imports other modules in a thread while the ingest runs: the two must not import one module at once)."""
+    pa.DataFrameSchema({"v": pa.Column(pl.Int64, pa.Check.ge(0))}).validate(pl.DataFrame({"v": [1]}))

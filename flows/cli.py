@@ -83,7 +83,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         from flows import prefect_api
 
         prefect_api.start_in_background()  # Prefect's temporary server starts while the batch's code loads
-        from flows.nightly import run_batch
+        from flows.launch import run_batch
 
         s = run_batch(*paths, as_of, xlsx=a.xlsx, mask_ids=a.mask_ids, retrain=a.retrain, replay=a.replay,
                       accept_shrunk_snapshot=a.accept_shrunk_snapshot, min_snapshot_share=a.min_snapshot_share,
@@ -131,7 +131,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from flows import prefect_api
 
     prefect_api.start_in_background()  # Prefect's temporary server starts while the city is generated
-    from flows.nightly import run_batch
+    from flows.launch import run_batch
 
     key = generate(persons=a.persons, seed=a.seed, out=landing, as_of=DEFAULT_AS_OF)
     # a generated city knows its planted cases: the model card and the audit measure against them

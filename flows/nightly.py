@@ -35,15 +35,14 @@ from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from casework import lifecycle as warnings_mod  # noqa: E402
 from casework import lists as lists_mod  # noqa: E402
 from casework.summary import render_summary  # noqa: E402
-from data_contracts import ingest as ingest_mod  # noqa: E402
-from data_contracts.errors import RefusedInput  # noqa: E402
-from data_contracts.ids import mask_ids_in_text  # noqa: E402
+from data_contracts import ingest as ingest_mod  # noqa: E402,F401 -- tests patch the stage through it
 from data_contracts.load import raw_folder as raw_folder_of  # noqa: E402
-from data_contracts.warehouse import configure as configure_connection  # noqa: E402
 from flows import runs  # noqa: E402
-from flows.batch import (Interrupted, StagedDir, WorkingCopy, batch_gate, begin_batch, check_arguments,  # noqa: E402
-                         check_as_of, check_engine, commit_point, flow_lock, gated, interruptible, interrupted_by,
-                         mark_outputs, today)
+from flows.batch import (StagedDir, WorkingCopy, begin_batch, check_arguments, check_as_of,  # noqa: E402,F401
+                         check_engine, commit_point, flow_lock, gated, interruptible, mark_outputs, today)
+from flows.launch import StageError, run_batch  # noqa: E402,F401 -- run_batch: `sentinel run`'s entry, also here
+from flows.launch import early_ingest as _early_ingest, early_staged as _early_staged  # noqa: E402
+from flows.launch import ingest_stage as _ingest, with_con as _with_con  # noqa: E402
 from models import default_model_dir, scorer  # noqa: E402
 from rules import run_rules  # noqa: E402
 
@@ -57,11 +56,6 @@ def _transient(task, task_run, state) -> bool:
     except Exception:
         return False
     return False
-
-
-class StageError(RuntimeError):
-    """A stage failed; the message is the original's with any ID number masked (it reaches logs,
-    Prefect's database and the operator's terminal)."""
 
 
 @task(name="ingest", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
@@ -86,20 +80,6 @@ def ingest_task(input_dir: str, work: str, as_of: dt.date, batch_id: int, raw_fo
     return summary
 
 
-def _ingest(input_dir: str, work: str, as_of: dt.date, batch_id: int, raw_folder: str,
-            accept_shrunk_snapshot: list[str] | None, min_snapshot_share: float) -> dict:
-    """The ingest on the working copy; raw_<extract>'s files go to the warehouse's own raw folder."""
-    return _with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of, batch_id, Path(raw_folder),
-                     allow_shrink=set(accept_shrunk_snapshot or ()), min_snapshot_share=min_snapshot_share).summary()
-
-
-# What run_batch did before the flow run under `sentinel run` (see run_batch): per warehouse the staged
-# working copy, model and outputs with the batch's number; per working copy the ingest's outcome (its
-# counts, or the exception it raised), which the flow's ingest task reports.
-_early_staged: dict[Path, tuple] = {}
-_early_ingest: dict[str, object] = {}
-
-
 @contextlib.contextmanager
 def _staged(wh: Path, model_dir: Path, out: Path):
     """(working copy, staged model, staged outputs, batch id or None): run_batch's when it made them
@@ -109,20 +89,6 @@ def _staged(wh: Path, model_dir: Path, out: Path):
         return
     with WorkingCopy(wh) as work, StagedDir(model_dir, copy=True) as model, StagedDir(out) as outputs:
         yield work, model, outputs, None
-
-
-def _with_con(work: str, fn, *args, **kwargs) -> dict:
-    with duckdb.connect(work) as con:
-        configure_connection(con)
-        try:
-            return fn(con, *args, **kwargs)
-        except (RefusedInput, OSError):
-            raise
-        except Exception as e:
-            masked = mask_ids_in_text(str(e))
-            if masked == str(e):
-                raise
-            raise StageError(f"{type(e).__name__}: {masked}") from None
 
 
 def _engine(engine: str, spark_master: Optional[str], stage_uri: Optional[str], warehouse: Path):
@@ -219,50 +185,3 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
         except Exception as e:
             get_run_logger().warning("could not publish the run summary artifact: %s", type(e).__name__)
     return summary
-
-
-def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | None = None, *, xlsx: bool = False,
-              mask_ids: bool = False, retrain: bool = False, replay: bool = False,
-              accept_shrunk_snapshot: list[str] | tuple[str, ...] = (), min_snapshot_share: float = 0.9,
-              engine: str = "duckdb", spark_master: str | None = None, stage_uri: str | None = None) -> dict:
-    """Entry point of `sentinel run` (which passes the gate before importing Prefect, then calls this)."""
-    input_dir, warehouse, out_dir = (Path(p).absolute() for p in (input_dir, warehouse, out_dir))
-    as_of = as_of or today()
-    ingest_mod.Options.of(accept_shrunk_snapshot, min_snapshot_share)  # refused before Prefect starts, too
-    check_engine(engine, stage_uri, input_dir, out_dir)
-    def run() -> dict:
-        return nightly(str(input_dir), str(warehouse), str(out_dir), as_of, xlsx=xlsx, mask_ids=mask_ids,
-                       retrain=retrain, accept_shrunk_snapshot=list(accept_shrunk_snapshot),
-                       min_snapshot_share=min_snapshot_share, engine=engine, spark_master=spark_master,
-                       stage_uri=stage_uri)
-
-    with batch_gate(input_dir, warehouse, out_dir, as_of, replay):
-        if not prefect_api.starting():
-            return run()
-        # `sentinel run` is starting Prefect's temporary server in the background (7-8 s): the work that
-        # needs no API runs meanwhile (staging the working copy, the model and the outputs, the batch's
-        # `runs` row, the ingest), and the flow run takes it over. Nothing of it counts before the
-        # flow's commit point; a failure, Ctrl-C or kill -9 here discards it as it would in the flow.
-        with interruptible(), WorkingCopy(warehouse) as work, \
-                StagedDir(default_model_dir(warehouse), copy=True) as model, StagedDir(out_dir) as outputs:
-            w = str(work.path)
-            batch_id = _with_con(w, runs.start, as_of, str(input_dir))
-            _early_staged[warehouse] = (work, model, outputs, batch_id)
-            try:
-                try:
-                    _early_ingest[w] = _ingest(str(input_dir), w, as_of, batch_id, str(raw_folder_of(warehouse)),
-                                               list(accept_shrunk_snapshot), min_snapshot_share)
-                except Exception as e:  # the flow's ingest task raises it (and retries an OSError) ...
-                    if interrupted_by() is not None:  # ... unless it is DuckDB's "interrupted" for Ctrl-C/SIGTERM
-                        raise Interrupted(interrupted_by()) from None
-                    _early_ingest[w] = e
-                try:
-                    prefect_api.wait()
-                except RuntimeError:  # no Prefect: a refused input is still said as one (exit 2)
-                    if isinstance(_early_ingest.get(w), RefusedInput):
-                        raise _early_ingest[w] from None
-                    raise
-                return run()
-            finally:
-                _early_staged.pop(warehouse, None)
-                _early_ingest.pop(w, None)

@@ -1,0 +1,146 @@
+"""`sentinel run`'s way into the nightly flow, with nothing of Prefect loaded until the flow runs.
+
+With no Prefect API configured, `sentinel run` starts Prefect's temporary server in the background
+(flows/prefect_api.py, 7-8 s). Meanwhile :func:`run_batch` does the work that needs no API -- it
+stages the working copy, the model and the outputs, writes the batch's `runs` row and runs the
+ingest -- and the flow (flows/nightly.py) takes it over once the server answers: its ingest task
+reports what the ingest did (`early_ingest`), its stages continue on the same working copy
+(`early_staged`). Nothing of it counts before the flow's commit point; a failure, Ctrl-C or
+kill -9 discards it as it would in the flow.
+
+The flow's own code (Prefect, scikit-learn, the rules, the audit: 3-4 s of imports) is loaded by a
+thread of its own while the ingest runs (:class:`_Loading`), not before it: the ingest's work is in
+DuckDB and polars, which release the interpreter. What the ingest imports on its first use (the
+GB18030 codec, pandera's polars backend) is imported by this thread before the loading starts, so
+that the two never import the same module at once.
+
+Also the stage calls both share: :func:`with_con` (a stage on its own connection to the working
+copy, its errors with ID numbers masked) and :func:`ingest_stage`.
+"""
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import importlib
+import threading
+from pathlib import Path
+
+import duckdb
+
+from data_contracts import ingest as ingest_mod
+from data_contracts.errors import RefusedInput
+from data_contracts.ids import mask_ids_in_text
+from data_contracts.load import raw_folder
+from data_contracts.schemas import register_backends
+from data_contracts.warehouse import configure as configure_connection
+from flows import prefect_api, runs
+from flows.batch import (Interrupted, StagedDir, WorkingCopy, batch_gate, check_engine, interruptible,
+                         interrupted_by, today)
+from models import default_model_dir
+
+# What run_batch did before the flow run under `sentinel run`: per warehouse the staged working copy,
+# model and outputs with the batch's number; per working copy the ingest's outcome (its counts, or the
+# exception it raised), which the flow's ingest task reports.
+early_staged: dict[Path, tuple] = {}
+early_ingest: dict[str, object] = {}
+
+
+class StageError(RuntimeError):
+    """A stage failed; the message is the original's with any ID number masked (it reaches logs,
+    Prefect's database and the operator's terminal)."""
+
+
+def with_con(work: str, fn, *args, **kwargs):
+    """``fn(con, *args, **kwargs)`` on a connection of its own to the working copy ``work``."""
+    with duckdb.connect(work) as con:
+        configure_connection(con)
+        try:
+            return fn(con, *args, **kwargs)
+        except (RefusedInput, OSError):
+            raise
+        except Exception as e:
+            masked = mask_ids_in_text(str(e))
+            if masked == str(e):
+                raise
+            raise StageError(f"{type(e).__name__}: {masked}") from None
+
+
+def ingest_stage(input_dir: str, work: str, as_of: dt.date, batch_id: int, raw: str,
+                 accept_shrunk_snapshot: list[str] | None, min_snapshot_share: float) -> dict:
+    """The ingest on the working copy; raw_<extract>'s files go to the warehouse's own raw folder ``raw``."""
+    return with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of, batch_id, Path(raw),
+                    allow_shrink=set(accept_shrunk_snapshot or ()), min_snapshot_share=min_snapshot_share).summary()
+
+
+class _Loading:
+    """A module imported by a thread of its own; :meth:`result` waits for it. Should the import fail
+    there, :meth:`result` imports it again in the caller's thread, which raises the error where it
+    can be handled."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._thread = threading.Thread(target=self._load, name=f"import {name}", daemon=True)
+        self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            importlib.import_module(self.name)
+        except BaseException:  # noqa: BLE001 -- said again by result(), in the batch's own thread
+            pass
+
+    def result(self):
+        self._thread.join()
+        return importlib.import_module(self.name)
+
+
+def _imported_on_first_use() -> None:
+    """What the ingest would import on its first use, imported now (see the module docstring)."""
+    for name in ("gb18030", "utf-8-sig"):
+        codecs.lookup(name)
+    register_backends()
+
+
+def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | None = None, *, xlsx: bool = False,
+              mask_ids: bool = False, retrain: bool = False, replay: bool = False,
+              accept_shrunk_snapshot: list[str] | tuple[str, ...] = (), min_snapshot_share: float = 0.9,
+              engine: str = "duckdb", spark_master: str | None = None, stage_uri: str | None = None) -> dict:
+    """Entry point of `sentinel run` (which passes the gate before importing Prefect, then calls this)."""
+    input_dir, warehouse, out_dir = (Path(p).absolute() for p in (input_dir, warehouse, out_dir))
+    as_of = as_of or today()
+    ingest_mod.Options.of(accept_shrunk_snapshot, min_snapshot_share)  # refused before Prefect starts, too
+    check_engine(engine, stage_uri, input_dir, out_dir)
+
+    def run(nightly) -> dict:
+        return nightly.nightly(str(input_dir), str(warehouse), str(out_dir), as_of, xlsx=xlsx, mask_ids=mask_ids,
+                               retrain=retrain, accept_shrunk_snapshot=list(accept_shrunk_snapshot),
+                               min_snapshot_share=min_snapshot_share, engine=engine, spark_master=spark_master,
+                               stage_uri=stage_uri)
+
+    with batch_gate(input_dir, warehouse, out_dir, as_of, replay):
+        if not prefect_api.starting():
+            return run(importlib.import_module("flows.nightly"))
+        _imported_on_first_use()
+        flow_code = _Loading("flows.nightly")
+        with interruptible(), WorkingCopy(warehouse) as work, \
+                StagedDir(default_model_dir(warehouse), copy=True) as model, StagedDir(out_dir) as outputs:
+            w = str(work.path)
+            batch_id = with_con(w, runs.start, as_of, str(input_dir))
+            early_staged[warehouse] = (work, model, outputs, batch_id)
+            try:
+                try:
+                    early_ingest[w] = ingest_stage(str(input_dir), w, as_of, batch_id, str(raw_folder(warehouse)),
+                                                   list(accept_shrunk_snapshot), min_snapshot_share)
+                except Exception as e:  # the flow's ingest task raises it (and retries an OSError) ...
+                    if interrupted_by() is not None:  # ... unless it is DuckDB's "interrupted" for Ctrl-C/SIGTERM
+                        raise Interrupted(interrupted_by()) from None
+                    early_ingest[w] = e
+                try:
+                    prefect_api.wait()
+                except RuntimeError:  # no Prefect: a refused input is still said as one (exit 2)
+                    if isinstance(early_ingest.get(w), RefusedInput):
+                        raise early_ingest[w] from None
+                    raise
+                return run(flow_code.result())
+            finally:
+                early_staged.pop(warehouse, None)
+                early_ingest.pop(w, None)

@@ -140,7 +140,9 @@ def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | 
                     if isinstance(early_ingest.get(w), RefusedInput):
                         raise early_ingest[w] from None
                     raise
-                return run(flow_code.result())
+                nightly = flow_code.result()
+                with prefect_api.flow_run_settings():
+                    return run(nightly)
             finally:
                 early_staged.pop(warehouse, None)
                 early_ingest.pop(w, None)

@@ -34,6 +34,15 @@ the bare read's CPU, which leaves the rest of the ingest about 0.3x: not reached
 wall / 14.13 s CPU; ratio 2.06 wall, 2.77 CPU; peak RSS 2.13 GB. The 1.5 target needs the second
 copy gone (raw_* as delivered next to the typed stg_*), which is a decision about what the warehouse
 keeps, not yet taken.
+
+2026-11-30 (issue 15), raw_* as Parquet files beside the warehouse (pyarrow, zstd; a view reads
+them), three runs, machine otherwise idle: bare 4.52-5.05 s wall / 5.19-5.75 s CPU; ingest 9.55-9.67 s
+wall / 12.49-12.78 s CPU; ratio 1.91-2.11 wall, 2.21-2.46 CPU. Serially (one thread, CPU seconds):
+inspect 1.1 (GB18030 transcode, paid by the bare read too), DuckDB read 2.4, normalise 2.6, pandera
+and quarantine 0.9, raw rows to Parquet 1.5, staging written 3.2 (of which 0.7 for 1M household
+rows even uncompressed: DuckDB's insert from Arrow). Preparing two extracts at once while one is
+written gave 7.6 s wall (1.54-1.60) but 0.15 GB more memory and nothing in `sentinel run`, whose
+ingest shares the cores with Prefect's server start and the flow's imports: not kept.
 """
 from __future__ import annotations
 

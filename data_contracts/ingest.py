@@ -223,6 +223,9 @@ def _database_file(con: duckdb.DuckDBPyConnection) -> Path:
     (path,) = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()[0]
     if not path:
         raise ValueError("an in-memory warehouse has no raw folder beside it: pass raw_folder")
+    if Path(path).name.startswith(".") and Path(path).name.endswith(".batch"):
+        # a batch's working copy (flows.batch.WorkingCopy): its files belong beside the warehouse
+        raise ValueError(f"{Path(path).name} is a batch's working copy: pass the warehouse's raw_folder")
     return Path(path)
 
 

@@ -11,7 +11,7 @@ transaction the ingest holds.
   (``extracts.KINDS``) with ``<col>_valid`` after an ID column; both end in the lineage columns
   :data:`LINEAGE`.
 - ``raw_<extract>`` is a view over Parquet files in the warehouse's raw folder (:func:`raw_folder`,
-  ``<warehouse stem>.raw/`` beside it), one file per extract per batch, listed in the table
+  ``<warehouse file name>.raw/`` beside it), one file per extract per batch, listed in the table
   ``raw_files`` (decision, issue 15). The rows as delivered are read only by people (lineage,
   audit), never by the batch; DuckDB's own table writer took 3.5 of the ingest's 13.5 CPU-seconds
   at 1M persons to store them, pyarrow's Parquet writer takes about a third of that and the files
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import re
 import uuid
 from pathlib import Path
 
@@ -43,6 +44,7 @@ import pyarrow
 import pyarrow.parquet
 
 from data_contracts import warehouse
+from data_contracts.errors import RefusedInput
 from data_contracts.extracts import EXTRACTS, Extract
 from data_contracts.landing import Entry, SourceFile
 
@@ -56,11 +58,19 @@ LINEAGE = {"_batch_id": "BIGINT", "_file": "VARCHAR", "_line": "BIGINT"}
 
 
 def raw_folder(warehouse_file: Path | str) -> Path:
-    """``<warehouse stem>.raw/`` beside the warehouse file (``city.duckdb`` -> ``city.raw/``): the
-    Parquet files of ``raw_<extract>``. Not ``city.duckdb.raw``: whatever globs the warehouse's own
-    files (``city.duckdb*``) must not pick it up (as ``models.default_model_dir``)."""
+    """``<warehouse file name>.raw/`` beside the warehouse file (``city.duckdb`` -> ``city.duckdb.raw/``):
+    the Parquet files of ``raw_<extract>``. The whole file name, so that two warehouses in one folder
+    (``city.duckdb``, ``city.db``, ``city.2026-05-01``) never share one (each removes the files it
+    does not list); and a backup of ``city.duckdb*`` takes it along. A path DuckDB would read as a
+    wildcard pattern (``*``, ``?``, ``[``) is refused: the views name their files by path."""
     w = Path(warehouse_file)
-    return w.with_suffix(".raw") if w.suffix else w.with_name(w.name + ".raw")
+    if any(c in str(w.absolute()) for c in "*?["):
+        raise RefusedInput(w, "contains *, ? or [, which DuckDB reads as a wildcard in the paths of the raw_* "
+                              "views; choose a warehouse path without them")
+    return w.with_name(w.name + ".raw")
+
+
+OUR_FILE = re.compile(r"^[a-z_]+-(?:\d+|earlier)-[0-9a-f]{12}\.parquet$")  # write_raw_file's, move_raw_tables'
 
 
 def _raw_columns(extract: Extract) -> list[tuple[str, str]]:
@@ -75,8 +85,10 @@ def raw_view(extract: Extract, files: list[Path]) -> str:
         return (f"CREATE OR REPLACE VIEW raw_{extract.name} AS SELECT "
                 + ", ".join(f'NULL::{t} AS "{c}"' for c, t in cols) + " WHERE false")
     paths = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    # by name: a column the catalogue gains later is NULL in the files written before it
     return (f"CREATE OR REPLACE VIEW raw_{extract.name} AS SELECT "
-            + ", ".join(f'"{c}"::{t} AS "{c}"' for c, t in cols) + f" FROM read_parquet([{paths}])")
+            + ", ".join(f'"{c}"::{t} AS "{c}"' for c, t in cols)
+            + f" FROM read_parquet([{paths}], union_by_name = true)")
 
 
 def ddl(extract: Extract) -> list[str]:
@@ -149,15 +161,17 @@ def write_raw_views(con: duckdb.DuckDBPyConnection, folder: Path) -> list[str]:
 
 
 def tidy_raw_folder(con: duckdb.DuckDBPyConnection, folder: Path) -> int:
-    """Remove the Parquet files of the raw folder that ``raw_files`` does not list: a failed or
-    killed batch's, a replaced snapshot's. Run under the batch's lock, before it writes any; returns
-    how many were removed."""
+    """Remove the files the ingest wrote (named as :func:`write_raw_file` names them) that
+    ``raw_files`` does not list: a failed or killed batch's, a replaced snapshot's. Anything else in
+    the folder is left alone. Run before the batch writes any (a batch runs under the warehouse's
+    lock; ``ingest.ingest`` on its own takes no lock: never run it beside a batch of the same
+    warehouse); returns how many were removed."""
     if not folder.is_dir():
         return 0
     listed = {f for (f,) in con.execute("SELECT file FROM raw_files").fetchall()}
     gone = 0
     for f in folder.glob("*.parquet"):
-        if f.name not in listed and f.is_file() and not f.is_symlink():
+        if f.name not in listed and OUR_FILE.match(f.name) and f.is_file() and not f.is_symlink():
             f.unlink()
             gone += 1
     return gone

@@ -41,6 +41,7 @@ from pathlib import Path
 import duckdb
 
 from data_contracts.errors import RefusedInput
+from data_contracts.load import raw_folder
 from data_contracts.warehouse import writer_lock as batch_lock
 from models import default_model_dir
 
@@ -98,6 +99,7 @@ def check_warehouse(warehouse: Path) -> None:
         if len(head) < 12 or head[8:12] != b"DUCK":
             raise RefusedInput(warehouse, "is not a DuckDB file (a warehouse of welfare-sentinel is one); "
                                           "name another file, or move this one away")
+    raw_folder(warehouse)  # refuses a path the raw_* views could not name (a wildcard character)
     folder = warehouse.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent

@@ -376,14 +376,19 @@ def _exit_now(code: int) -> None:
     the threads' exit hooks and the wait for the threads that are not daemons (Prefect's log and
     event workers send what is left), the atexit handlers (logging's flush, Prefect's temporary
     server stopped), the standard streams flushed."""
-    threading._shutdown()  # what the interpreter's exit calls first (Python 3.11-3.13)
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
+    try:
+        # the command's outcome is decided: a Ctrl-C or SIGTERM now must not turn it into a traceback
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+        threading._shutdown()  # what the interpreter's exit calls first (Python 3.11-3.13)
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+    finally:
+        os._exit(code)
 
 
 def _command(a: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import importlib
+import logging
 import threading
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from models import default_model_dir
 # What run_batch did before the flow run under `sentinel run`: per warehouse the staged working copy,
 # model and outputs with the batch's number; per working copy the ingest's outcome (its counts, or the
 # exception it raised), which the flow's ingest task reports.
+log = logging.getLogger(__name__)
 early_staged: dict[Path, tuple] = {}
 early_ingest: dict[str, object] = {}
 
@@ -88,8 +90,9 @@ class _Loading:
         try:
             importlib.import_module(self.name)
             self._then()
-        except BaseException:  # noqa: BLE001 -- said again by result(), in the batch's own thread
-            pass
+        except BaseException as e:  # noqa: BLE001 -- said again by result(), in the batch's own thread
+            log.debug("loading %s in the background failed (%s); it is loaded again where it is needed",
+                      self.name, type(e).__name__)
 
     def result(self):
         self._thread.join()

@@ -162,7 +162,8 @@ def snapshot_of(path: Path) -> dict:
     """Every file of a warehouse (DuckDB file plus any WAL) with its sha256: 'byte for byte as it was'."""
     out = {}
     for p in sorted(path.parent.glob(path.name + "*")):
-        out[p.name] = hashlib.sha256(p.read_bytes()).hexdigest()
+        if p.is_file():  # not the raw folder (<name>.raw/: files no committed batch lists do not count)
+            out[p.name] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 
 

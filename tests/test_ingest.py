@@ -416,11 +416,11 @@ def test_snapshot_extract_replaces_and_undelivered_extract_is_kept(tmp_path):
 
 
 def raw_files(wh: Path) -> set[str]:
-    return {p.name for p in (wh.parent / f"{wh.stem}.raw").glob("*.parquet")}
+    return {p.name for p in (wh.parent / f"{wh.name}.raw").glob("*.parquet")}
 
 
 def test_raw_rows_are_parquet_files_beside_the_warehouse_and_unlisted_ones_are_removed(tmp_path):
-    """raw_<extract> reads the Parquet files raw_files lists in <stem>.raw/; a batch rolled back
+    """raw_<extract> reads the Parquet files raw_files lists in <name>.raw/; a batch rolled back
     leaves its files unlisted, a replaced snapshot's file is no longer listed: the next ingest removes
     both, never a listed one."""
     wh = tmp_path / "w.duckdb"
@@ -445,6 +445,32 @@ def test_raw_rows_are_parquet_files_beside_the_warehouse_and_unlisted_ones_are_r
     assert q(wh, "SELECT payment_id, _batch_id FROM raw_payments ORDER BY 1") == [("P1", 1), ("P2", 1), ("P3", 2)]
     ingest(base_landing(tmp_path / "b4", persons=[person(A), person(C)], payments=[payment("P4", C)]), wh, AS_OF)
     assert replaced not in raw_files(wh) and raw_files(wh) == {f for (f,) in q(wh, "SELECT file FROM raw_files")}
+
+
+def test_two_warehouses_in_one_folder_keep_their_raw_files_apart(tmp_path):
+    """city.duckdb and city.db have a raw folder each; the ingest removes only files it wrote and does
+    not list: another warehouse's, an analyst's own Parquet file, stay."""
+    one, two = tmp_path / "city.duckdb", tmp_path / "city.db"
+    ingest(base_landing(tmp_path / "b1", persons=[person(A), person(B)]), one, AS_OF)
+    ingest(base_landing(tmp_path / "b2", persons=[person(A), person(C)]), two, AS_OF)
+    assert len(raw_files(one)) == 2 and len(raw_files(two)) == 2 and not raw_files(one) & raw_files(two)
+    mine = tmp_path / "city.duckdb.raw" / "my_extract.parquet"
+    pl.DataFrame({"a": [1]}).write_parquet(mine)
+    ingest(base_landing(tmp_path / "b3", persons=[person(A), person(B), person(C)]), one, AS_OF)  # replaces a snapshot
+    ingest(base_landing(tmp_path / "b4", persons=[person(A), person(B), person(C)], payments=[payment("P4", C)]),
+           one, AS_OF)  # removes the replaced one's file
+    assert mine.exists() and len(raw_files(two)) == 2
+    assert q(two, "SELECT count(*) FROM raw_household_registration") == [(2,)]
+
+
+def test_a_warehouse_path_duckdb_would_read_as_a_pattern_is_refused(tmp_path):
+    from data_contracts.load import raw_folder
+    from flows.batch import check_warehouse
+
+    for name in ("city[1].duckdb", "city*.duckdb", "city?.duckdb"):
+        with pytest.raises(RefusedInput, match="wildcard"):
+            check_warehouse(tmp_path / name)
+    assert raw_folder(tmp_path / "city.duckdb") == tmp_path / "city.duckdb.raw"
 
 
 def test_a_warehouse_copied_without_its_raw_folder_still_runs(tmp_path, caplog):
@@ -476,7 +502,7 @@ def test_raw_tables_of_an_earlier_version_move_to_parquet(tmp_path):
         con.execute("DROP VIEW raw_payments")
         con.execute("ALTER TABLE old_raw RENAME TO raw_payments")
         con.execute("DELETE FROM raw_files WHERE extract = 'payments'")
-    for f in (tmp_path / "w.raw").glob("payments-*"):
+    for f in (tmp_path / "w.duckdb.raw").glob("payments-*"):
         f.unlink()
     ingest(base_landing(tmp_path / "b2", payments=[payment("P3", C)]), wh, AS_OF)
     assert q(wh, "SELECT table_type FROM information_schema.tables WHERE table_name = 'raw_payments'") == [("VIEW",)]

@@ -1,5 +1,5 @@
 -- raw_files: the Parquet files that hold raw_<extract> (the loaded rows as delivered), one per extract per
--- batch, in the warehouse's raw folder (<warehouse stem>.raw/, data_contracts.load.raw_folder); the view
+-- batch, in the warehouse's raw folder (<warehouse file name>.raw/, data_contracts.load.raw_folder); the view
 -- raw_<extract> reads the files listed here. A snapshot extract lists its current delivery only.
 CREATE TABLE IF NOT EXISTS raw_files (
     batch_id BIGINT,

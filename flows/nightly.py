@@ -14,8 +14,8 @@ warnings) gain nothing from retries.
 
 Runs with Prefect's embedded defaults: with no PREFECT_API_URL, Prefect starts a temporary
 local server by itself; nothing else needs to be running (`sentinel run` starts it in the background
-while the batch's code loads: flows/prefect_api.py). `sentinel serve` (flows/serve.py)
-runs the same flow on a schedule.
+and runs the ingest meanwhile while this module loads: flows/launch.py, flows/prefect_api.py).
+`sentinel serve` (flows/serve.py) runs the same flow on a schedule.
 
 No `from __future__ import annotations` here: a served run validates the flow's parameters in
 the runner's own process, from the entrypoint, and needs annotations that are real types.

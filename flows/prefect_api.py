@@ -7,8 +7,8 @@ nothing. Instead, `sentinel run` calls `start_in_background()` as soon as its ga
 refused batch starts nothing), before this process imports Prefect: the same server (Prefect's own
 command for its temporary server, `uvicorn prefect.server.api.server:create_app`, on a free loopback
 port, with Prefect's own home and database) starts while the batch's code loads and the ingest runs
-(`run_batch`, while `starting()`); PREFECT_API_URL in this process's environment points the flow run
-at it, and `wait()` returns once it answers. It is stopped when the process exits (atexit), killed
+(flows/launch.py `run_batch`, while `starting()`); PREFECT_API_URL in this process's environment
+points the flow run at it, and `wait()` returns once it answers. It is stopped when the process exits (atexit), killed
 with it if the process is killed (the kernel's parent-death signal), and stopped by the forced exit
 of an interrupted batch (flows/batch.py) like any child. What it prints goes to
 `$PREFECT_HOME/sentinel-temporary-server.log` (the last run's), named in the error if it fails to start.

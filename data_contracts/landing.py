@@ -32,6 +32,7 @@ import re
 import shutil
 import stat
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -289,7 +290,7 @@ def _detect_and_hash(sf: SourceFile) -> None:
 
 def _transcode(sf: SourceFile, tmp: Path) -> None:
     """A GB18030 file checked (strictly decoded, and not Latin-1 in disguise) and copied as UTF-8."""
-    out = tmp / f"{len(list(tmp.iterdir()))}-{sf.path.name}"
+    out = Path(tempfile.mkdtemp(dir=tmp)) / sf.path.name  # a folder of its own: files are inspected side by side
     try:
         transcode_gb18030(sf.path, out)
     except UnicodeDecodeError as e:
@@ -407,18 +408,28 @@ def inspected(input_dir: Path | str, skipped=None):
     found, entries = survey(Path(input_dir))
     tmp = Path(tempfile.mkdtemp(prefix="sentinel-ingest-"))
     try:
-        for files in found.values():
-            for sf in files:
-                inspect_file(sf, tmp, transcode=skipped is None)
+        # two files at a time, largest first: hashing and the UTF-8 check release the GIL, so one file's
+        # GB18030 transcode (which holds it) overlaps another's hashing. The refusal raised is the first
+        # file's in the directory's order, as if they were inspected one after another.
+        files = [sf for fs in found.values() for sf in fs]
+        _two_at_a_time(lambda sf: inspect_file(sf, tmp, transcode=skipped is None), files)
         if skipped is not None:
-            for extract, files in found.items():
-                known = skipped(extract, files)
-                for sf in files:
-                    if sf.encoding == "gb18030" and sf.sha256 not in known:
-                        _transcode(sf, tmp)
+            known = {extract: skipped(extract, fs) for extract, fs in found.items()}
+            _two_at_a_time(lambda sf: _transcode(sf, tmp),
+                          [sf for sf in files if sf.encoding == "gb18030" and sf.sha256 not in known[sf.extract]])
         yield found, entries
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _two_at_a_time(fn, files: list[SourceFile]) -> None:
+    """``fn(sf)`` for every file, two at a time (largest first); raises the exception of the first
+    file in ``files``' order that raised one, after every call has ended."""
+    order = sorted(range(len(files)), key=lambda i: -files[i].path.stat().st_size)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = {i: pool.submit(fn, files[i]) for i in order}
+    for i in range(len(files)):
+        done[i].result()
 
 
 def _sql_str(s: str) -> str:

@@ -352,6 +352,18 @@ def test_a_latin1_file_is_refused_not_guessed_as_gb18030(tmp_path):
         ("gb18030",)]
 
 
+def test_of_two_unreadable_files_the_first_in_order_is_named(tmp_path):
+    """Files are inspected two at a time, largest first; the refusal still names the first bad file
+    in the directory's order, whichever failed first."""
+    d = landing(tmp_path / "in")
+    for name, n in (("payments-01.csv", 1), ("payments-02.csv", 20_000)):  # the second inspected first
+        (d / name).write_bytes("发放流水号\n".encode("gb18030") + b"\xff\xfe" * n)
+    with pytest.raises(RefusedInput) as e:
+        ingest(d, tmp_path / "w.duckdb", AS_OF)
+    assert e.value.file == "payments-01.csv" and "cannot be decoded as UTF-8 or GB18030" in e.value.problem
+    assert not (tmp_path / "w.duckdb").exists()
+
+
 def test_changed_content_under_a_loaded_key_is_kept_as_a_version_and_counted(tmp_path):
     wh = tmp_path / "w.duckdb"
     ingest(landing(tmp_path / "b1", payments=[payment("P1", A, amount="100"), payment("P2", B)]), wh, AS_OF)

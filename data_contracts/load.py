@@ -17,8 +17,9 @@ transaction the ingest holds.
   at 1M persons to store them, pyarrow's Parquet writer takes about a third of that and the files
   are half the size. The batch works on a copy of the warehouse and swaps it in on commit; the
   files it writes have names of their own (batch, random part), so until the warehouse that lists
-  them is committed they are only unlisted files, and every ingest first removes the files the
-  warehouse does not list (a failed batch's, a replaced snapshot's: :func:`tidy_raw_folder`).
+  them is committed they are only unlisted files, and every ingest first removes the files of its
+  own naming the warehouse does not list (a failed batch's, a replaced snapshot's; nothing else:
+  :func:`tidy_raw_folder`).
 - :func:`write_extract`: raw and staging of one extract. Re-delivery (decision): a file whose
   sha256 was already loaded for the same extract is skipped (:func:`already_loaded`); a snapshot
   extract whose set of files is identical to the snapshot currently loaded is skipped as a whole.
@@ -150,7 +151,8 @@ def write_raw_views(con: duckdb.DuckDBPyConnection, folder: Path) -> list[str]:
     never a reason to fail the batch; returns the extracts that miss some, for the log."""
     listed: dict[str, list[Path]] = {name: [] for name in EXTRACTS}
     for extract, file in con.execute("SELECT extract, file FROM raw_files ORDER BY batch_id, file").fetchall():
-        listed[extract].append(folder.absolute() / file)
+        if extract in listed:  # an extract the catalogue no longer has keeps its files, without a view
+            listed[extract].append(folder.absolute() / file)
     missing = []
     for name, files in listed.items():
         present = [f for f in files if f.is_file()]

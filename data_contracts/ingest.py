@@ -252,7 +252,7 @@ def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], e
             load.move_raw_tables(wcon, raw_folder, batch_id)
             removed = load.tidy_raw_folder(wcon, raw_folder)
             if removed:
-                log.info("raw folder: %d files no batch committed removed", removed)
+                log.info("raw folder: %d files the warehouse does not list removed", removed)
             # what an earlier batch changed was read by that batch's rules: only tonight's changes are kept
             wcon.execute("DELETE FROM changed_subjects WHERE batch_id <> ?", [batch_id])
             counts = {name: ExtractCounts(name) for name in EXTRACTS}

@@ -38,9 +38,9 @@ from casework.summary import render_summary  # noqa: E402
 from data_contracts import ingest as ingest_mod  # noqa: E402,F401 -- tests patch the stage through it
 from data_contracts.load import raw_folder as raw_folder_of  # noqa: E402
 from flows import runs  # noqa: E402
-from flows.batch import (StagedDir, WorkingCopy, begin_batch, check_arguments, check_as_of,  # noqa: E402,F401
+from flows.batch import (StagedDir, WorkingCopy, begin_batch, check_arguments, check_as_of,  # noqa: E402
                          check_engine, commit_point, flow_lock, gated, interruptible, mark_outputs, today)
-from flows.launch import StageError, run_batch  # noqa: E402,F401 -- run_batch: `sentinel run`'s entry, also here
+from flows.launch import run_batch  # noqa: E402,F401 -- `sentinel run`'s entry, importable from here too
 from flows.launch import early_ingest as _early_ingest, early_staged as _early_staged  # noqa: E402
 from flows.launch import ingest_stage as _ingest, with_con as _with_con  # noqa: E402
 from models import default_model_dir, scorer  # noqa: E402

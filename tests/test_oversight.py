@@ -229,3 +229,49 @@ def test_vectorised_binomial_test_equals_scipys():
     ours = audit.binomtest_two_sided(k, n, p)
     theirs = np.array([binomtest(int(a), int(b), float(c)).pvalue for a, b, c in cases])
     assert np.array_equal(ours, theirs), [(c, o, t) for c, o, t in zip(cases, ours, theirs) if o != t][:5]
+
+
+def test_group_counts_equal_a_count_person_by_person():
+    """audit._counts folds the population before it meets the keys; a plain count over every person
+    and key gives the same rows: a person paid in two programs, a warning naming no program (every
+    pair of the person counts), one naming a program its rule does not apply to, one naming a person
+    outside the paid population, one naming a person paid only in programs its rule does not apply to,
+    a key with no programs."""
+    pop = pl.DataFrame({
+        "id_number": ["a", "a", "b", "c", "d", "e"],
+        "program_code": ["DIBAO", "GAOLING", "DIBAO", "GAOLING", "TEKUN", "DIBAO"],
+        "county_code": ["X", "X", "X", "Y", "Y", None], "township": ["X/1", "X/1", "X/2", "Y/1", "Y/1", "?/?"],
+        "sex": ["男", "男", "女", "女", "unknown", "男"], "age_band": ["80+", "80+", "18-59", "70-79", "0-17", "18-59"]})
+    warned = pl.DataFrame({
+        "rule_id": ["r1", "r1", "r2", "r2", "r3", "r1", "r3"],
+        "id_number": ["a", "b", "a", "c", "d", "z", "c"],
+        "program_code": [None, "DIBAO", "GAOLING", "DIBAO", "TEKUN", "DIBAO", None]})
+    keys = {"r1": ("DIBAO",), "r2": ("DIBAO", "GAOLING"), "r3": ("TEKUN",), "r4": ()}
+    got = audit._counts(pop, warned, "rule_id", keys)
+
+    first = pop.sort("id_number", "program_code").unique("id_number", keep="first", maintain_order=True)
+    for view in audit.VIEWS:
+        col = audit.VIEW_COLUMN[view]
+        expected = {}
+        for key, progs in keys.items():
+            mine = warned.filter(pl.col("rule_id") == key)
+            if view == "program":
+                for row in pop.iter_rows(named=True):
+                    if row["program_code"] not in progs:
+                        continue
+                    hit = any(w["id_number"] == row["id_number"] and w["program_code"] in (None, row["program_code"])
+                              for w in mine.iter_rows(named=True))
+                    n, x = expected.get((key, str(row[col])), (0, 0))
+                    expected[(key, str(row[col]))] = (n + 1, x + hit)
+            else:
+                for row in first.iter_rows(named=True):
+                    paid = set(pop.filter(pl.col("id_number") == row["id_number"])["program_code"])
+                    if not paid & set(progs):
+                        continue
+                    hit = row["id_number"] in set(mine["id_number"])
+                    g = "None" if row[col] is None else row[col]
+                    n, x = expected.get((key, g), (0, 0))
+                    expected[(key, g)] = (n + 1, x + hit)
+        rows = {(k, g): (n, x) for k, g, n, x in got[view].iter_rows()}
+        assert rows == expected, view
+    assert got["program"].filter(pl.col("key") == "r1", pl.col("group") == "DIBAO").row(0)[2:] == (3, 2)

@@ -28,6 +28,7 @@ from data_contracts import dialect, warehouse
 from data_contracts.ids import mask_ids_in_text
 from rules.catalog import Rule, load_catalog
 from rules.compile import Compiled, compile_rule
+from rules import materialised
 from rules.incremental import PAIRS, Night, fingerprint, restricted
 from rules.names import build_name_readings, register_similarity, register_spark_functions, unregister_similarity
 
@@ -57,36 +58,7 @@ def prepare(con: duckdb.DuckDBPyConnection) -> None:
     register_similarity(con)
 
 
-# Read by most rules (v_payment by 15 of them, v_person under it and under v_service_order and
-# v_training_claim): computed once per batch into TEMP tables of the same names, which shadow the
-# views for this connection only, instead of once per rule (sql/shared/materialised/). The views stay
-# the contract (the scorer, the audit and the recomputation of a warning read them). Made before the
-# first rule, when at least MATERIALISE_FROM rules are computed (0.9 s at 1M persons, about three rules'
-# worth of the views: not on a night when one rule runs and the others are carried over).
-MATERIALISED = ("v_person", "v_payment")
-MATERIALISE_FROM = 3
-
-
-def materialise(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """The shared views the rules read most, as TEMP tables of the same names (in this order: v_payment
-    reads v_person). A view whose tables are missing stays a view (the rules needing it are skipped)."""
-    t, done = time.perf_counter(), []
-    for view in MATERIALISED:
-        try:
-            warehouse.run(con, "shared/materialised", view)
-        except duckdb.CatalogException:
-            continue
-        done.append(view)
-    log.info("materialised %s in %.2f s", ", ".join(done) or "nothing", time.perf_counter() - t)
-    return done
-
-
-def drop_materialised(con: duckdb.DuckDBPyConnection) -> None:
-    for view in reversed(MATERIALISED):
-        con.execute(f"DROP TABLE IF EXISTS temp.{view}")
-
-
-CACHED_ON_SPARK = MATERIALISED
+CACHED_ON_SPARK = materialised.VIEWS  # read by most rules: computed once per batch
 SPARK_CONCURRENT_RULES = 4
 
 
@@ -173,8 +145,8 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
             fps = {c.rule.id: fingerprint(c, as_of, "duckdb" if engine is None else "spark") for c in catalog}
             plans = {c.rule.id: night.plan(c, fps[c.rule.id]) for c in catalog
                      if night is not None and not missing[c.rule.id]}
-            if sum(p.mode != "carried" for p in plans.values()) >= MATERIALISE_FROM:
-                materialise(con)
+            # v_person and v_payment, read by most rules, as tables brought up to date (rules/materialised.py)
+            kept_views = materialised.refresh(con, batch_id) if engine is None else materialised.forget(con)
             # on Spark the rules run side by side (each a job of its own; the driver's planning of one overlaps
             # another's execution); their hits are written here, in catalog order
             pool = ThreadPoolExecutor(SPARK_CONCURRENT_RULES) if engine is not None else None
@@ -225,7 +197,7 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
         unregister_similarity(con)
         if night is not None:
             night.close()
-        drop_materialised(con)
+        materialised.unshadow(con)
     runs = con.execute("SELECT status, count(*), sum(hits) FROM rule_runs GROUP BY status").fetchall()
     by_cat = dict(con.execute("SELECT category, count(*) FROM rule_hits GROUP BY category ORDER BY category").fetchall())
     status = {s: (n, int(h or 0)) for s, n, h in runs}
@@ -233,5 +205,5 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
         "batch_id": batch_id, "rules": len(catalog), "ran": status.get("ran", (0, 0))[0],
         "skipped": status.get("skipped", (0, 0))[0], "hits": sum(by_cat.values()), "hits_by_category": by_cat,
         "seconds": round(time.perf_counter() - t0, 2), "engine": "duckdb" if engine is None else "spark",
-        "computed": modes,
+        "computed": modes, "views": kept_views,
     }

@@ -82,7 +82,7 @@ def _version(package: str) -> str | None:
 
 
 @cache
-def _static_digest() -> str:
+def static_digest() -> str:
     """What every rule's result depends on besides its own SQL: the shared SQL, the name-reading code, the
     policy, and the versions of the libraries that compute them (an upgrade recomputes everything once)."""
     body = json.dumps({"shared": _shared(), "names": CODE.read_text(encoding="utf-8"),
@@ -112,7 +112,7 @@ def fingerprint(c: Compiled, as_of: dt.date, engine: str = "duckdb") -> str:
     """The rule's SQL and every binding but the batch id, with what all rules read (see the module docstring),
     and the engine that computed it (a night on Spark is not carried into one on DuckDB, nor back)."""
     bindings = [{k: v for k, v in c.bindings(s, 0, as_of).items() if k != "sys_batch_id"} for s in c.scopes]
-    body = json.dumps({"sql": c.sql, "bindings": bindings, "static": _static_digest(), "engine": engine},
+    body = json.dumps({"sql": c.sql, "bindings": bindings, "static": static_digest(), "engine": engine},
                       sort_keys=True, default=str)
     return hashlib.sha256(body.encode()).hexdigest()[:32]
 

@@ -67,6 +67,16 @@ def compare(inc: Path, full: Path, night: int) -> None:
                                  f"in {cols}:\n{diff.select(cols)}")
 
 
+def views_kept_equal_views(wh: Path, night: int) -> None:
+    """mat_v_person and mat_v_payment, updated for the changed persons night after night, hold what
+    the views compute from scratch (rules/materialised.py)."""
+    with duckdb.connect(str(wh), read_only=True) as con:
+        for view in ("v_person", "v_payment"):
+            for a, b in ((f"mat_{view}", view), (view, f"mat_{view}")):
+                n = con.execute(f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})").fetchall()[0][0]
+                assert n == 0, f"night {night}: {n} rows of {a} not in {b}"
+
+
 def registration(path: Path) -> pl.DataFrame:
     text = path.read_bytes().decode("gb18030")
     return pl.read_csv(io.StringIO(text), infer_schema=False)
@@ -112,15 +122,17 @@ def test_incremental_nights_equal_full_recomputation(prefect_harness, small_city
                     m.setenv("SENTINEL_FULL_RECOMPUTE", "1")
                 summaries[side] = run_batch(landing, root / "w.duckdb", root / "out", dt.date(2026, 11, n))
         compare(sides["incremental"] / "w.duckdb", sides["full"] / "w.duckdb", n)
+        views_kept_equal_views(sides["incremental"] / "w.duckdb", n)
         assert not summaries["full"]["scorer"].get("carried")
+        assert summaries["full"]["rules"]["views"] == "built"
         return summaries["incremental"]
 
-    night(1)
+    assert night(1)["rules"]["views"] == "built"
 
     shutil.copy(small_city / "payments-03.parquet", landing)
     (landing / "death_records-night2.csv").write_bytes(
         f"身份证号,姓名,死亡日期,信息来源\n{who},{name},2026年7月10日,火化\n".encode("gb18030"))
-    night(2)
+    assert night(2)["rules"]["views"] == "updated"
     assert computed(sides["full"] / "w.duckdb", 2) and set(computed(sides["full"] / "w.duckdb", 2).values()) == {"full"}
 
     for root in sides.values():  # a verifier's conclusions, on each warehouse's own warning ids
@@ -185,6 +197,7 @@ def test_incremental_nights_equal_full_recomputation(prefect_harness, small_city
         assert 3 <= con.execute("SELECT max(subjects) FROM rule_runs WHERE batch_id = 3").fetchall()[0][0] < 50
 
     s4 = night(4)  # nothing new: the scorer's scores and hits carried over too
+    assert s4["rules"]["views"] == "kept", s4["rules"]
     assert s4["scorer"].get("carried") and s4["scorer"]["persons_scored"] > 1000, s4["scorer"]
     modes = computed(sides["incremental"] / "w.duckdb", 4)
     assert set(modes.values()) == {"carried", "full"} and modes["eligible_not_receiving"] == "full", modes
@@ -202,6 +215,7 @@ def test_incremental_nights_equal_full_recomputation(prefect_harness, small_city
         f"N5-C1,,无名,{claim['certificate_number']},{claim['occupation']},{claim['level']},{claim['training_org']},"
         f"{claim['county_code']},2026年11月5日,1500.00\n", encoding="utf-8")
     s5 = night(5)  # tonight's payments are for a month after the scorer's window: its scores stand
+    assert s5["rules"]["views"] == "updated", s5["rules"]  # with a payment naming no one
     assert s5["scorer"].get("carried"), s5["scorer"]
     with duckdb.connect(str(sides["incremental"] / "w.duckdb"), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM rule_hits WHERE rule_id = 'identity_unverified' "

@@ -1,3 +1,4 @@
--- The rules stage's copy of the view v_person, computed once per batch (rules/execute.py: materialise), not
--- once per rule: a TEMP table of the view's name shadows the view for the rules' connection only.
-CREATE OR REPLACE TEMP TABLE v_person AS SELECT * FROM main.v_person
+-- The changed persons' rows of v_person, computed once over the staging tables restricted to them
+-- (stg_household_registration.sql, stg_death_records.sql), as a TEMP table named v_person: inserted
+-- into mat_v_person, and read by v_payment for the same persons' payments (rules/materialised.py).
+CREATE OR REPLACE TEMP TABLE v_person AS SELECT * FROM v_person

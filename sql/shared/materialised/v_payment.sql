@@ -1,3 +1,0 @@
--- The rules stage's copy of the view v_payment, computed once per batch (rules/execute.py: materialise), not
--- once per rule: a TEMP table of the view's name shadows the view for the rules' connection only.
-CREATE OR REPLACE TEMP TABLE v_payment AS SELECT * FROM main.v_payment

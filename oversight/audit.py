@@ -106,10 +106,15 @@ def catalog_facts(rules_dir: Path | str | None = None, extra_dirs: tuple = ()) -
     return programs, categories
 
 
+def _group_label(col: pl.Expr) -> pl.Expr:
+    """A group's name in the audit's rows: its value as text; a missing value is the group "None"."""
+    return col.cast(pl.String).fill_null("None").alias("group")
+
+
 def _key_programs(keys: dict[str, tuple]) -> pl.DataFrame:
     """(key, program_code): the programs each key's population is paid in."""
-    return pl.DataFrame([(k, p) for k, progs in keys.items() for p in progs], schema=["key", "program_code"],
-                        orient="row")
+    return pl.DataFrame([(k, p) for k, progs in keys.items() for p in progs],
+                        schema={"key": pl.String, "program_code": pl.String}, orient="row")
 
 
 def _counts(pop: pl.DataFrame, warned: pl.DataFrame, key_col: str, keys: dict[str, tuple]) -> dict[str, pl.DataFrame]:
@@ -149,7 +154,7 @@ def _counts(pop: pl.DataFrame, warned: pl.DataFrame, key_col: str, keys: dict[st
             n = folded.join(progset_keys, on="progset").group_by("key", col).agg(pl.col("n").sum().alias("persons"))
             x = warned_persons.group_by("key", col).len("warned")
         out[view] = (n.join(x, on=["key", col], how="left", nulls_equal=True)
-                     .select("key", pl.col(col).cast(pl.String).fill_null("None").alias("group"),
+                     .select("key", _group_label(pl.col(col)),
                              pl.col("persons").cast(pl.Int64), pl.col("warned").fill_null(0).cast(pl.Int64)))
     return out
 
@@ -452,6 +457,7 @@ def _conclusions(pop: pl.DataFrame, concluded: pl.DataFrame, key_col: str, view:
     else:
         persons = _persons(pop).select("id_number", pl.col(VIEW_COLUMN[view]).alias("group"))
         g = concluded.join(persons, on="id_number", how="inner")
+    g = g.with_columns(_group_label(pl.col("group")))  # as _counts labels it
     return g.group_by(pl.col(key_col).alias("key"), "group").agg(
         pl.len().cast(pl.Int64).alias("concluded"), pl.col("confirmed").sum().cast(pl.Int64).alias("confirmed"))
 

@@ -5,9 +5,10 @@ Most rules read these two views (v_payment by 15 of them). Computed whole for ea
 in. Instead the warehouse keeps them as tables, ``mat_v_person`` and ``mat_v_payment``
 (sql/shared/materialised/), and the rules stage brings them up to date before the first rule:
 
-- **whole** (``built``): the first batch, a batch after a gap (an ingest run on its own), a change of
-  the shared SQL or of the libraries (:func:`rules.incremental.static_digest`), a batch whose ingest
-  loaded one of their extracts whole, ``SENTINEL_FULL_RECOMPUTE``;
+- **whole** (``built``): the first batch, a batch after a gap (an ingest run on its own) or after a
+  batch on Spark, a second rules stage in one batch, a change of the shared SQL, of this module's
+  SQL or of the libraries (:func:`digest`), a batch whose ingest loaded one of their extracts whole
+  (its first load), ``SENTINEL_FULL_RECOMPUTE``;
 - **the changed persons only** (``updated``): the rows of every person tonight's staged rows name
   (``changed_subjects``, old and new versions) are deleted and computed again from the views, and
   so are the rows naming no person (the few rows with an empty ID number: nothing names them, so
@@ -17,17 +18,22 @@ in. Instead the warehouse keeps them as tables, ``mat_v_person`` and ``mat_v_pay
   changes names its person, and every table row of an unchanged person stays as it was;
 - **as they are** (``kept``): nothing they read changed.
 
-``materialised(view, batch_id, digest)`` records the batch each table is current for. For the rules'
-connection only, TEMP views of the same names (``v_person`` over ``mat_v_person``, ...) shadow the
+``materialised(view, batch_id, digest)`` records the batch each table is current for. On the rules'
+connection, TEMP views of the same names (``v_person`` over ``mat_v_person``, ...) shadow the
 views: the rules and the incremental restrictions (sql/incremental/) read the tables without a
-change to their SQL. Everything else (the scorer, the audit, a notebook) reads the views as before.
+change to their SQL. The outcome audit does the same while the tables are current for the
+warehouse's latest batch (:func:`read_if_current`). Everything else (the scorer, a notebook)
+reads the views, which always say the same.
 
-A batch on the Spark engine does not keep them (it caches the views in Spark): its batch leaves the
-record behind, and the next batch on DuckDB builds them whole.
+A batch on the Spark engine does not keep them (it caches the views in Spark): it deletes the
+record (:func:`forget`), and the next batch on DuckDB builds them whole.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
+import json
 import logging
 import os
 import time
@@ -44,6 +50,14 @@ VIEWS = ("v_person", "v_payment")  # in this order: v_payment reads v_person
 FOLDER = "shared/materialised"  # mat_<view>.sql: the table made whole; the others: what _update shadows
 
 
+@functools.cache
+def digest() -> str:
+    """What the tables' rows depend on besides the staged rows: the shared SQL and libraries (as for the
+    rules' fingerprints) and the statements here (sql/shared/materialised/)."""
+    texts = json.dumps({"static": static_digest(), "mine": warehouse.read_folder(FOLDER)})
+    return hashlib.sha256(texts.encode()).hexdigest()
+
+
 def _sources() -> frozenset[str]:
     return frozenset().union(*(sources(v) for v in VIEWS))
 
@@ -54,7 +68,7 @@ def _up_to_date(con: duckdb.DuckDBPyConnection, batch_id: int) -> str | None:
         return "SENTINEL_FULL_RECOMPUTE is set"
     if not all(warehouse.exists(con, t) for t in ("changed_subjects", *(f"mat_{v}" for v in VIEWS))):
         return "not built yet"
-    kept = dict(con.execute("SELECT view, batch_id FROM materialised WHERE digest = ?", [static_digest()]).fetchall())
+    kept = dict(con.execute("SELECT view, batch_id FROM materialised WHERE digest = ?", [digest()]).fetchall())
     if any(kept.get(v) != batch_id - 1 for v in VIEWS):
         return "not current for the batch before (a first batch, a gap, or other shared SQL)"
     whole = con.execute("SELECT list(DISTINCT extract) FROM changed_subjects WHERE batch_id = ? AND subject_type = 'all'",
@@ -91,7 +105,7 @@ def refresh(con: duckdb.DuckDBPyConnection, batch_id: int) -> str:
             _shadow(con, view)
     con.execute("DELETE FROM materialised").fetchall()
     con.executemany("INSERT INTO materialised (view, batch_id, digest) VALUES (?, ?, ?)",
-                    [[v, batch_id, static_digest()] for v in VIEWS])
+                    [[v, batch_id, digest()] for v in VIEWS])
     log.info("v_person and v_payment as tables: %s in %.2f s%s", how, time.perf_counter() - t,
              f" ({why})" if why else "")
     return how
@@ -104,16 +118,16 @@ def _update(con: duckdb.DuckDBPyConnection, batch_id: int) -> None:
     warehouse.run(con, INCREMENTAL, "dirty_person", batch_id=batch_id)
     mine = "id_number IN (SELECT subject_id FROM dirty_person) OR id_number IS NULL"
     shadows = [f"stg_{e}" for e in sorted(_sources())]
-    try:
-        for table in shadows:
-            warehouse.run(con, FOLDER, table)
-        warehouse.run(con, FOLDER, "v_person")  # a TEMP table: read by v_payment below
-        for view in VIEWS:
-            con.execute(f"DELETE FROM mat_{view} WHERE {mine}").fetchall()
-            con.execute(f"INSERT INTO mat_{view} BY NAME SELECT * FROM {view}").fetchall()
-    finally:
-        for table in ("v_person", *shadows):
-            con.execute(f"DROP TABLE IF EXISTS temp.{table}").fetchall()
+    for table in shadows:
+        warehouse.run(con, FOLDER, table)
+    warehouse.run(con, FOLDER, "v_person")  # a TEMP table: read by v_payment below
+    for view in VIEWS:
+        con.execute(f"DELETE FROM mat_{view} WHERE {mine}").fetchall()
+        con.execute(f"INSERT INTO mat_{view} BY NAME SELECT * FROM {view}").fetchall()
+    # not in a `finally`: should a statement above fail, the rules' transaction is rolled back, and the
+    # TEMP tables made in it with it (a DROP in the aborted transaction would hide the error)
+    for table in ("v_person", *shadows):
+        con.execute(f"DROP TABLE temp.{table}").fetchall()
 
 
 def _shadow(con: duckdb.DuckDBPyConnection, view: str) -> None:
@@ -133,7 +147,7 @@ def current(con: duckdb.DuckDBPyConnection) -> bool:
     if not all(warehouse.exists(con, t) for t in ("materialised", *(f"mat_{v}" for v in VIEWS))):
         return False
     latest = next_batch_id(con) - 1
-    kept = dict(con.execute("SELECT view, batch_id FROM materialised WHERE digest = ?", [static_digest()]).fetchall())
+    kept = dict(con.execute("SELECT view, batch_id FROM materialised WHERE digest = ?", [digest()]).fetchall())
     return all(kept.get(v) == latest for v in VIEWS)
 
 

@@ -275,3 +275,27 @@ def test_group_counts_equal_a_count_person_by_person():
         rows = {(k, g): (n, x) for k, g, n, x in got[view].iter_rows()}
         assert rows == expected, view
     assert got["program"].filter(pl.col("key") == "r1", pl.col("group") == "DIBAO").row(0)[2:] == (3, 2)
+    # keys none of which has a program (rules the catalog given to the audit does not know): no population
+    assert all(f.height == 0 for f in audit._counts(pop, warned, "rule_id", {"r9": ()}).values())
+
+
+def test_audit_reads_the_kept_views_only_while_they_are_current(demo_run, tmp_path):
+    """The audit reads v_payment from mat_v_payment while the rules' last batch is the warehouse's latest
+    (rules/materialised.py), else the view: a table emptied on purpose shows which one it read."""
+    from data_contracts.load import next_batch_id
+    from rules import materialised
+
+    wh = tmp_path / "w.duckdb"
+    shutil.copy(demo_run["warehouse"], wh)
+    with duckdb.connect(str(wh)) as con:
+        assert materialised.current(con)
+        base = audit.compute(con)
+        assert base.views["county"].height > 0
+        con.execute("DELETE FROM mat_v_payment")
+        assert audit.compute(con).views["county"].height == 0  # read the (emptied) table: nobody paid
+        con.execute("INSERT INTO runs (batch_id, as_of, outcome) VALUES (?, ?, 'ingested')",
+                    [next_batch_id(con), AS_OF])  # an ingest since, on its own
+        assert not materialised.current(con)
+        assert audit.compute(con).views["county"].equals(base.views["county"])  # the view again
+        assert con.execute("SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name IN ('v_person', 'v_payment')"
+                           ).fetchall() == [(0,)]  # the shadows are gone with the block

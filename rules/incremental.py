@@ -62,6 +62,9 @@ from rules.compile import Compiled
 from rules.names import NAME_SOURCES
 
 FOLDER = "incremental"  # sql/incremental/: the temp tables of an incremental night
+# the staging tables read by the views keyed by person other than v_payment (a table by then:
+# rules/materialised.py), each restricted to the changed persons by the column those views are keyed by
+PERSON_SHADOWS = ("stg_public_servants", "stg_service_orders", "stg_training_claims")
 REFS = re.compile(r"\b(v_\w+|stg_\w+|name_reading)\b")
 CODE = Path(__file__).resolve().parent / "names.py"
 
@@ -197,8 +200,16 @@ class Night:
             if grain != "person":
                 self.dirty("person")
             warehouse.run(self.con, FOLDER, f"dirty_{grain}", batch_id=self.batch_id)
+            # while the person views are restricted, their staging tables are too (sql/incremental/stg_*.sql):
+            # DuckDB would compute such a view whole before the filter. Dropped at once, never seen by a
+            # rule (on an error the rules' transaction is rolled back, and they with it)
+            shadows = [t for t in PERSON_SHADOWS if grain == "person" and warehouse.exists(self.con, t)]
+            for table in shadows:
+                warehouse.run(self.con, FOLDER, table)
             for view in GRAIN_VIEWS[grain]:
                 warehouse.run(self.con, FOLDER, f"{grain}_{view}")
+            for table in shadows:
+                self.con.execute(f"DROP TABLE temp.{table}").fetchall()
             self._dirty[grain] = self.con.execute(f"SELECT count(*) FROM dirty_{grain}").fetchall()[0][0]
         return self._dirty[grain]
 

@@ -1,9 +1,10 @@
 """The whole nightly run on a city, then a night that adds one day of payments, then a night where
-nothing new arrived, in one process, as `sentinel serve` runs its nights: Prefect's server is up
-before the first night (started here by a flow run of nothing, timed apart and printed; with this
+nothing new arrived, in one long-running process: Prefect's server is up before the first night (started here by a flow run of nothing, timed apart and printed; with this
 script's fresh Prefect home it includes the migration of Prefect's new database, about 15 s).
 Until 2026-11-30 the server's start was counted in the full night, which made the ratios below
-look smaller than a served process sees them.
+look smaller than a served process sees them. `sentinel serve` pays more per night than this:
+Prefect's runner starts each scheduled flow run in a process of its own, which imports the flow's
+code again and starts cold.
 
     /usr/bin/time -v .venv/bin/python benchmarks/nightly.py LANDING_DIR [--work DIR]
 

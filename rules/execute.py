@@ -146,7 +146,11 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
             plans = {c.rule.id: night.plan(c, fps[c.rule.id]) for c in catalog
                      if night is not None and not missing[c.rule.id]}
             # v_person and v_payment, read by most rules, as tables brought up to date (rules/materialised.py)
-            kept_views = materialised.refresh(con, batch_id) if engine is None else materialised.forget(con)
+            if engine is None:
+                kept_views = materialised.refresh(con, batch_id)
+            else:  # Spark caches the views itself; the next DuckDB batch builds the tables whole
+                materialised.forget(con)
+                kept_views = None
             # on Spark the rules run side by side (each a job of its own; the driver's planning of one overlaps
             # another's execution); their hits are written here, in catalog order
             pool = ThreadPoolExecutor(SPARK_CONCURRENT_RULES) if engine is not None else None

@@ -62,14 +62,19 @@ def _sources() -> frozenset[str]:
     return frozenset().union(*(sources(v) for v in VIEWS))
 
 
+def _kept_for(con: duckdb.DuckDBPyConnection, batch_id: int) -> bool:
+    """Both tables were last brought up to date by batch ``batch_id``, with this code's SQL (``digest``)."""
+    kept = dict(con.execute("SELECT view, batch_id FROM materialised WHERE digest = ?", [digest()]).fetchall())
+    return all(kept.get(v) == batch_id for v in VIEWS)
+
+
 def _up_to_date(con: duckdb.DuckDBPyConnection, batch_id: int) -> str | None:
     """Why the tables must be built whole tonight, or None when updating them is enough."""
     if os.environ.get("SENTINEL_FULL_RECOMPUTE", "") not in ("", "0"):
         return "SENTINEL_FULL_RECOMPUTE is set"
     if not all(warehouse.exists(con, t) for t in ("changed_subjects", *(f"mat_{v}" for v in VIEWS))):
         return "not built yet"
-    kept = dict(con.execute("SELECT view, batch_id FROM materialised WHERE digest = ?", [digest()]).fetchall())
-    if any(kept.get(v) != batch_id - 1 for v in VIEWS):
+    if not _kept_for(con, batch_id - 1):
         return "not current for the batch before (a first batch, a gap, or other shared SQL)"
     whole = con.execute("SELECT list(DISTINCT extract) FROM changed_subjects WHERE batch_id = ? AND subject_type = 'all'",
                         [batch_id]).fetchall()[0][0] or []
@@ -138,7 +143,6 @@ def unshadow(con: duckdb.DuckDBPyConnection) -> None:
     """The views are the views again on this connection."""
     for view in reversed(VIEWS):
         con.execute(f"DROP VIEW IF EXISTS temp.{view}").fetchall()
-        con.execute(f"DROP TABLE IF EXISTS temp.{view}").fetchall()
 
 
 def current(con: duckdb.DuckDBPyConnection) -> bool:
@@ -146,9 +150,7 @@ def current(con: duckdb.DuckDBPyConnection) -> bool:
     with this code's shared SQL."""
     if not all(warehouse.exists(con, t) for t in ("materialised", *(f"mat_{v}" for v in VIEWS))):
         return False
-    latest = next_batch_id(con) - 1
-    kept = dict(con.execute("SELECT view, batch_id FROM materialised WHERE digest = ?", [digest()]).fetchall())
-    return all(kept.get(v) == latest for v in VIEWS)
+    return _kept_for(con, next_batch_id(con) - 1)
 
 
 @contextlib.contextmanager

@@ -46,6 +46,8 @@ from flows.launch import ingest_stage as _ingest, with_con as _with_con  # noqa:
 from models import default_model_dir, scorer  # noqa: E402
 from rules import run_rules  # noqa: E402
 
+prefect_api.heartbeats_unjoined()  # the end of a run does not wait for its heartbeat thread
+
 
 def _transient(task, task_run, state) -> bool:
     """Retry I/O errors (a landing directory on a network share), never a refused input or a bug."""

@@ -189,6 +189,35 @@ def flow_run_settings():
         yield
 
 
+def heartbeats_unjoined() -> None:
+    """A flow run's heartbeat thread stopped at the end of the run but not waited for.
+
+    On a long-lived server (``sentinel serve``, a site's server) Prefect sends a flow run's
+    heartbeats from a thread that sleeps in steps of one second; at the end of a synchronous run
+    Prefect sets the thread's stop event, then joins it: up to 1 s, 0.5 s on average, of every
+    night, after the batch has committed (``nightly.py`` measured 0.48 and 0.73 s on nights of 3 s).
+    Prefect's own async engine does not join it (``join_on_exit=False``, the parameter this sets):
+    the thread sends no heartbeat once the event is set and ends at its next step. Applied once,
+    by flows/nightly.py, where ``prefect.flow_engine._send_heartbeats`` takes that parameter
+    (Prefect 3.8, requirements.lock); if a later Prefect changes it, nothing is patched and the runs
+    wait for the thread as before (tests/test_flow.py checks the patch is in place)."""
+    import inspect
+
+    import prefect.flow_engine as engine
+
+    send = getattr(engine, "_send_heartbeats", None)
+    if send is None or getattr(send, "unjoined", False):
+        return
+    if "join_on_exit" not in inspect.signature(send).parameters:
+        return
+
+    def _send_heartbeats(flow_engine, join_on_exit: bool = True):
+        return send(flow_engine, join_on_exit=False)
+
+    _send_heartbeats.unjoined = True
+    engine._send_heartbeats = _send_heartbeats
+
+
 def stop() -> None:
     """Stop the server (at exit)."""
     if _server is None:

@@ -234,3 +234,34 @@ def test_what_a_killed_batch_spilled_is_removed_by_the_next(tmp_path):
         assert not spilled.exists()
         assert work.path.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.duckdb"]
+
+
+def test_a_flow_run_sends_heartbeats_without_waiting_for_their_thread_at_its_end(prefect_harness):
+    """On a long-lived server a flow run's heartbeat thread is stopped at the end of the run, not
+    joined (flows/prefect_api.py `heartbeats_unjoined`): the run returns while the thread finishes
+    its last one-second sleep, and the thread then ends on its own."""
+    import threading
+
+    import prefect.flow_engine
+    from prefect import flow
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    import flows.nightly  # noqa: F401 -- applies the patch, as every batch's process does
+    assert getattr(prefect.flow_engine._send_heartbeats, "unjoined", False)
+
+    def heartbeat_threads() -> list[threading.Thread]:
+        return [t for t in threading.enumerate()  # Prefect's thread runs heartbeat_loop in a context copy
+                if any(getattr(a, "__name__", "") == "heartbeat_loop" for a in getattr(t, "_args", ()))]
+
+    @flow(name="heartbeats")
+    def beating() -> int:
+        assert heartbeat_threads(), "the run sends heartbeats"
+        return 1
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 30}):
+        assert beating() == 1
+    left = heartbeat_threads()
+    assert left and all(t.is_alive() for t in left), "the run waited for its heartbeat thread"
+    for t in left:
+        t.join(timeout=5)
+    assert not any(t.is_alive() for t in left)

@@ -160,6 +160,16 @@ def mark_outputs(folder: Path, marker: str = MARKER) -> None:
     (folder / marker).write_text(json.dumps(body, ensure_ascii=False, indent=0), encoding="utf-8")
 
 
+def unchanged_outputs(out: Path, marker: str = MARKER) -> dict[str, Path]:
+    """The files of the last batch's outputs in `out` that are as it wrote them (size and time as
+    its `marker` lists them), by their path relative to `out`: what the next batch may copy."""
+    try:
+        written = json.loads((Path(out) / marker).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {rel: Path(out) / rel for rel, stat in _files(Path(out), marker).items() if written.get(rel) == stat}
+
+
 def _not_ours(out: Path, marker: str) -> list[str]:
     try:
         written = json.loads((out / marker).read_text(encoding="utf-8"))["files"]

@@ -39,7 +39,8 @@ from data_contracts import ingest as ingest_mod  # noqa: E402,F401 -- tests patc
 from data_contracts.load import raw_folder as raw_folder_of  # noqa: E402
 from flows import runs  # noqa: E402
 from flows.batch import (StagedDir, WorkingCopy, begin_batch, check_arguments, check_as_of,  # noqa: E402
-                         check_engine, commit_point, flow_lock, gated, interruptible, mark_outputs, today)
+                         check_engine, commit_point, flow_lock, gated, interruptible, mark_outputs, today,
+                         unchanged_outputs)
 from flows.launch import run_batch  # noqa: E402,F401 -- `sentinel run`'s entry, importable from here too
 from flows.launch import early_ingest as _early_ingest, early_staged as _early_staged  # noqa: E402
 from flows.launch import ingest_stage as _ingest, with_con as _with_con  # noqa: E402
@@ -124,8 +125,11 @@ def warnings_task(work: str, as_of: dt.date, batch_id: int) -> dict:
 
 
 @task(name="lists", retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=_transient)
-def lists_task(work: str, staging: str, xlsx: bool, mask_ids: bool) -> dict:
-    res = _with_con(work, lists_mod.write_lists, Path(staging), xlsx=xlsx, mask=mask_ids)
+def lists_task(work: str, staging: str, xlsx: bool, mask_ids: bool, last_out: Optional[str] = None) -> dict:
+    """The lists in `staging`; the workbooks of `last_out` (the outputs the last batch committed)
+    that are as it wrote them may be copied from there (casework/lists.py `MADE_FROM`)."""
+    previous = unchanged_outputs(Path(last_out)) if last_out else None
+    res = _with_con(work, lists_mod.write_lists, Path(staging), xlsx=xlsx, mask=mask_ids, previous=previous)
     get_run_logger().info("lists: %s", res)
     return res
 
@@ -169,7 +173,7 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
                         on.discard()  # the batch's stage (a local one): the warehouse holds the results
                 warned = warnings_task(w, as_of, batch_id)
                 _with_con(w, runs.record_warnings, batch_id, warned)
-                listed = lists_task(w, str(staging), xlsx, mask_ids)
+                listed = lists_task(w, str(staging), xlsx, mask_ids, str(out))
                 summary = {"batch_id": batch_id, "as_of": as_of.isoformat(), "ingest": ingested, "rules": rules,
                            "scorer": scores, "warnings": warned, "lists": listed}
                 summary["seconds"] = round(time.perf_counter() - started, 1)

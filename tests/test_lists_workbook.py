@@ -185,3 +185,40 @@ def test_messages_use_the_same_patterns(text, masked):
     from data_contracts.ids import mask_ids_in_text
 
     assert mask_ids_in_text(text) == masked
+
+
+def test_a_workbook_made_from_the_same_rows_is_copied_from_the_last_outputs(written, tmp_path):
+    """A township whose rows are those of the last outputs gets that workbook byte for byte; one
+    whose rows changed, or whose workbook changed since its batch wrote it, is written anew; masked
+    rows are other rows."""
+    from flows.batch import mark_outputs, unchanged_outputs
+
+    path, con, out, _ = written
+    mark_outputs(out)
+    books = sorted(p.relative_to(out).as_posix() for p in (out / "lists").rglob("*.xlsx"))
+
+    again = tmp_path / "again"
+    res = lists.write_lists(con, again, previous=unchanged_outputs(out))
+    assert res["workbooks_copied"] == len(books) == 3
+    assert all((again / b).read_bytes() == (out / b).read_bytes() for b in books)
+
+    # one township's rows change (a higher score); another's workbook is opened and saved where it lies
+    con.execute("UPDATE warnings SET score = score + 1 WHERE category = 'deceased_paid'")
+    changed = next(b for b in books if "城关镇" not in b and "未分配" not in b
+                   and ID_A in (out / b).with_suffix(".csv").read_text(encoding="utf-8-sig"))
+    resaved = next(b for b in books if "城关镇" in b)
+    wb = openpyxl.load_workbook(out / resaved)
+    wb.save(out / resaved)
+    third = tmp_path / "third"
+    res = lists.write_lists(con, third, previous=unchanged_outputs(out))
+    assert res["workbooks_copied"] == 1
+    assert (third / changed).read_bytes() != (out / changed).read_bytes()
+    assert openpyxl.load_workbook(third / resaved).custom_doc_props[lists.MADE_FROM] is not None
+    assert [b for b in books if (third / b).read_bytes() == (out / b).read_bytes()] == \
+        [b for b in books if b not in (changed, resaved)]
+
+    masked = tmp_path / "masked"  # masking changes the lists that show an ID number, and only those
+    res = lists.write_lists(con, masked, mask=True, previous=unchanged_outputs(out))
+    same_rows = [b for b in books if b != resaved
+                 and (masked / b).with_suffix(".csv").read_bytes() == (third / b).with_suffix(".csv").read_bytes()]
+    assert res["workbooks_copied"] == len(same_rows) == 1  # the worker's list, no ID number in it

@@ -78,7 +78,11 @@ def test_three_nights_lifecycle(prefect_harness, small_city, tmp_path):
     veh = veh.with_columns(status=pl.when(owner & (pl.col("vehicle_type") == "小型轿车")).then(pl.lit("报废"))
                            .otherwise(pl.col("status")))
     veh.write_parquet(n3 / "vehicle_registration.parquet")
-    run_batch(n3, wh, out, dt.date(2026, 11, 3))
+    before = {p.relative_to(out): p.read_bytes() for p in (out / "lists").rglob("*.xlsx")}
+    listed3 = run_batch(n3, wh, out, dt.date(2026, 11, 3))["lists"]
+    # the townships whose rows did not change tonight keep last night's workbook, byte for byte
+    same = [p for p, b in before.items() if (out / p).exists() and (out / p).read_bytes() == b]
+    assert 0 < listed3["workbooks_copied"] == len(same) < listed3["township_lists"]
 
     assert status_of(wh, "deceased_paid", who)[1:] == ("confirmed", "2026-11")  # confirmed keeps its history
     assert status_of(wh, "shared_account", cleared_subject)[1] == "cleared"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import duckdb
 
 from data_contracts import warehouse
 from data_contracts.ids import mask_ids_in_text
@@ -24,7 +23,7 @@ def render_summary(work: Path, summary: dict, model_dir: Path | None = None) -> 
     """The summary of the batch whose warehouse (or working copy) is `work`; `model_dir`: where the
     kept model is (the batch's, once it commits; by default the one beside `work`)."""
     batch_id = summary["batch_id"]
-    with duckdb.connect(str(work), read_only=True) as con:
+    with warehouse.connect(work, read_only=True) as con:  # the batch's own working copy, or a warehouse
         extracts = con.execute(
             "SELECT extract, files, files_skipped, rows_read, rows_loaded, rows_quarantined FROM run_extracts "
             "WHERE batch_id = ? AND delivered ORDER BY extract", [batch_id]).fetchall()

@@ -14,6 +14,8 @@
 - :func:`transaction`: BEGIN, COMMIT, or ROLLBACK on any exception (Ctrl-C included).
 - :func:`writer_lock`: one writer at a time per warehouse file (a batch, or feedback being recorded).
 - :func:`configure`: the settings of a batch stage's connection (DuckDB's memory limit).
+- :func:`hold_open` / :func:`connect` / :func:`let_go`: a batch's working copy open once for the
+  whole batch, each stage on a connection of its own to it.
 """
 from __future__ import annotations
 
@@ -132,7 +134,12 @@ def create_all(con: duckdb.DuckDBPyConnection, folder: str | Path) -> list[str]:
 
 def tables() -> list[str]:
     """Every table of ``sql/warehouse/``, in creation order."""
-    return [n for n, _ in read_folder(WAREHOUSE)]
+    return list(_tables())
+
+
+@cache  # like read_statement's texts, read once per process: ordering them costs 30 ms of regexes
+def _tables() -> tuple[str, ...]:
+    return tuple(n for n, _ in read_folder(WAREHOUSE))
 
 
 @cache
@@ -152,9 +159,10 @@ def column_names(table: str) -> list[str]:
     return [c for c, _ in columns(table)]
 
 
-def _depends(table: str) -> list[str]:
+@cache
+def _depends(table: str) -> tuple[str, ...]:
     text = strip_comments(load(WAREHOUSE, table))
-    return [t for t in tables() if t != table and re.search(rf"\b{t}\b", text)]
+    return tuple(t for t in _tables() if t != table and re.search(rf"\b{t}\b", text))
 
 
 def exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -273,3 +281,46 @@ def register_policy(con: duckdb.DuckDBPyConnection) -> None:
                     [(k, v["label_zh"], v["rank"], v["score_floor"]) for k, v in SEVERITIES.items()])
     execute(con, "CREATE OR REPLACE TEMP TABLE policy_program (program_code VARCHAR PRIMARY KEY, name_zh VARCHAR)")
     con.executemany("INSERT INTO policy_program VALUES (?, ?)", list(PROGRAMS.items()))
+
+
+# ------------------------------------------------------------------------- a batch's open database
+
+_held: dict[str, duckdb.DuckDBPyConnection] = {}
+
+
+def _key(path: str | Path) -> str:
+    return str(Path(path).absolute())
+
+
+def hold_open(path: str | Path) -> None:
+    """Keep the database at `path` (a batch's working copy) open in this process until
+    :func:`let_go`: every stage's :func:`connect` is then a connection of its own to that open
+    database. Its catalogue and the blocks one stage read stay in DuckDB's cache for the next, and
+    the stages' changes reach the file in one checkpoint at the end instead of one as each stage's
+    connection closes: 0.3 s of a 1.8-s night where nothing new arrived (1M persons)."""
+    if _key(path) not in _held:
+        con = duckdb.connect(_key(path))
+        configure(con)
+        _held[_key(path)] = con
+
+
+def let_go(path: str | Path, checkpoint: bool = False) -> bool:
+    """Close what :func:`hold_open` held (after a CHECKPOINT, if asked); whether anything was held."""
+    con = _held.pop(_key(path), None)
+    if con is None:
+        return False
+    try:
+        if checkpoint:
+            con.execute("CHECKPOINT").fetchall()
+    finally:
+        con.close()
+    return True
+
+
+def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection of its own to the database at `path`: to the open one while it is held (the
+    batch's own working copy, read_only or not), else a new one."""
+    held = _held.get(_key(path))
+    if held is not None:
+        return held.cursor()
+    return duckdb.connect(_key(path), read_only=read_only)

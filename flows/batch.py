@@ -40,6 +40,7 @@ from pathlib import Path
 
 import duckdb
 
+from data_contracts import warehouse
 from data_contracts.errors import RefusedInput
 from data_contracts.load import raw_folder
 from data_contracts.warehouse import writer_lock as batch_lock
@@ -488,13 +489,23 @@ class WorkingCopy(_Staged):
                 raise _no_space(e, self.path.parent) from None
             raise
 
+    def __enter__(self):
+        super().__enter__()
+        try:  # the stages' connections to one open database (warehouse.connect), until commit or discard
+            warehouse.hold_open(self.path)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
     @property
     def wal(self) -> Path:
         return self.warehouse.with_name(self.warehouse.name + ".wal")
 
     def commit(self) -> None:
-        with duckdb.connect(str(self.path)) as con:
-            con.execute("CHECKPOINT").fetchall()
+        if not warehouse.let_go(self.path, checkpoint=True):
+            with duckdb.connect(str(self.path)) as con:
+                con.execute("CHECKPOINT").fetchall()
         if self.wal.exists():  # nobody may write the warehouse under the lock; a log now is not ours
             raise RuntimeError(f"{self.wal} appeared during the batch; the warehouse was left as it was")
         fd = os.open(self.path, os.O_RDONLY)
@@ -505,6 +516,7 @@ class WorkingCopy(_Staged):
         os.replace(self.path, self.warehouse)
 
     def discard(self) -> None:
+        warehouse.let_go(self.path)
         for p in (self.path, self.path.with_name(self.path.name + ".wal")):
             if p.exists():
                 p.unlink()

@@ -27,13 +27,13 @@ import logging
 import threading
 from pathlib import Path
 
-import duckdb
 
 from data_contracts import ingest as ingest_mod
 from data_contracts.errors import RefusedInput
 from data_contracts.ids import mask_ids_in_text
 from data_contracts.load import raw_folder
 from data_contracts.schemas import register_backends
+from data_contracts import warehouse
 from data_contracts.warehouse import configure as configure_connection
 from flows import prefect_api, runs
 from flows.batch import (Interrupted, StagedDir, WorkingCopy, batch_gate, check_engine, interruptible,
@@ -55,7 +55,7 @@ class StageError(RuntimeError):
 
 def with_con(work: str, fn, *args, **kwargs):
     """``fn(con, *args, **kwargs)`` on a connection of its own to the working copy ``work``."""
-    with duckdb.connect(work) as con:
+    with warehouse.connect(work) as con:  # the working copy the batch holds open (flows/batch.py)
         configure_connection(con)
         try:
             return fn(con, *args, **kwargs)

@@ -471,8 +471,8 @@ def _coverage(pop: pl.DataFrame, warned: pl.DataFrame) -> pl.DataFrame:
     ).sort("rule_id")
 
 
-def audit_warehouse(warehouse: Path | str, **kw) -> Audit:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+def audit_warehouse(path: Path | str, **kw) -> Audit:
+    with warehouse.connect(path, read_only=True) as con:  # a warehouse, or a batch's working copy
         return compute(con, **kw)
 
 

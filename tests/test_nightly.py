@@ -17,6 +17,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from data_contracts import warehouse
 from flows.batch import batch_lock
 from flows.cli import main
 from tests.conftest import AS_OF, PAYMENT_HEADER, payment, snapshot_of, write_csv
@@ -103,6 +104,31 @@ def test_a_failing_stage_leaves_warehouse_and_lists_as_they_were(demo_run, tmp_p
     assert snapshot_of(wh) == before
     assert sorted(p.name for p in out.rglob("*")) == lists_before
     assert not list(root.glob(".*.batch*"))
+    assert not warehouse._held  # the failed batch's working copy is no longer held open
+
+
+def test_the_stages_share_the_working_copy_held_open_until_the_commit(demo_run, tmp_path, monkeypatch):
+    """Every stage's connection is one more to the working copy the batch holds open
+    (data_contracts.warehouse.hold_open); the commit checkpoints and closes it, and the committed
+    warehouse opens read-only at once."""
+    import flows.nightly as nightly
+
+    root = tmp_path / "held"
+    wh = copy_warehouse(demo_run["warehouse"], root)
+    seen = []
+    real = nightly.lists_mod.write_lists
+
+    def lists_seeing_the_hold(con, *a, **k):
+        seen.append(sorted(warehouse._held))
+        return real(con, *a, **k)
+
+    monkeypatch.setattr(nightly.lists_mod, "write_lists", lists_seeing_the_hold)
+    rc = main(["run", "--input", str(demo_run["landing"]), "--warehouse", str(wh), "--out", str(root / "out"),
+               "--as-of", "2026-11-02"])
+    assert rc == 0
+    assert seen == [[str(root / f".{wh.name}.batch")]]
+    assert not warehouse._held and not list(root.glob(".*.batch*"))
+    assert q(wh, "SELECT count(*) FROM runs WHERE outcome = 'succeeded'")[0][0] == 2
 
 
 def test_stages_run_under_the_duckdb_memory_limit(demo_run, tmp_path, monkeypatch, capsys):

@@ -6,7 +6,13 @@ look smaller than a served process sees them. `sentinel serve` pays more per nig
 Prefect's runner starts each scheduled flow run in a process of its own, which imports the flow's
 code again and starts cold.
 
-    /usr/bin/time -v .venv/bin/python benchmarks/nightly.py LANDING_DIR [--work DIR]
+    /usr/bin/time -v .venv/bin/python benchmarks/nightly.py LANDING_DIR [--work DIR] [--served [--cold]]
+
+``--served``: each night the way `sentinel serve`'s runner starts it instead, a flow run in a
+process of its own (Prefect's ``run_flow_in_subprocess``) on a local Prefect server started first
+(``flows.serve.local_server``), forked from a warm process as serve does
+(``flows.prefect_api.warm_flow_runs``); ``--cold`` without that, spawned as Prefect does by itself.
+Wall times only (the stages' seconds are in each night's summary.md).
 
 1. full: `run_batch` on LANDING_DIR into a fresh warehouse (ingest, rules, scorer, warnings, lists);
 2. one more day: the same landing directory plus one new file with one day of payments (a thirtieth
@@ -63,38 +69,79 @@ def main() -> None:
     ap.add_argument("landing", type=Path)
     ap.add_argument("--as-of", type=dt.date.fromisoformat, default=dt.date(2026, 11, 1))
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--served", action="store_true", help="each night in a process of its own, as serve runs it")
+    ap.add_argument("--cold", action="store_true", help="with --served: spawned, not forked from a warm process")
     a = ap.parse_args()
+    if a.served:
+        from flows.serve import local_server
+
+        t0 = time.perf_counter()
+        with local_server() as url:
+            os.environ["PREFECT_API_URL"] = url
+            if not a.cold:
+                prefect_api.warm_flow_runs()
+            print(f"Prefect's server up: {time.perf_counter() - t0:7.1f} s (before the first night, not counted in it)",
+                  flush=True)
+            nights(a, served_night)
+        return
+    nights(a, in_process_night)
+
+
+def in_process_night(landing: Path, wh: Path, out: Path, as_of: dt.date) -> dict:
+    return run_batch(landing, wh, out, as_of)
+
+
+def served_night(landing: Path, wh: Path, out: Path, as_of: dt.date) -> None:
+    from prefect.flow_engine import run_flow_in_subprocess
+
+    from flows.nightly import nightly
+
+    proc = run_flow_in_subprocess(nightly, parameters={"input_dir": str(landing), "warehouse": str(wh),
+                                                       "out_dir": str(out), "as_of": as_of})
+    proc.join()
+    if proc.exitcode != 0:
+        raise SystemExit(f"the night of {as_of} failed (exit {proc.exitcode})")
+
+
+def nights(a, night) -> None:
     work = a.work or Path(tempfile.mkdtemp(prefix="sentinel-bench-"))
     wh = work / "warehouse.duckdb"
     for p in work.glob("*"):
         shutil.rmtree(p) if p.is_dir() else p.unlink()
 
-    t0 = time.perf_counter()
-    prefect_started()
-    print(f"Prefect's server up: {time.perf_counter() - t0:7.1f} s (before the first night, not counted in it)",
-          flush=True)
+    if night is in_process_night:
+        t0 = time.perf_counter()
+        prefect_started()
+        print(f"Prefect's server up: {time.perf_counter() - t0:7.1f} s (before the first night, not counted in it)",
+              flush=True)
 
     t0 = time.perf_counter()
-    s1 = run_batch(a.landing, wh, work / "out", a.as_of)
+    s1 = night(a.landing, wh, work / "out", a.as_of)
     full = time.perf_counter() - t0
-    loaded = sum(c["rows_loaded"] for c in s1["ingest"]["extracts"].values())
-    print(f"full run:        {full:7.1f} s  ({loaded:,} rows loaded; {sum(s1['warnings']['statuses'].values())} warnings)"
-          f"  {stages(s1)}", flush=True)
+    if s1 is not None:
+        loaded = sum(c["rows_loaded"] for c in s1["ingest"]["extracts"].values())
+        print(f"full run:        {full:7.1f} s  ({loaded:,} rows loaded; {sum(s1['warnings']['statuses'].values())} "
+              f"warnings)  {stages(s1)}", flush=True)
+    else:
+        print(f"full run:        {full:7.1f} s", flush=True)
 
     night2 = work / "landing-night2"
     shutil.copytree(a.landing, night2)
     day = a.as_of + dt.timedelta(days=1)
     n = one_day_of_payments(wh, night2 / f"payments-{day:%Y%m%d}.csv", day)
     t0 = time.perf_counter()
-    s2 = run_batch(night2, wh, work / "out", day)
+    s2 = night(night2, wh, work / "out", day)
     incr = time.perf_counter() - t0
-    skipped = sum(c["files_skipped"] for c in s2["ingest"]["extracts"].values())
-    print(f"one more day:    {incr:7.1f} s  ({n} new payments; {skipped} files already loaded, skipped)  {stages(s2)}",
-          flush=True)
+    if s2 is not None:
+        skipped = sum(c["files_skipped"] for c in s2["ingest"]["extracts"].values())
+        print(f"one more day:    {incr:7.1f} s  ({n} new payments; {skipped} files already loaded, skipped)  "
+              f"{stages(s2)}", flush=True)
+    else:
+        print(f"one more day:    {incr:7.1f} s  ({n} new payments)", flush=True)
     t0 = time.perf_counter()
-    s3 = run_batch(night2, wh, work / "out", day + dt.timedelta(days=1))
+    s3 = night(night2, wh, work / "out", day + dt.timedelta(days=1))
     none = time.perf_counter() - t0
-    print(f"nothing new:     {none:7.1f} s  {stages(s3)}")
+    print(f"nothing new:     {none:7.1f} s  {stages(s3) if s3 is not None else ''}")
     print(f"ratio one more day / full: {incr / full:.3f}")
     print(f"ratio nothing new / full:  {none / full:.3f}")
 

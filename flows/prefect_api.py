@@ -218,6 +218,45 @@ def heartbeats_unjoined() -> None:
     engine._send_heartbeats = _send_heartbeats
 
 
+def warm_flow_runs(preload: tuple[str, ...] = ("flows.nightly",)) -> None:
+    """The flow runs of this process's Prefect runner (`sentinel serve`) started warm.
+
+    Prefect's runner starts every scheduled flow run in a process of its own made with
+    multiprocessing's "spawn": a new interpreter that imports Prefect and the flow's code again,
+    5.5-6 s before the batch begins (a served night where nothing new arrived took 8.2-8.7 s at 1M,
+    1.4 s of it the batch). Here the same call gets multiprocessing's "forkserver" instead: a
+    server process started now, which imports `preload` once and forks each flow run's process
+    from itself (the same night: 2.7 s). The flow run still runs in a process of its own, which the
+    runner watches, cancels and kills as before; the server process stays idle beside `serve`
+    (about 0.4 GB, most of it shared with the flow runs it forks) and ends with it. Nothing is
+    patched where Prefect's ``run_flow_in_subprocess`` no longer asks ``multiprocessing`` for its
+    context, or where forkserver is not available; the runs then start as before."""
+    import multiprocessing
+
+    import prefect.flow_engine as engine
+
+    if getattr(engine, "multiprocessing", None) is not multiprocessing \
+            or "forkserver" not in multiprocessing.get_all_start_methods():
+        return
+
+    class _Forkserver:
+        """``multiprocessing`` as prefect.flow_engine sees it: any context asked for is forkserver's."""
+
+        def __getattr__(self, name):
+            return getattr(multiprocessing, name)
+
+        @staticmethod
+        def get_context(method=None):
+            return multiprocessing.get_context("forkserver")
+
+    multiprocessing.set_forkserver_preload(list(preload))
+    ctx = multiprocessing.get_context("forkserver")
+    ready = ctx.Process(target=os.getpid, daemon=True)  # a process of nothing: returns once `preload` is imported
+    ready.start()
+    ready.join()
+    engine.multiprocessing = _Forkserver()
+
+
 def stop() -> None:
     """Stop the server (at exit)."""
     if _server is None:

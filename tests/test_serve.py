@@ -110,6 +110,9 @@ def test_a_scheduled_night_runs_and_ctrl_c_stops_everything(small_city, tmp_path
         for stage in stages:
             assert stage in text
         assert not FULL_ID.search(text)
+        # the flow runs are forked from a process that has imported the flow's code (flows/prefect_api.py)
+        assert [p for p in processes_mentioning(str(tmp_path / "prefect-home"))
+                if "multiprocessing.forkserver" in p and "flows.nightly" in p]
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         try:
@@ -121,7 +124,29 @@ def test_a_scheduled_night_runs_and_ctrl_c_stops_everything(small_city, tmp_path
     with duckdb.connect(str(wh), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM runs WHERE outcome = 'succeeded'").fetchone()[0] >= 1
     assert (out / "warnings.csv").exists() and list((out / "lists").rglob("*.csv"))
-    # nothing serve started is left running: its server, the runner's flow-run processes
-    time.sleep(1)
+    # nothing serve started is left running: its server, the runner's flow-run processes, the
+    # forkserver they were forked from (it ends once serve and its last child have: within a second or two)
+    deadline = time.monotonic() + 15
+    while processes_mentioning(str(tmp_path / "prefect-home")) and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert not alive(url)
     assert not processes_mentioning(str(tmp_path / "prefect-home"))
+
+
+def test_served_flow_runs_are_forked_from_a_warm_process():
+    """`warm_flow_runs`: the process Prefect's runner asks for (a "spawn" one) comes from a
+    forkserver that has imported the flow's code; the process runs, and its exit code comes back."""
+    code = (
+        "import multiprocessing, sys\n"
+        "from flows import prefect_api\n"
+        "prefect_api.warm_flow_runs(preload=('flows.batch',))\n"
+        "import prefect.flow_engine as engine\n"
+        "ctx = engine.multiprocessing.get_context('spawn')\n"
+        "assert ctx.get_start_method() == 'forkserver', ctx\n"
+        "p = ctx.Process(target=sys.exit, args=(7,))\n"
+        "p.start(); p.join()\n"
+        "assert p.exitcode == 7, p.exitcode\n"
+        "assert multiprocessing.get_context('spawn').get_start_method() == 'spawn'  # only Prefect's is changed\n"
+        "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

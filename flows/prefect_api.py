@@ -218,19 +218,23 @@ def heartbeats_unjoined() -> None:
     engine._send_heartbeats = _send_heartbeats
 
 
-def warm_flow_runs(preload: tuple[str, ...] = ("flows.nightly",)) -> None:
+def warm_flow_runs(preload: tuple[str, ...] = ("flows.warm",)) -> None:
     """The flow runs of this process's Prefect runner (`sentinel serve`) started warm.
 
     Prefect's runner starts every scheduled flow run in a process of its own made with
     multiprocessing's "spawn": a new interpreter that imports Prefect and the flow's code again,
-    5.5-6 s before the batch begins (a served night where nothing new arrived took 8.2-8.7 s at 1M,
-    1.4 s of it the batch). Here the same call gets multiprocessing's "forkserver" instead: a
+    5.5-6 s before the batch begins (a served night where nothing new arrived took 8.0 s at 1M,
+    1.8 s of it the batch). Here the same call gets multiprocessing's "forkserver" instead: a
     server process started now, which imports `preload` once and forks each flow run's process
-    from itself (the same night: 2.7 s). The flow run still runs in a process of its own, which the
-    runner watches, cancels and kills as before; the server process stays idle beside `serve`
-    (about 0.4 GB, most of it shared with the flow runs it forks) and ends with it. Nothing is
-    patched where Prefect's ``run_flow_in_subprocess`` no longer asks ``multiprocessing`` for its
-    context, or where forkserver is not available; the runs then start as before."""
+    from itself (the same night: 3.8 s). `preload` (flows/warm.py) holds only modules that start
+    no thread: a process forked from one with threads keeps only the forking one, and a lock or a
+    thread pool of the others would be missing in it for good (polars, pyarrow, pandera and
+    scikit-learn start threads on import: each night's process imports them itself; importing
+    everything, 2.6 s, was measured and not kept for that reason). The flow run still runs in a
+    process of its own, which the runner watches, cancels and kills as before; the server process
+    stays idle beside `serve` and ends with it. Nothing is patched where Prefect's
+    ``run_flow_in_subprocess`` no longer asks ``multiprocessing`` for its context, or where
+    forkserver is not available; the runs then start as before."""
     import multiprocessing
 
     import prefect.flow_engine as engine

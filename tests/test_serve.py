@@ -39,9 +39,10 @@ def alive(url: str) -> bool:
         return False
 
 
-def processes_mentioning(marker: str) -> list[str]:
+def processes_mentioning(marker: str, pids: bool = False) -> list:
     """Live processes whose command line or environment mentions `marker` (this test's own folder):
-    serve's server, runner and flow-run processes all carry its PREFECT_HOME."""
+    serve's server, runner and flow-run processes all carry its PREFECT_HOME. Their command lines,
+    or (`pids`) (pid, command line) pairs."""
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or entry.name == str(os.getpid()):
@@ -54,7 +55,7 @@ def processes_mentioning(marker: str) -> list[str]:
         except OSError:
             continue
         if marker in text or marker in environ:
-            found.append(text)
+            found.append((int(entry.name), text) if pids else text)
     return found
 
 
@@ -110,9 +111,14 @@ def test_a_scheduled_night_runs_and_ctrl_c_stops_everything(small_city, tmp_path
         for stage in stages:
             assert stage in text
         assert not FULL_ID.search(text)
-        # the flow runs are forked from a process that has imported the flow's code (flows/prefect_api.py)
-        assert [p for p in processes_mentioning(str(tmp_path / "prefect-home"))
-                if "multiprocessing.forkserver" in p and "flows.nightly" in p]
+        # the flow runs are forked from a process that has imported Prefect and the heavy modules that
+        # start no thread (flows/prefect_api.py warm_flow_runs): one thread, so that nothing a forked
+        # night needs is held by a thread that is not there
+        forkservers = [pid for pid, cmd in processes_mentioning(str(tmp_path / "prefect-home"), pids=True)
+                       if "multiprocessing.forkserver" in cmd and "flows.warm" in cmd]
+        assert len(forkservers) == 1
+        with open(f"/proc/{forkservers[0]}/status") as f:
+            assert re.search(r"^Threads:\s+1$", f.read(), re.M)
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         try:
@@ -139,7 +145,7 @@ def test_served_flow_runs_are_forked_from_a_warm_process():
     code = (
         "import multiprocessing, sys\n"
         "from flows import prefect_api\n"
-        "prefect_api.warm_flow_runs(preload=('flows.batch',))\n"
+        "prefect_api.warm_flow_runs()\n"
         "import prefect.flow_engine as engine\n"
         "ctx = engine.multiprocessing.get_context('spawn')\n"
         "assert ctx.get_start_method() == 'forkserver', ctx\n"

@@ -7,8 +7,8 @@
   opens it right), Chinese headers, sorted by risk (severity, then score, then amount), amounts
   and scores with two decimals, and the two empty columns 核查结论 / 核查说明 for the verifier.
   Warnings with no township (an account, a worker) go to `lists/<county_code>/未分配乡镇.csv`.
-- `lists/<county_code>/<township>.xlsx`: the same list as a workbook, always written: the file a
-  verifier opens. ID numbers are text cells (a spreadsheet turns an 18-digit number in a CSV into
+- `lists/<county_code>/<township>.xlsx`: the same list as a workbook, always there (copied from
+  the last outputs when made from the same rows, :data:`MADE_FROM`): the file a verifier opens. ID numbers are text cells (a spreadsheet turns an 18-digit number in a CSV into
   3.40503E+17 and a re-save keeps only that), amounts `#,##0.00`, scores `0.00`, columns sized
   and the long ones wrapped so a sheet prints one A4 page wide in landscape (the header row
   repeated on every page), the header frozen and filterable, 核查结论 a choice list of

@@ -151,16 +151,20 @@ def write_sheet(wb: xlsxwriter.Workbook, formats: dict, name: str, rows: pl.Data
 
 
 # What a workbook was made from, kept in it as a custom document property: a digest of its sheets'
-# names and rows, of this module's code and of xlsxwriter's version. Writing a workbook takes 10-25
-# ms (the twenty lists of a 1M city about 0.45 s, a quarter of a night where nothing new arrived);
-# a night whose rows for a township are those of the night before copies that township's workbook
-# from the previous outputs instead (`previous` of write_lists), byte for byte.
+# names and rows, of this module's code, of xlsxwriter's version and of the conclusions offered.
+# Writing a workbook takes 10-25 ms (the twenty lists of a 1M city about 0.45 s, a quarter of a
+# night where nothing new arrived); a night whose rows for a township are those of the night before
+# copies that township's workbook from the previous outputs instead (`previous` of write_lists),
+# byte for byte: its document dates stay those of the night it was written.
 MADE_FROM = "welfare-sentinel: made from"
 
 
 @functools.cache
 def _code_digest() -> bytes:
-    return hashlib.sha256(Path(__file__).read_bytes() + xlsxwriter.__version__.encode()).digest()
+    """This module's code, xlsxwriter's version and what the workbook shows of policy.py besides
+    the rows (the choices of 核查结论, its messages are this module's)."""
+    return hashlib.sha256(Path(__file__).read_bytes() + xlsxwriter.__version__.encode()
+                          + repr(CONCLUSION_CHOICES).encode()).digest()
 
 
 def made_from(sheets: dict[str, pl.DataFrame]) -> str:

@@ -200,7 +200,7 @@ def heartbeats_unjoined() -> None:
     the thread sends no heartbeat once the event is set and ends at its next step. Applied once,
     by flows/nightly.py, where ``prefect.flow_engine._send_heartbeats`` takes that parameter
     (Prefect 3.8, requirements.lock); if a later Prefect changes it, nothing is patched and the runs
-    wait for the thread as before (tests/test_flow.py checks the patch is in place)."""
+    wait for the thread as before (tests/test_nightly.py checks the patch is in place)."""
     import inspect
 
     import prefect.flow_engine as engine
@@ -211,8 +211,8 @@ def heartbeats_unjoined() -> None:
     if "join_on_exit" not in inspect.signature(send).parameters:
         return
 
-    def _send_heartbeats(flow_engine, join_on_exit: bool = True):
-        return send(flow_engine, join_on_exit=False)
+    def _send_heartbeats(flow_engine, join_on_exit: bool = True, *args, **kwargs):
+        return send(flow_engine, False, *args, **kwargs)  # whatever else a later Prefect passes, passed on
 
     _send_heartbeats.unjoined = True
     engine._send_heartbeats = _send_heartbeats
@@ -226,15 +226,18 @@ def warm_flow_runs(preload: tuple[str, ...] = ("flows.warm",)) -> None:
     5.5-6 s before the batch begins (a served night where nothing new arrived took 8.0 s at 1M,
     1.8 s of it the batch). Here the same call gets multiprocessing's "forkserver" instead: a
     server process started now, which imports `preload` once and forks each flow run's process
-    from itself (the same night: 3.8 s). `preload` (flows/warm.py) holds only modules that start
-    no thread: a process forked from one with threads keeps only the forking one, and a lock or a
-    thread pool of the others would be missing in it for good (polars, pyarrow, pandera and
-    scikit-learn start threads on import: each night's process imports them itself; importing
-    everything, 2.6 s, was measured and not kept for that reason). The flow run still runs in a
-    process of its own, which the runner watches, cancels and kills as before; the server process
-    stays idle beside `serve` and ends with it. Nothing is patched where Prefect's
-    ``run_flow_in_subprocess`` no longer asks ``multiprocessing`` for its context, or where
-    forkserver is not available; the runs then start as before."""
+    from itself (the same night: 3.8 s). `preload` (flows/warm.py) holds only modules that leave
+    the server with no thread but its own when it forks: a process forked from one with threads
+    keeps only the forking one, and a lock or a thread pool of the others would be missing in it
+    for good (polars, pyarrow, pandera and scikit-learn keep threads from their import on: each
+    night's process imports them itself; importing everything, 2.6 s, was measured and not kept
+    for that reason. NumPy's OpenBLAS starts threads too, but stops them before every fork). The
+    flow run still runs in a process of its own, which the runner watches, cancels and kills as
+    before; the server process stays idle beside `serve` and ends with it. The preloaded modules
+    stay those of serve's start: restart serve after an upgrade. Nothing is patched where Prefect's
+    ``run_flow_in_subprocess`` no longer asks ``multiprocessing`` for its context, where
+    forkserver is not available, or where the server could not import `preload` (it says so); the
+    runs then start as before."""
     import multiprocessing
 
     import prefect.flow_engine as engine
@@ -255,10 +258,20 @@ def warm_flow_runs(preload: tuple[str, ...] = ("flows.warm",)) -> None:
 
     multiprocessing.set_forkserver_preload(list(preload))
     ctx = multiprocessing.get_context("forkserver")
-    ready = ctx.Process(target=os.getpid, daemon=True)  # a process of nothing: returns once `preload` is imported
+    # a first process, once `preload` is imported: did the server import it? (it ignores an ImportError)
+    ready = ctx.Process(target=_preloaded, args=(tuple(preload),), daemon=True)
     ready.start()
     ready.join()
+    if ready.exitcode != 0:
+        print(f"serve: the nights' processes start cold (the forkserver could not import {', '.join(preload)})",
+              file=sys.stderr, flush=True)
+        return
     engine.multiprocessing = _Forkserver()
+
+
+def _preloaded(names: tuple[str, ...]) -> None:
+    """In a process the forkserver forked: exit 0 if it had imported every module of `names`."""
+    sys.exit(0 if all(n in sys.modules for n in names) else 3)
 
 
 def stop() -> None:

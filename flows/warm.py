@@ -1,9 +1,10 @@
 """The modules `sentinel serve`'s forkserver imports before it forks each night's process from
-itself (flows/prefect_api.py `warm_flow_runs`): the heavy ones that start no thread when imported.
-A process forked from one that has threads gets only the thread that forked: a lock one of the
-others held stays held, and a thread pool it counts on is not there (polars, pyarrow, pandera and
-scikit-learn start threads as they are imported: they are imported by each night's process
-itself). tests/test_serve.py checks that the forkserver has one thread."""
+itself (flows/prefect_api.py `warm_flow_runs`): the heavy ones that leave it with one thread when
+it forks. A process forked from one that has threads gets only the thread that forked: a lock one
+of the others held stays held, and a thread pool it counts on is not there (polars, pyarrow,
+pandera and scikit-learn keep threads from their import on: each night's process imports them
+itself; NumPy's OpenBLAS starts threads but stops them before every fork). tests/test_serve.py
+checks that the forkserver has one thread."""
 from flows import prefect_api
 
 prefect_api.skip_unused_imports()  # before Prefect loads (flows/prefect_api.py UNUSED)

@@ -128,6 +128,16 @@ def test_the_stages_share_the_working_copy_held_open_until_the_commit(demo_run, 
     assert rc == 0
     assert seen == [[str(root / f".{wh.name}.batch")]]
     assert not warehouse._held and not list(root.glob(".*.batch*"))
+    # while held, the working copy is reached through warehouse.connect only: a plain connect is refused
+    work = root / "held-alone.duckdb"
+    warehouse.hold_open(work)
+    try:
+        with pytest.raises(duckdb.ConnectionException):
+            duckdb.connect(str(work))
+        with warehouse.connect(work, read_only=True) as con:
+            assert con.execute("SELECT 1").fetchall() == [(1,)]
+    finally:
+        warehouse.let_go(work)
     assert q(wh, "SELECT count(*) FROM runs WHERE outcome = 'succeeded'")[0][0] == 2
 
 

@@ -78,11 +78,16 @@ def test_three_nights_lifecycle(prefect_harness, small_city, tmp_path):
     veh = veh.with_columns(status=pl.when(owner & (pl.col("vehicle_type") == "小型轿车")).then(pl.lit("报废"))
                            .otherwise(pl.col("status")))
     veh.write_parquet(n3 / "vehicle_registration.parquet")
-    before = {p.relative_to(out): p.read_bytes() for p in (out / "lists").rglob("*.xlsx")}
+    books = {p.relative_to(out): p.read_bytes() for p in (out / "lists").rglob("*.xlsx")}
+    csvs = {p: (out / p).with_suffix(".csv").read_bytes() for p in books}
     listed3 = run_batch(n3, wh, out, dt.date(2026, 11, 3))["lists"]
-    # the townships whose rows did not change tonight keep last night's workbook, byte for byte
-    same = [p for p, b in before.items() if (out / p).exists() and (out / p).read_bytes() == b]
-    assert 0 < listed3["workbooks_copied"] == len(same) < listed3["township_lists"]
+    # the townships whose list did not change tonight (same CSV) keep last night's workbook, byte for
+    # byte, and only those
+    kept = {p for p, b in books.items() if (out / p).exists() and (out / p).read_bytes() == b}
+    unchanged = {p for p, c in csvs.items() if (out / p).with_suffix(".csv").exists()
+                 and (out / p).with_suffix(".csv").read_bytes() == c}
+    assert kept == unchanged and 0 < len(kept) < listed3["township_lists"]
+    assert listed3["workbooks_copied"] == len(kept)
 
     assert status_of(wh, "deceased_paid", who)[1:] == ("confirmed", "2026-11")  # confirmed keeps its history
     assert status_of(wh, "shared_account", cleared_subject)[1] == "cleared"

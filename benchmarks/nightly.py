@@ -115,33 +115,21 @@ def nights(a, night) -> None:
         print(f"Prefect's server up: {time.perf_counter() - t0:7.1f} s (before the first night, not counted in it)",
               flush=True)
 
-    t0 = time.perf_counter()
-    s1 = night(a.landing, wh, work / "out", a.as_of)
-    full = time.perf_counter() - t0
-    if s1 is not None:
-        loaded = sum(c["rows_loaded"] for c in s1["ingest"]["extracts"].values())
-        print(f"full run:        {full:7.1f} s  ({loaded:,} rows loaded; {sum(s1['warnings']['statuses'].values())} "
-              f"warnings)  {stages(s1)}", flush=True)
-    else:
-        print(f"full run:        {full:7.1f} s", flush=True)
+    full, s1 = timed(night, a.landing, wh, work / "out", a.as_of)
+    rows = (f"({sum(c['rows_loaded'] for c in s1['ingest']['extracts'].values()):,} rows loaded; "
+            f"{sum(s1['warnings']['statuses'].values())} warnings)") if s1 else ""
+    print(f"full run:        {full:7.1f} s  {rows}  {stages(s1)}", flush=True)
 
     night2 = work / "landing-night2"
     shutil.copytree(a.landing, night2)
     day = a.as_of + dt.timedelta(days=1)
     n = one_day_of_payments(wh, night2 / f"payments-{day:%Y%m%d}.csv", day)
-    t0 = time.perf_counter()
-    s2 = night(night2, wh, work / "out", day)
-    incr = time.perf_counter() - t0
-    if s2 is not None:
-        skipped = sum(c["files_skipped"] for c in s2["ingest"]["extracts"].values())
-        print(f"one more day:    {incr:7.1f} s  ({n} new payments; {skipped} files already loaded, skipped)  "
-              f"{stages(s2)}", flush=True)
-    else:
-        print(f"one more day:    {incr:7.1f} s  ({n} new payments)", flush=True)
-    t0 = time.perf_counter()
-    s3 = night(night2, wh, work / "out", day + dt.timedelta(days=1))
-    none = time.perf_counter() - t0
-    print(f"nothing new:     {none:7.1f} s  {stages(s3) if s3 is not None else ''}")
+    incr, s2 = timed(night, night2, wh, work / "out", day)
+    skipped = (f"; {sum(c['files_skipped'] for c in s2['ingest']['extracts'].values())} files already loaded, "
+               "skipped") if s2 else ""
+    print(f"one more day:    {incr:7.1f} s  ({n} new payments{skipped})  {stages(s2)}", flush=True)
+    none, s3 = timed(night, night2, wh, work / "out", day + dt.timedelta(days=1))
+    print(f"nothing new:     {none:7.1f} s  {stages(s3)}")
     print(f"ratio one more day / full: {incr / full:.3f}")
     print(f"ratio nothing new / full:  {none / full:.3f}")
 
@@ -151,8 +139,17 @@ def prefect_started() -> None:
     """Nothing: its run makes Prefect start its temporary server, as `sentinel serve` has by the first night."""
 
 
-def stages(s: dict) -> str:
-    """Seconds per stage from a batch summary (ingest, rules, scorer; the rest is warnings, lists, commit)."""
+def timed(night, *args) -> tuple[float, dict | None]:
+    t0 = time.perf_counter()
+    summary = night(*args)
+    return time.perf_counter() - t0, summary
+
+
+def stages(s: dict | None) -> str:
+    """Seconds per stage from a batch summary (ingest, rules, scorer; the rest is warnings, lists,
+    commit); nothing for a served night, whose summary stays in its process."""
+    if s is None:
+        return ""
     scorer = s["scorer"]["seconds"]
     scorer = scorer["total"] if isinstance(scorer, dict) else scorer
     computed = s["rules"].get("computed", {})

@@ -18,8 +18,9 @@ batch that either commits completely or leaves the warehouse as it was.
 - `WorkingCopy`: the batch writes to `.<warehouse>.batch`, a copy of the warehouse (or a new
   file), held open from entry to commit or discard (`data_contracts.warehouse.hold_open`: the
   stages connect to that one open database); `commit()` checkpoints and closes it, then renames
-  it over the warehouse (an atomic rename on one file system). Until then the warehouse is untouched: a failed stage, a refused file or
-  `kill -9` leave it exactly as it was, and analysts reading it meanwhile see last night's state.
+  it over the warehouse (an atomic rename on one file system). Until then the warehouse is
+  untouched: a failed stage, a refused file or `kill -9` leave it exactly as it was, and analysts
+  reading it meanwhile see last night's state.
 - `StagedDir`: the same for a folder the batch replaces, the kept model (staged as a copy: the
   scorer may retrain it) and the outputs (staged empty): the batch writes `.<folder>.batch`,
   `commit()` swaps it in with two renames (`swap_dir`); a failed or killed batch leaves the folder

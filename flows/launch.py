@@ -27,13 +27,12 @@ import logging
 import threading
 from pathlib import Path
 
-
 from data_contracts import ingest as ingest_mod
+from data_contracts import warehouse
 from data_contracts.errors import RefusedInput
 from data_contracts.ids import mask_ids_in_text
 from data_contracts.load import raw_folder
 from data_contracts.schemas import register_backends
-from data_contracts import warehouse
 from data_contracts.warehouse import configure as configure_connection
 from flows import prefect_api, runs
 from flows.batch import (Interrupted, StagedDir, WorkingCopy, batch_gate, check_engine, interruptible,

@@ -8,11 +8,11 @@
   and scores with two decimals, and the two empty columns 核查结论 / 核查说明 for the verifier.
   Warnings with no township (an account, a worker) go to `lists/<county_code>/未分配乡镇.csv`.
 - `lists/<county_code>/<township>.xlsx`: the same list as a workbook, always there (copied from
-  the last outputs when made from the same rows, :data:`MADE_FROM`): the file a verifier opens. ID numbers are text cells (a spreadsheet turns an 18-digit number in a CSV into
-  3.40503E+17 and a re-save keeps only that), amounts `#,##0.00`, scores `0.00`, columns sized
-  and the long ones wrapped so a sheet prints one A4 page wide in landscape (the header row
-  repeated on every page), the header frozen and filterable, 核查结论 a choice list of
-  属实/不属实/已整改.
+  the last outputs when made from the same rows, :data:`MADE_FROM`): the file a verifier opens. ID
+  numbers are text cells (a spreadsheet turns an 18-digit number in a CSV into 3.40503E+17 and a
+  re-save keeps only that), amounts `#,##0.00`, scores `0.00`, columns sized and the long ones
+  wrapped so a sheet prints one A4 page wide in landscape (the header row repeated on every page),
+  the header frozen and filterable, 核查结论 a choice list of 属实/不属实/已整改.
 - optionally (`xlsx=True`, the CLI's --xlsx) one `lists/<county_code>.xlsx` per county with the
   same sheets, one per township, for an office that hands out a whole county;
 - optionally ID numbers masked with the project's one masker (data_contracts.ids.mask_ids: every

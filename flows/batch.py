@@ -152,8 +152,8 @@ _TRANSIENT = re.compile(r"^(\.~lock\..*#|~\$.*)$")
 
 
 def _files(folder: Path, marker: str) -> dict[str, list[int]]:
-    return {str(p.relative_to(folder)): [p.stat().st_size, p.stat().st_mtime_ns]
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != marker}
+    stats = {p: p.stat() for p in sorted(folder.rglob("*")) if p.is_file() and p.name != marker}
+    return {str(p.relative_to(folder)): [st.st_size, st.st_mtime_ns] for p, st in stats.items()}
 
 
 def mark_outputs(folder: Path, marker: str = MARKER) -> None:
@@ -163,23 +163,27 @@ def mark_outputs(folder: Path, marker: str = MARKER) -> None:
     (folder / marker).write_text(json.dumps(body, ensure_ascii=False, indent=0), encoding="utf-8")
 
 
+def _written(out: Path, marker: str) -> dict | None:
+    """The files `marker` lists, with their size and time as the last batch wrote them; None if it
+    is missing or not a marker a batch wrote."""
+    try:
+        return json.loads((Path(out) / marker).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def unchanged_outputs(out: Path, marker: str = MARKER) -> dict[str, Path]:
     """The files of the last batch's outputs in `out` that are as it wrote them (size and time as
     its `marker` lists them), by their path relative to `out`: what the next batch may copy."""
-    try:
-        written = json.loads((Path(out) / marker).read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+    written = _written(out, marker) or {}
     return {rel: Path(out) / rel for rel, stat in _files(Path(out), marker).items() if written.get(rel) == stat}
 
 
 def _not_ours(out: Path, marker: str) -> list[str]:
-    try:
-        written = json.loads((out / marker).read_text(encoding="utf-8"))["files"]
-    except (ValueError, KeyError, TypeError):
+    written = _written(out, marker)
+    if written is None:
         return [marker]  # not a marker a batch wrote
-    found = _files(out, marker)
-    return [rel for rel, stat in found.items()
+    return [rel for rel, stat in _files(out, marker).items()
             if written.get(rel) != stat and not _TRANSIENT.match(Path(rel).name)]
 
 

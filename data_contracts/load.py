@@ -14,8 +14,10 @@ transaction the ingest holds.
   ``<warehouse file name>.raw/`` beside it), one file per extract per batch, listed in the table
   ``raw_files`` (decision, issue 15). The rows as delivered are read only by people (lineage,
   audit), never by the batch; DuckDB's own table writer took 3.5 of the ingest's 13.5 CPU-seconds
-  at 1M persons to store them, pyarrow's Parquet writer takes about a third of that and the files
-  are half the size. The batch works on a copy of the warehouse and swaps it in on commit; the
+  at 1M persons to store them, a Parquet writer takes about a third of that and the files are
+  half the size. polars' own writer (zstd), on the frame as the ingest holds it: as much CPU as
+  pyarrow's on the same rows but on two threads, so half the wall time in the extract's preparation
+  (0.29 against 0.56 s for 1M household rows), and no conversion to Arrow first. The batch works on a copy of the warehouse and swaps it in on commit; the
   files it writes have names of their own (batch, random part), so until the warehouse that lists
   them is committed they are only unlisted files, and every ingest first removes the files of its
   own naming the warehouse does not list (a failed batch's, a replaced snapshot's; nothing else:
@@ -42,7 +44,6 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pyarrow
-import pyarrow.parquet
 
 from data_contracts import warehouse
 from data_contracts.errors import RefusedInput
@@ -138,9 +139,8 @@ def write_raw_file(folder: Path, extract: Extract, batch_id: int, rows: pl.DataF
         return None
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{extract.name}-{batch_id}-{uuid.uuid4().hex[:12]}.parquet"
-    table = rows.select(*extract.column_names, pl.lit(batch_id, pl.Int64).alias("_batch_id"),
-                        pl.col("_file"), pl.col("_line").cast(pl.Int64)).to_arrow(compat_level=pl.CompatLevel.newest())
-    pyarrow.parquet.write_table(table, folder / name, compression="zstd")
+    rows.select(*extract.column_names, pl.lit(batch_id, pl.Int64).alias("_batch_id"),
+                pl.col("_file"), pl.col("_line").cast(pl.Int64)).write_parquet(folder / name, compression="zstd")
     return name
 
 

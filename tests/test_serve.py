@@ -141,7 +141,9 @@ def test_a_scheduled_night_runs_and_ctrl_c_stops_everything(small_city, tmp_path
 
 def test_served_flow_runs_are_forked_from_a_warm_process():
     """`warm_flow_runs`: the process Prefect's runner asks for (a "spawn" one) comes from a
-    forkserver that has imported the flow's code; the process runs, and its exit code comes back."""
+    forkserver that has imported the flow's code; the process runs, and its exit code comes back.
+    A forkserver that died is started again for the next process, warm again (multiprocessing
+    does it: serve need not be restarted)."""
     code = (
         "import multiprocessing, sys\n"
         "from flows import prefect_api\n"
@@ -152,6 +154,15 @@ def test_served_flow_runs_are_forked_from_a_warm_process():
         "p = ctx.Process(target=sys.exit, args=(7,))\n"
         "p.start(); p.join()\n"
         "assert p.exitcode == 7, p.exitcode\n"
+        "# should the forkserver die (killed, OOM), the next night gets a new one, which imports flows.warm again\n"
+        "import multiprocessing.forkserver, os, signal, time\n"
+        "pid = multiprocessing.forkserver._forkserver._forkserver_pid\n"
+        "os.kill(pid, signal.SIGKILL)\n"
+        "while os.path.exists(f'/proc/{pid}') and open(f'/proc/{pid}/stat').read().split()[2] != 'Z': time.sleep(0.05)\n"
+        "p = ctx.Process(target=prefect_api._preloaded, args=(('flows.warm',),))\n"
+        "p.start(); p.join()\n"
+        "assert p.exitcode == 0, p.exitcode\n"
+        "assert multiprocessing.forkserver._forkserver._forkserver_pid not in (None, pid)\n"
         "assert multiprocessing.get_context('spawn').get_start_method() == 'spawn'  # only Prefect's is changed\n"
         "print('ok')\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

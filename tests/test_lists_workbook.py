@@ -222,3 +222,34 @@ def test_a_workbook_made_from_the_same_rows_is_copied_from_the_last_outputs(writ
     same_rows = [b for b in books if b != resaved
                  and (masked / b).with_suffix(".csv").read_bytes() == (third / b).with_suffix(".csv").read_bytes()]
     assert res["workbooks_copied"] == len(same_rows) == 1  # the worker's list, no ID number in it
+
+
+def test_a_county_workbook_is_copied_only_when_none_of_its_townships_changed(written, tmp_path):
+    """--xlsx: a county's workbook (a sheet per township) is copied from the last outputs when every
+    sheet is made from the same rows, and written anew when one township's rows changed."""
+    from flows.batch import mark_outputs, unchanged_outputs
+
+    _, con, _, _ = written
+    first = tmp_path / "first"
+    lists.write_lists(con, first, xlsx=True)
+    mark_outputs(first)
+    counties = sorted(p.relative_to(first).as_posix() for p in (first / "lists").glob("*.xlsx"))
+    townships = sorted(p.relative_to(first).as_posix() for p in (first / "lists").glob("*/*.xlsx"))
+    assert counties and townships
+
+    again = tmp_path / "again"
+    res = lists.write_lists(con, again, xlsx=True, previous=unchanged_outputs(first))
+    assert res["workbooks_copied"] == len(counties) + len(townships)
+    assert all((again / b).read_bytes() == (first / b).read_bytes() for b in counties)
+
+    con.execute("UPDATE warnings SET score = score + 1 WHERE category = 'deceased_paid'")
+    third = tmp_path / "third"
+    lists.write_lists(con, third, xlsx=True, previous=unchanged_outputs(first))
+    changed = {b for b in townships if (third / b).read_bytes() != (first / b).read_bytes()}
+    assert changed
+    for county in counties:
+        code = county.removeprefix("lists/").removesuffix(".xlsx")
+        rewritten = any(b.startswith(f"lists/{code}/") for b in changed)
+        assert ((third / county).read_bytes() != (first / county).read_bytes()) == rewritten, county
+        sheets = openpyxl.load_workbook(third / county).sheetnames
+        assert sorted(sheets) == sorted(Path(b).stem for b in townships if b.startswith(f"lists/{code}/"))

@@ -333,8 +333,13 @@ def let_go(path: str | Path, checkpoint: bool = False) -> bool:
 
 def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A connection of its own to the database at `path`: to the open one while it is held (the
-    batch's own working copy, read_only or not), else a new one."""
+    batch's own working copy), else a new one. `read_only` on a held database (whose configuration
+    DuckDB will not change for one connection): the cursor is in a read-only transaction, which
+    refuses any write but to TEMP objects and ends, rolled back, when the cursor is closed."""
     held = _held.get(_key(path))
     if held is not None:
-        return held.cursor()
+        cursor = held.cursor()
+        if read_only:
+            cursor.execute("BEGIN TRANSACTION READ ONLY")
+        return cursor
     return duckdb.connect(_key(path), read_only=read_only)

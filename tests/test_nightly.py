@@ -134,8 +134,16 @@ def test_the_stages_share_the_working_copy_held_open_until_the_commit(demo_run, 
     try:
         with pytest.raises(duckdb.ConnectionException):
             duckdb.connect(str(work))
+        with warehouse.connect(work) as con:
+            con.execute("CREATE TABLE t AS SELECT 1 AS a")
+        # read_only (the summary's, the audit's): reads and TEMP objects, no write to the copy
         with warehouse.connect(work, read_only=True) as con:
-            assert con.execute("SELECT 1").fetchall() == [(1,)]
+            con.execute("CREATE TEMP TABLE scratch AS SELECT a + 1 AS b FROM t")
+            assert con.execute("SELECT b FROM scratch").fetchall() == [(2,)]
+            with pytest.raises(duckdb.TransactionException, match="read-only"):
+                con.execute("INSERT INTO t VALUES (2)")
+        with warehouse.connect(work) as con:
+            assert con.execute("SELECT a FROM t").fetchall() == [(1,)]
     finally:
         warehouse.let_go(work)
     assert q(wh, "SELECT count(*) FROM runs WHERE outcome = 'succeeded'")[0][0] == 2

@@ -17,10 +17,11 @@ transaction the ingest holds.
   at 1M persons to store them, a Parquet writer takes about a third of that and the files are
   half the size. polars' own writer (zstd), on the frame as the ingest holds it: as much CPU as
   pyarrow's on the same rows but on two threads, so half the wall time in the extract's preparation
-  (0.29 against 0.56 s for 1M household rows), and no conversion to Arrow first. The batch works on a copy of the warehouse and swaps it in on commit; the
-  files it writes have names of their own (batch, random part), so until the warehouse that lists
-  them is committed they are only unlisted files, and every ingest first removes the files of its
-  own naming the warehouse does not list (a failed batch's, a replaced snapshot's; nothing else:
+  (0.29 against 0.56 s for 1M household rows), and no conversion to Arrow first. The batch works
+  on a copy of the warehouse and swaps it in on commit; the files it writes have names of their
+  own (batch, random part), so until the warehouse that lists them is committed they are only
+  unlisted files, and every ingest first removes the files of its own naming the warehouse does not
+  list (a failed batch's, a replaced snapshot's; nothing else:
   :func:`tidy_raw_folder`).
 - :func:`write_extract`: raw and staging of one extract. Re-delivery (decision): a file whose
   sha256 was already loaded for the same extract is skipped (:func:`already_loaded`); a snapshot

@@ -160,8 +160,9 @@ def _contract_columns() -> dict[str, tuple[tuple[str, str], ...]]:
     con = duckdb.connect()
     try:
         create_all(con, WAREHOUSE)
-        rows = con.execute("SELECT table_name, column_name, data_type FROM duckdb_columns() "
-                           "WHERE schema_name = 'main' ORDER BY table_name, column_index").fetchall()
+        rows = con.execute("SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE "
+                           "database_name = current_database() AND schema_name = 'main' AND table_name IN "
+                           "(SELECT unnest(?)) ORDER BY table_name, column_index", [list(_tables())]).fetchall()
     finally:
         con.close()
     found: dict[str, list[tuple[str, str]]] = {}
@@ -349,7 +350,9 @@ def connect(path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnect
     """A connection of its own to the database at `path`: to the open one while it is held (the
     batch's own working copy), else a new one. `read_only` on a held database (whose configuration
     DuckDB will not change for one connection): the cursor is in a read-only transaction, which
-    refuses any write but to TEMP objects and ends, rolled back, when the cursor is closed."""
+    refuses any write but to TEMP objects and ends, rolled back, when the cursor is closed. Being a
+    transaction, it reads the database as it was when it began, and after a statement fails it
+    refuses every other (a caller that catches an error and goes on needs a new connection)."""
     held = _held.get(_key(path))
     if held is not None:
         cursor = held.cursor()

@@ -226,16 +226,18 @@ def test_a_workbook_made_from_the_same_rows_is_copied_from_the_last_outputs(writ
 
 def test_a_county_workbook_is_copied_only_when_none_of_its_townships_changed(written, tmp_path):
     """--xlsx: a county's workbook (a sheet per township) is copied from the last outputs when every
-    sheet is made from the same rows, and written anew when one township's rows changed."""
+    sheet is made from the same rows, and written anew when one township's rows changed (beside a
+    county whose townships did not change, copied)."""
     from flows.batch import mark_outputs, unchanged_outputs
 
     _, con, _, _ = written
+    con.execute("UPDATE warnings SET county_code = '340504' WHERE township = '城关镇'")  # a second county
     first = tmp_path / "first"
     lists.write_lists(con, first, xlsx=True)
     mark_outputs(first)
     counties = sorted(p.relative_to(first).as_posix() for p in (first / "lists").glob("*.xlsx"))
     townships = sorted(p.relative_to(first).as_posix() for p in (first / "lists").glob("*/*.xlsx"))
-    assert counties and townships
+    assert counties == ["lists/340503.xlsx", "lists/340504.xlsx"] and townships
 
     again = tmp_path / "again"
     res = lists.write_lists(con, again, xlsx=True, previous=unchanged_outputs(first))
@@ -244,9 +246,11 @@ def test_a_county_workbook_is_copied_only_when_none_of_its_townships_changed(wri
 
     con.execute("UPDATE warnings SET score = score + 1 WHERE category = 'deceased_paid'")
     third = tmp_path / "third"
-    lists.write_lists(con, third, xlsx=True, previous=unchanged_outputs(first))
+    res = lists.write_lists(con, third, xlsx=True, previous=unchanged_outputs(first))
     changed = {b for b in townships if (third / b).read_bytes() != (first / b).read_bytes()}
-    assert changed
+    kept = [b for b in counties if (third / b).read_bytes() == (first / b).read_bytes()]
+    assert changed and kept == ["lists/340504.xlsx"]  # the changed township is in 340503
+    assert res["workbooks_copied"] == len(townships) - len(changed) + len(kept)
     for county in counties:
         code = county.removeprefix("lists/").removesuffix(".xlsx")
         rewritten = any(b.startswith(f"lists/{code}/") for b in changed)

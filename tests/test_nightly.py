@@ -47,6 +47,8 @@ def test_run_conforms_and_summarises(demo_run):
     assert q(wh, "SELECT outcome, warnings_new > 0 FROM runs") == [("succeeded", True)]
     md = (out / "summary.md").read_text(encoding="utf-8")
     assert "## Rules" in md and "## Warnings by category" in md and "deceased_paid" in md
+    # the outcome audit ran on the batch's working copy (a read-only cursor of it), not its fallback
+    assert "group rates checked" in md and "audit failed" not in md
     assert not FULL_ID.search(md)
     assert list((out / "lists").glob("*.xlsx"))
 

@@ -3,6 +3,7 @@ Prefect artifact. Counts only: no name, no ID number, no account ever appears in
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Executor, Future
 from pathlib import Path
 
 
@@ -19,9 +20,10 @@ def _table(header: list[str], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def render_summary(work: Path, summary: dict, model_dir: Path | None = None) -> str:
+def render_summary(work: Path, summary: dict, model_dir: Path | None = None, audited: Future | None = None) -> str:
     """The summary of the batch whose warehouse (or working copy) is `work`; `model_dir`: where the
-    kept model is (the batch's, once it commits; by default the one beside `work`)."""
+    kept model is (the batch's, once it commits; by default the one beside `work`). `audited`: the
+    outcome audit of `work` already under way (:func:`audit_in_background`), else it is run here."""
     batch_id = summary["batch_id"]
     with warehouse.connect(work, read_only=True) as con:  # the batch's own working copy, or a warehouse
         extracts = con.execute(
@@ -58,11 +60,21 @@ def render_summary(work: Path, summary: dict, model_dir: Path | None = None) -> 
         "## Scorer",
         _table(["measure", "value"], sorted(scorer.items())),
     ]
-    parts.append(_oversight(work, summary, model_dir))
+    parts.append(_oversight(work, summary, model_dir, audited))
     return "\n\n".join(parts) + "\n"
 
 
-def _oversight(work: Path, summary: dict, model_dir: Path | None) -> str:
+def audit_in_background(pool: Executor, work: Path) -> Future:
+    """The outcome audit of `work` started on `pool`, for :func:`render_summary`. The flow starts it
+    once the warnings are written, beside the lists, which it does not read (DuckDB's work in one
+    thread, polars' and xlsxwriter's in the other: 0.2 s of every night at 1M persons)."""
+    from models.card import answer_key_from_env
+    from oversight import audit
+
+    return pool.submit(audit.audit_warehouse, work, answer_key=answer_key_from_env())
+
+
+def _oversight(work: Path, summary: dict, model_dir: Path | None, audited: Future | None = None) -> str:
     """The outcome audit's section (oversight/) and the link to the kept model's card."""
     from models.card import CARD_FILE, answer_key_from_env
     from models import default_model_dir
@@ -70,7 +82,7 @@ def _oversight(work: Path, summary: dict, model_dir: Path | None) -> str:
 
     card = Path(model_dir or default_model_dir(work)).resolve() / CARD_FILE
     try:
-        a = audit.audit_warehouse(work, answer_key=answer_key_from_env())
+        a = audited.result() if audited is not None else audit.audit_warehouse(work, answer_key=answer_key_from_env())
     except Exception as e:  # the audit reports on the batch; it must not undo the batch's warnings
         log.warning("outcome audit failed: %s", type(e).__name__)
         return (f"## Oversight\n\nThe outcome audit failed ({type(e).__name__}: {mask_ids_in_text(str(e))}); "

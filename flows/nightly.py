@@ -23,6 +23,7 @@ the runner's own process, from the entrypoint, and needs annotations that are re
 import contextlib
 import datetime as dt
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -34,7 +35,7 @@ from prefect.artifacts import create_markdown_artifact  # noqa: E402
 
 from casework import lifecycle as warnings_mod  # noqa: E402
 from casework import lists as lists_mod  # noqa: E402
-from casework.summary import render_summary  # noqa: E402
+from casework.summary import audit_in_background, render_summary  # noqa: E402
 from data_contracts import ingest as ingest_mod  # noqa: E402,F401 -- tests patch the stage through it
 from data_contracts.load import raw_folder as raw_folder_of  # noqa: E402
 from flows import runs  # noqa: E402
@@ -173,11 +174,13 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
                         on.discard()  # the batch's stage (a local one): the warehouse holds the results
                 warned = warnings_task(w, as_of, batch_id)
                 _with_con(w, runs.record_warnings, batch_id, warned)
-                listed = lists_task(w, str(staging), xlsx, mask_ids, str(out))
-                summary = {"batch_id": batch_id, "as_of": as_of.isoformat(), "ingest": ingested, "rules": rules,
-                           "scorer": scores, "warnings": warned, "lists": listed}
-                summary["seconds"] = round(time.perf_counter() - started, 1)
-                markdown = render_summary(work.path, summary, model_dir)
+                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outcome audit") as pool:
+                    audited = audit_in_background(pool, work.path)  # it reads the warnings, not the lists
+                    listed = lists_task(w, str(staging), xlsx, mask_ids, str(out))
+                    summary = {"batch_id": batch_id, "as_of": as_of.isoformat(), "ingest": ingested, "rules": rules,
+                               "scorer": scores, "warnings": warned, "lists": listed}
+                    summary["seconds"] = round(time.perf_counter() - started, 1)
+                    markdown = render_summary(work.path, summary, model_dir, audited)
                 (staging / "summary.md").write_text(markdown, encoding="utf-8")
                 mark_outputs(staging)
                 _with_con(w, runs.finish, batch_id, "succeeded")

@@ -160,15 +160,13 @@ def _contract_columns() -> dict[str, tuple[tuple[str, str], ...]]:
     con = duckdb.connect()
     try:
         create_all(con, WAREHOUSE)
-        rows = con.execute("SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE "
+        rows = con.execute("SELECT table_name, list(column_name ORDER BY column_index), "
+                           "list(data_type ORDER BY column_index) FROM duckdb_columns() WHERE "
                            "database_name = current_database() AND schema_name = 'main' AND table_name IN "
-                           "(SELECT unnest(?)) ORDER BY table_name, column_index", [list(_tables())]).fetchall()
+                           "(SELECT unnest(?)) GROUP BY table_name", [list(_tables())]).fetchall()
     finally:
         con.close()
-    found: dict[str, list[tuple[str, str]]] = {}
-    for table, col, typ in rows:
-        found.setdefault(table, []).append((col, typ))
-    return {table: tuple(cols) for table, cols in found.items()}
+    return {table: tuple(zip(cols, types)) for table, cols, types in rows}
 
 
 def column_names(table: str) -> list[str]:

@@ -369,12 +369,11 @@ def _preloaded(names: tuple[str, ...]) -> None:
 
 
 def stop() -> None:
-    """Stop the server (at exit)."""
+    """Stop the server (at exit): SIGTERM, and no wait for its shutdown (0.17 s of every batch's end,
+    after the result was printed). Whatever the run sent was answered before (Prefect's log and event
+    workers are waited for first); the server closes its database on its own, as uvicorn does on
+    SIGTERM, after this process has gone."""
     if _server is None:
         return
     if _server.poll() is None:
         _server.terminate()
-        try:
-            _server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            _server.kill()

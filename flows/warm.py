@@ -13,7 +13,6 @@ import duckdb  # noqa: E402,F401
 import numpy  # noqa: E402,F401
 import prefect.flow_engine  # noqa: E402,F401
 import prefect.runner  # noqa: E402,F401
-import pypinyin  # noqa: E402,F401
 import scipy.stats  # noqa: E402,F401
 import sqlglot  # noqa: E402,F401
 import yaml  # noqa: E402,F401

@@ -35,7 +35,7 @@ def _label(text: str, font: str | None) -> str:
         return SEX_EN[text]
     if text.isascii():
         return text
-    from pypinyin import lazy_pinyin
+    from rules.pinyin import lazy_pinyin
 
     return "".join(w.capitalize() for w in lazy_pinyin(text))
 

@@ -17,11 +17,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-from pypinyin import Style, lazy_pinyin
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import JaroWinkler
 
 from data_contracts import warehouse
+from rules.pinyin import Style, lazy_pinyin
 
 SEPARATORS = ["·", "•", ".", "・", "．", " ", "\u3000", "\u00a0"]
 PUA = 0xE000  # private-use area: one code point per syllable

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 import yaml
 
@@ -200,6 +201,32 @@ def test_name_similarity_hears_homophones(a, b, at_least, below):
         assert s >= at_least
     if below is not None:
         assert s < below
+
+
+def test_name_readings_are_those_of_pypinyin_with_its_phrase_dictionary():
+    """rules/pinyin.py imports pypinyin without its phrase dictionary; asked one character at a time
+    (rules/names.py) it must read every character of the CJK blocks as pypinyin with it does."""
+    import os
+    import subprocess
+    import sys
+
+    import pypinyin.constants
+
+    assert not pypinyin.constants.PHRASES_DICT, "pypinyin was imported with its phrase dictionary"
+    assert "PYPINYIN_NO_PHRASES" not in os.environ  # set for pypinyin's import only
+    chars = [chr(c) for r in ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0x20000, 0x2A6DF)) for c in range(r[0], r[1] + 1)]
+    script = ("import sys, pypinyin.constants\n"
+              "from pypinyin import Style, lazy_pinyin\n"
+              "assert len(pypinyin.constants.PHRASES_DICT) > 10000\n"
+              "chars = sys.stdin.read().split('\\n')\n"
+              "print('\\n'.join(lazy_pinyin(chars, style=Style.NORMAL, errors=lambda x: list(x))))\n")
+    full = subprocess.run([sys.executable, "-c", script], input="\n".join(chars), capture_output=True, text=True,
+                          check=True, env={k: v for k, v in os.environ.items() if k != "PYPINYIN_NO_PHRASES"})
+    ours = name_readings(pl.Series(chars))
+    expected = dict(zip(chars, full.stdout.split("\n")))
+    assert ours.height == len(chars)
+    differ = [(n, r) for n, r in ours.select("name", "reading").iter_rows() if expected[n].lower() != r]
+    assert not differ, differ[:10]
 
 
 def test_sentinel_rules_lists_the_catalog(capsys):

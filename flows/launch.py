@@ -101,7 +101,13 @@ class _Loading:
 def _ready_for_the_rules() -> None:
     """What the rules stage does first, and keeps for the process: the rule files parsed and their SQL
     checked for Spark (``catalog._parsed``, 0.6 s), the name similarity's first call (rapidfuzz imports
-    pandas, 0.25 s)."""
+    pandas, 0.25 s); and what the scorer and the outcome audit import when they first need it
+    (scikit-learn and joblib, 0.75 s: models/store.py; scipy.stats: oversight/audit.py), which a
+    first night does."""
+    import joblib  # noqa: F401
+    import scipy.stats  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
+
     from rules.catalog import load_catalog
     from rules.names import similarity
 

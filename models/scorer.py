@@ -204,7 +204,7 @@ def _carry(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int, model_
                                 {"batch_id": batch_id, "period_from": window[0], "period_to": window[1]})[0][0]
     if changed:
         return None
-    kept, _ = store.load(model_dir, features.FEATURE_NAMES)
+    kept, _ = store.load(model_dir, features.FEATURE_NAMES, model=False)  # its metadata: no scikit-learn
     if kept is None:
         return None
     tonight_raised = rule_raised(con).to_arrow()  # read by name by the SQL below (DuckDB's replacement scan)

@@ -21,10 +21,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import joblib
+from typing import TYPE_CHECKING
+
 import numpy as np
-import sklearn
-from sklearn.ensemble import IsolationForest
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import IsolationForest
+
+# scikit-learn and joblib are imported where a model is fitted, saved or loaded, not with this module:
+# scikit-learn's import is 0.75 s, and a night whose scores are carried over (models/scorer.py `_carry`)
+# needs only the model's metadata, checked against its file (`load(..., model=False)`). `sentinel run`
+# imports it while the ingest runs (flows/launch.py `_ready_for_the_rules`).
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +50,7 @@ DEFAULT_PARAMS = {
 
 @dataclass
 class KeptModel:
-    model: IsolationForest
+    model: IsolationForest | None  # None when loaded with model=False (the metadata only)
     meta: dict
 
     @property
@@ -66,8 +73,9 @@ def read_meta(model_dir: Path) -> dict | None:
     return json.loads(p.read_text(encoding="utf-8"))
 
 
-def load(model_dir: Path, features: tuple[str, ...]) -> tuple[KeptModel | None, str]:
-    """The kept model, or None and why it cannot be used."""
+def load(model_dir: Path, features: tuple[str, ...], model: bool = True) -> tuple[KeptModel | None, str]:
+    """The kept model, or None and why it cannot be used. ``model=False``: the same checks (its file
+    is there and matches the metadata's sha256), but the model itself is not unpickled."""
     model_dir = Path(model_dir)
     meta = read_meta(model_dir)
     if meta is None:
@@ -79,10 +87,16 @@ def load(model_dir: Path, features: tuple[str, ...]) -> tuple[KeptModel | None, 
         return None, f"{MODEL_FILE} missing"
     if _sha256(path) != meta.get("sha256"):
         return None, f"{MODEL_FILE} does not match its metadata (sha256)"
+    if not model:
+        return KeptModel(None, meta), "kept model's metadata read"
+    import joblib
+
     return KeptModel(joblib.load(path), meta), "kept model loaded"
 
 
 def fit(X: np.ndarray, params: dict | None = None) -> IsolationForest:
+    from sklearn.ensemble import IsolationForest
+
     p = {**DEFAULT_PARAMS, **(params or {})}
     if isinstance(p["max_samples"], int):
         p["max_samples"] = min(p["max_samples"], X.shape[0])
@@ -91,6 +105,9 @@ def fit(X: np.ndarray, params: dict | None = None) -> IsolationForest:
 
 def save(model_dir: Path, model: IsolationForest, features: tuple[str, ...], *, as_of: dt.date,
          window: tuple[str, str], reference: dict, previous_version: int = 0) -> KeptModel:
+    import joblib
+    import sklearn
+
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     tmp = model_dir / (MODEL_FILE + ".tmp")

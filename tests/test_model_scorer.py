@@ -187,3 +187,26 @@ def test_a_single_paid_person(tmp_path):
     assert s["persons_scored"] == 1 and s["hits"] == 1
     assert 0.0 <= _table(con, "SELECT score FROM model_scores").item() <= 1.0
     con.close()
+
+
+def test_the_batch_code_and_a_kept_models_metadata_need_no_scikit_learn(city):
+    """A night whose scores are carried over reads the kept model's metadata only (scorer._carry,
+    `store.load(..., model=False)`): in a process of its own, as `sentinel serve` starts a night, neither
+    the flow's code nor that read imports scikit-learn (0.75 s); the file is still checked against its sha256."""
+    import subprocess
+    import sys
+
+    con, _, mdir = city
+    scorer.score(con, AS_OF, 1, mdir)
+    script = ("import sys\n"
+              "from flows import prefect_api\n"
+              "prefect_api.skip_unused_imports()\n"
+              "import flows.nightly\n"
+              "from models import features, store\n"
+              f"kept, why = store.load({str(mdir)!r}, features.FEATURE_NAMES, model=False)\n"
+              "print(kept.version if kept else why, kept.model if kept else None, 'sklearn' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1", "None", "False"], out
+    (mdir / store.MODEL_FILE).write_bytes(b"tampered")
+    kept, why = store.load(mdir, features.FEATURE_NAMES, model=False)
+    assert kept is None and "sha256" in why

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pandera.polars as pa
+from data_contracts._pandera import pa
 import polars as pl
 
 from data_contracts.extracts import Extract

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import pandera.polars as pa
+from data_contracts._pandera import pa
 import polars as pl
 
 from data_contracts.extracts import DOMAINS, EXTRACTS, Column

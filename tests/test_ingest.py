@@ -708,3 +708,17 @@ def test_gb18030_with_windows_line_endings(tmp_path):
     ingest(d, wh, AS_OF)
     assert q(wh, "SELECT name, status_date, _line FROM stg_household_registration") == [("王五", None, 2)]
     assert q(wh, "SELECT approved_by, village FROM raw_payments") == [(None, "幸福村")]
+
+
+def test_the_ingest_loads_pandera_without_pyspark():
+    """data_contracts/_pandera.py: pandera's import would import pyspark.pandas where the [spark]
+    extra is installed (0.1 s of every batch's start); the ingest's modules load pandera without it,
+    and pyspark.pandas is importable again afterwards (not left marked absent)."""
+    import subprocess
+    import sys
+
+    script = ("import sys\n"
+              "import data_contracts.ingest\n"
+              "print('pandera' in sys.modules, 'pyspark.pandas' in sys.modules, 'pyspark' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "False", "False"], out

@@ -145,6 +145,8 @@ def run_rules(con: duckdb.DuckDBPyConnection, as_of: dt.date, batch_id: int,
             fps = {c.rule.id: fingerprint(c, as_of, "duckdb" if engine is None else "spark") for c in catalog}
             plans = {c.rule.id: night.plan(c, fps[c.rule.id]) for c in catalog
                      if night is not None and not missing[c.rule.id]}
+            if night is not None:
+                night.need((c, plans[c.rule.id]) for c in catalog if c.rule.id in plans)
             # v_person and v_payment, read by most rules, as tables brought up to date (rules/materialised.py)
             if engine is None:
                 kept_views = materialised.refresh(con, batch_id)

@@ -49,6 +49,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
@@ -147,6 +148,9 @@ class Night:
         self.changed: dict[str, set[str]] = {}  # extract -> subject types changed ('all': the whole extract)
         self.forced = os.environ.get("SENTINEL_FULL_RECOMPUTE", "") not in ("", "0")
         self._dirty: dict[str, int] = {}  # grain -> changed subjects, once made
+        # grain -> the views keyed by it that tonight's recomputed rules read (`need`); a grain not
+        # named here gets all of them
+        self._needed: dict[str, set[str]] = {}
         if self.forced or not all(warehouse.exists(con, t) for t in ("rule_runs", "rule_hits", "changed_subjects")):
             return
         if "fingerprint" not in warehouse.columns_of(con, "rule_runs"):
@@ -193,20 +197,32 @@ class Night:
         self.con.execute(f"INSERT INTO rule_hits BY NAME SELECT * REPLACE (CAST(? AS BIGINT) AS batch_id) "
                          f"FROM prev_hits WHERE rule_id = ?{keep}", [self.batch_id, c.rule.id]).fetchall()
 
+    def need(self, plans: Iterable[tuple[Compiled, Plan]]) -> None:
+        """Before the rules run: of the views keyed by a grain, only those that tonight's recomputed rules
+        of that grain read are restricted (a restricted view no rule reads cost up to 0.04 s at 1M)."""
+        for c, plan in plans:
+            if plan.grain:
+                self._needed.setdefault(plan.grain, set()).update(
+                    v for v in REFS.findall(warehouse.strip_comments(c.sql)) if v in GRAIN_VIEWS[plan.grain])
+
     def dirty(self, grain: str) -> int:
         """The grain's subjects tonight's rows name (the persons first: the other grains follow from them),
-        and the views keyed by it restricted to them; made once per batch. Returns how many."""
+        and the views keyed by it restricted to them (those `need` named); made once per batch. Returns
+        how many."""
         if grain not in self._dirty:
             if grain != "person":
                 self.dirty("person")
             warehouse.run(self.con, FOLDER, f"dirty_{grain}", batch_id=self.batch_id)
+            views = [v for v in GRAIN_VIEWS[grain] if grain not in self._needed or v in self._needed[grain]]
             # while the person views are restricted, their staging tables are too (sql/incremental/stg_*.sql):
             # DuckDB would compute such a view whole before the filter. Dropped at once, never seen by a
             # rule (on an error the rules' transaction is rolled back, and they with it)
-            shadows = [t for t in PERSON_SHADOWS if grain == "person" and warehouse.exists(self.con, t)]
+            read = frozenset().union(*(sources(v) for v in views))
+            shadows = [t for t in PERSON_SHADOWS if grain == "person" and t.removeprefix("stg_") in read
+                       and warehouse.exists(self.con, t)]
             for table in shadows:
                 warehouse.run(self.con, FOLDER, table)
-            for view in GRAIN_VIEWS[grain]:
+            for view in views:
                 warehouse.run(self.con, FOLDER, f"{grain}_{view}")
             for table in shadows:
                 self.con.execute(f"DROP TABLE temp.{table}").fetchall()

@@ -234,14 +234,17 @@ class Night:
         payments of the blocks their payments fall in, giving only the pairs with a changed person."""
         subjects = self.dirty("person")
         block = ", ".join(c.rule.block_on)
-        records = (f"(SELECT v.* FROM v_payment v SEMI JOIN (SELECT DISTINCT {block} FROM v_payment "
-                   f"WHERE id_number IN (SELECT subject_id FROM dirty_person)) b USING ({block}))")
+        # the blocks as a table of their own: DuckDB then knows they are few, and builds its hash table
+        # on them, not on the payments with all their columns (1M, one day: 0.19-0.21 s, now 0.10 s)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE pair_blocks AS SELECT DISTINCT {block} FROM v_payment "
+                         "WHERE id_number IN (SELECT subject_id FROM dirty_person)").fetchall()
+        records = f"(SELECT v.* FROM v_payment v SEMI JOIN pair_blocks b USING ({block}))"
         sql = re.sub(r"\bv_payment\b", records, c.sql)
         return subjects, (f"SELECT * FROM (\n{sql}\n) WHERE subject_id IN (SELECT subject_id FROM dirty_person) "
                           f"OR finding_key IN (SELECT subject_id FROM dirty_person)")
 
     def close(self) -> None:
-        for t in ("prev_hits", *(f"dirty_{g}" for g in GRAINS),
+        for t in ("prev_hits", "pair_blocks", *(f"dirty_{g}" for g in GRAINS),
                   *(f"{g}_{v}" for g in GRAINS for v in GRAIN_VIEWS[g])):
             self.con.execute(f"DROP TABLE IF EXISTS {t}")
 

@@ -45,6 +45,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -150,6 +151,11 @@ def start_in_background() -> None:
     _log = home / "sentinel-temporary-server.log"  # the last run's, replaced by the next
     app_dir = Path(list(spec.submodule_search_locations)[0]).parent
     env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+    # what the batch's terminal is kept quiet with (flows/cli.py) is not the server's: what it says
+    # goes to its own log, the file an error names
+    for key in ("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "PREFECT_LOGGING_ROOT_LEVEL",
+                "PREFECT_LOGGING_HANDLERS_DEBUG_LEVEL"):
+        env.pop(key, None)
     if _from_template(home):
         env["PREFECT_SERVER_REGISTER_BLOCKS_ON_START"] = "false"  # the copy holds them
     with open(_log, "wb") as log:
@@ -241,11 +247,21 @@ def starting() -> bool:
     return _server is not None and not _healthy
 
 
+_waiting = threading.Lock()  # the batch's thread and the loading thread (flows/launch.py) may both wait
+
+
 def wait() -> None:
     """Return once the server started by `start_in_background` answers (a no-op if none was).
     A server that exits or does not answer in time is an error naming its log."""
-    global _healthy
     if _server is None or _healthy:
+        return
+    with _waiting:
+        _wait()
+
+
+def _wait() -> None:
+    global _healthy
+    if _healthy:
         return
     timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"))
     deadline = time.monotonic() + timeout

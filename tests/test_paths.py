@@ -454,3 +454,23 @@ def test_ctrl_c_at_the_terminal_during_the_commit_does_not_hang(demo_run, tmp_pa
     assert (out / "summary.md").exists() and not list(tmp_path.rglob(".*.batch*"))
     assert seconds < 90, f"took {seconds:.0f} s"
     assert "Error" not in proc.stderr and "ConnectError" not in proc.stderr, proc.stderr
+
+
+def test_a_prefect_server_that_cannot_start_fails_the_batch_in_one_line(minimal_landing, tmp_path):
+    """Prefect's temporary server exits before it answers (here its database is not one): the
+    batch ends in one line naming the server's log, its loading thread (which waits for the same
+    server to warm it: flows/launch.py `_warm_prefect`) adds nothing, and no warehouse is made."""
+    site = tmp_path / "site"
+    (site / ".prefect").mkdir(parents=True)
+    (site / ".prefect" / "prefect.db").write_bytes(b"not a database\n" * 100)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "120"
+    r = subprocess.run([sys.executable, "-m", "flows.cli", "run", "--input", str(minimal_landing), "--warehouse",
+                        str(site / "w.duckdb"), "--out", str(site / "out"), "--as-of", AS_OF.isoformat()],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1, r.stderr
+    log = site / ".prefect" / "sentinel-temporary-server.log"
+    assert r.stderr.strip() == (f"sentinel: RuntimeError: Prefect's temporary server exited with status 3 before "
+                                f"it answered; its output: {log}"), r.stderr
+    assert log.stat().st_size > 0
+    assert not (site / "w.duckdb").exists() and not (site / "out").exists()

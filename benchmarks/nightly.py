@@ -46,6 +46,12 @@ import polars as pl  # noqa: E402
 
 from flows import prefect_api  # noqa: E402,F401,I001 -- first: Prefect's settings (startup timeout) before Prefect loads
 from flows.nightly import run_batch  # noqa: E402
+# what the batch imports on first use (models/store.py: scikit-learn; the audit: scipy.stats), imported
+# here with the flow's code, so that the full night counts the work, not these imports (as before
+# 2026-11-30, when flows.nightly imported scikit-learn itself)
+import joblib  # noqa: E402,F401
+import scipy.stats  # noqa: E402,F401
+import sklearn.ensemble  # noqa: E402,F401
 from prefect import flow  # noqa: E402
 
 

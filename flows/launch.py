@@ -75,20 +75,19 @@ def ingest_stage(input_dir: str, work: str, as_of: dt.date, batch_id: int, raw: 
 
 
 class _Loading:
-    """A module imported by a thread of its own, then ``then()`` (what its first use would do
+    """A module imported by a thread of its own, then ``then(module)`` (what its first use would do
     anyway, cached for the process); :meth:`result` waits for it. Should either fail there,
     :meth:`result` imports the module again in the caller's thread, which raises the error where it
     can be handled (and ``then``'s work is done again where it is needed)."""
 
-    def __init__(self, name: str, then=lambda: None):
+    def __init__(self, name: str, then=lambda module: None):
         self.name, self._then = name, then
         self._thread = threading.Thread(target=self._load, name=f"import {name}", daemon=True)
         self._thread.start()
 
     def _load(self) -> None:
         try:
-            importlib.import_module(self.name)
-            self._then()
+            self._then(importlib.import_module(self.name))
         except BaseException as e:  # noqa: BLE001 -- said again by result(), in the batch's own thread
             log.debug("loading %s in the background failed (%s); it is loaded again where it is needed",
                       self.name, type(e).__name__)
@@ -98,7 +97,7 @@ class _Loading:
         return importlib.import_module(self.name)
 
 
-def _ready_for_the_rules() -> None:
+def _ready_for_the_rules(nightly) -> None:
     """What the rules stage does first, and keeps for the process: the rule files parsed and their SQL
     checked for Spark (``catalog._parsed``, 0.6 s), the name similarity's first call (rapidfuzz imports
     pandas, 0.25 s); and what the scorer and the outcome audit import when they first need it
@@ -113,10 +112,10 @@ def _ready_for_the_rules() -> None:
 
     load_catalog()
     similarity(["张三"], ["张山"])
-    _warm_prefect()
+    _warm_prefect(nightly.nightly.name)
 
 
-def _warm_prefect() -> None:
+def _warm_prefect(flow_name: str) -> None:
     """While the ingest runs: what a flow run's start imports (Prefect's task engine, its flow
     visualisation: 0.1 s), and, once the temporary server answers, the calls a flow run begins with
     (its flow by name; a read of flow runs and of task runs), so that the server's slow first
@@ -130,10 +129,8 @@ def _warm_prefect() -> None:
         prefect_api.wait()
         from prefect.client.orchestration import get_client
 
-        from flows.nightly import nightly
-
         with get_client(sync_client=True) as client:
-            client.create_flow_from_name(nightly.name)
+            client.create_flow_from_name(flow_name)
             client.read_flow_runs(limit=1)
             client.read_task_runs(limit=1)
     except Exception as e:  # noqa: BLE001 -- the flow run meets the same server and says it

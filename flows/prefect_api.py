@@ -190,6 +190,13 @@ def _default_database(home: Path) -> Path | None:
 def _from_template(home: Path) -> bool:
     """A home without a database gets the template's copy (True), or, if there is no template yet, the
     server's database is kept as the template once it answers (`wait`). Any error: Prefect builds it."""
+    try:
+        return _copy_template(home)
+    except Exception:  # noqa: BLE001 -- a template is an optimisation: never a reason to fail a batch
+        return False
+
+
+def _copy_template(home: Path) -> bool:
     global _template_to_save
     db = _default_database(home)
     template = template_path()
@@ -209,13 +216,15 @@ def _from_template(home: Path) -> bool:
 
 
 def _usable(template: Path) -> bool:
-    """The template is a database Prefect's migrations have run on (a few milliseconds)."""
-    if not template.is_file():
-        return False
+    """The template is a database Prefect's migrations have run on, with no flow run in it (a few
+    milliseconds; a used prefect.db put in its place is not copied into new homes)."""
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{template}?mode=ro", uri=True)) as con:
-            return len(con.execute("SELECT version_num FROM alembic_version").fetchall()) == 1
-    except sqlite3.Error:
+        if not template.is_file():
+            return False
+        with contextlib.closing(sqlite3.connect(f"{template.absolute().as_uri()}?mode=ro", uri=True)) as con:
+            return (len(con.execute("SELECT version_num FROM alembic_version").fetchall()) == 1
+                    and con.execute("SELECT count(*) FROM flow_run").fetchone()[0] == 0)
+    except (OSError, sqlite3.Error):
         return False
 
 
@@ -225,21 +234,22 @@ def _save_template(db: Path, template: Path) -> None:
     tmp = template.with_name(f".{template.name}.{os.getpid()}.tmp")
     try:
         template.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as src, \
+        with contextlib.closing(sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True)) as src, \
                 contextlib.closing(sqlite3.connect(tmp)) as dst:
             src.backup(dst)
             dst.execute("PRAGMA journal_mode=DELETE")
-            (check,), = dst.execute("PRAGMA integrity_check").fetchall()
+            check = dst.execute("PRAGMA integrity_check").fetchall()
             counts = dst.execute(
                 "SELECT (SELECT count(*) FROM alembic_version), (SELECT count(*) FROM block_type),"
                 " (SELECT count(*) FROM flow) + (SELECT count(*) FROM flow_run) + (SELECT count(*) FROM task_run)"
                 " + (SELECT count(*) FROM log) + (SELECT count(*) FROM events)").fetchone()
-        if check == "ok" and counts[0] == 1 and counts[1] > 0 and counts[2] == 0:
+        if check == [("ok",)] and counts[0] == 1 and counts[1] > 0 and counts[2] == 0:
             os.replace(tmp, template)
-    except (OSError, sqlite3.Error):
+    except Exception:  # noqa: BLE001 -- no template kept: the next new home builds its database again
         pass
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def starting() -> bool:
@@ -248,6 +258,7 @@ def starting() -> bool:
 
 
 _waiting = threading.Lock()  # the batch's thread and the loading thread (flows/launch.py) may both wait
+_deadline: float | None = None  # one for both threads: the first wait()'s start, plus the timeout
 
 
 def wait() -> None:
@@ -260,11 +271,13 @@ def wait() -> None:
 
 
 def _wait() -> None:
-    global _healthy
+    global _healthy, _deadline
     if _healthy:
         return
     timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"))
-    deadline = time.monotonic() + timeout
+    if _deadline is None:
+        _deadline = time.monotonic() + timeout
+    deadline = _deadline
     while True:
         if _server.poll() is not None:
             raise RuntimeError(f"Prefect's temporary server exited with status {_server.returncode} before it "
@@ -272,9 +285,9 @@ def _wait() -> None:
         try:
             with urllib.request.urlopen(f"{_url}/health", timeout=2) as r:
                 if r.status == 200:
-                    _healthy = True
                     if _template_to_save:
                         _save_template(*_template_to_save)
+                    _healthy = True
                     return
         except OSError:
             pass

@@ -35,8 +35,9 @@ def _label(text: str, font: str | None) -> str:
         return SEX_EN[text]
     if text.isascii():
         return text
-    from rules.pinyin import lazy_pinyin
+    from rules.pinyin import lazy_pinyin, load_phrases
 
+    load_phrases()  # place names are words: 长沙 Changsha
     return "".join(w.capitalize() for w in lazy_pinyin(text))
 
 

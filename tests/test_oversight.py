@@ -299,3 +299,17 @@ def test_audit_reads_the_kept_views_only_while_they_are_current(demo_run, tmp_pa
         assert audit.compute(con).views["county"].equals(base.views["county"])  # the view again
         assert con.execute("SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name IN ('v_person', 'v_payment')"
                            ).fetchall() == [(0,)]  # the shadows are gone with the block
+
+
+def test_romanised_chart_labels_read_place_names_as_words():
+    """Without a CJK font the charts' group labels are romanised (oversight/report.py): place names are
+    read as words, with pypinyin's phrase dictionary (rules/pinyin.py load_phrases), while the rules'
+    name readings stay one character at a time whether it is loaded or not."""
+    import polars as pl
+
+    from oversight.report import _label
+    from rules.names import name_readings
+
+    assert _label("长沙", None) == "ChangSha" and _label("重庆", None) == "ChongQing"
+    assert _label("男", None) == "male"
+    assert name_readings(pl.Series(["重庆"]))["reading"].to_list() == ["zhong qing"]

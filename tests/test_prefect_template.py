@@ -84,3 +84,14 @@ def test_only_prefects_default_database_in_a_home_without_one_is_made_from_the_t
                                         'PREFECT_API_DATABASE_CONNECTION_URL = "postgresql+asyncpg://db/prefect"\n')
     monkeypatch.setenv("PREFECT_HOME", str(home))
     assert prefect_api._default_database(home) is None
+
+
+def test_a_template_folder_that_cannot_be_made_never_fails_the_batch(minimal_landing, tmp_path):
+    """The template is an optimisation: where it cannot be kept (here its folder's path is a file), the
+    new home's database is built as Prefect builds it and the night runs."""
+    not_a_folder = tmp_path / "templates"
+    not_a_folder.write_text("a file\n")
+    r = _run(minimal_landing, tmp_path / "a", not_a_folder)
+    assert r.stderr == "" and len(r.stdout.splitlines()) == 1
+    assert _completed_runs(tmp_path / "a" / ".prefect" / "prefect.db") == 1
+    assert not_a_folder.read_text() == "a file\n"

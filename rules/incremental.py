@@ -199,7 +199,10 @@ class Night:
 
     def need(self, plans: Iterable[tuple[Compiled, Plan]]) -> None:
         """Before the rules run: of the views keyed by a grain, only those that tonight's recomputed rules
-        of that grain read are restricted (a restricted view no rule reads cost up to 0.04 s at 1M)."""
+        of that grain read are restricted (a restricted view no rule reads cost up to 0.04 s at 1M); a
+        grain none of them is of gets none (its changed subjects only, which other grains start from)."""
+        for grain in GRAINS:
+            self._needed.setdefault(grain, set())
         for c, plan in plans:
             if plan.grain:
                 self._needed.setdefault(plan.grain, set()).update(

@@ -189,24 +189,31 @@ def test_a_single_paid_person(tmp_path):
     con.close()
 
 
-def test_the_batch_code_and_a_kept_models_metadata_need_no_scikit_learn(city):
+def test_a_night_that_carries_its_scores_needs_no_scikit_learn(city):
     """A night whose scores are carried over reads the kept model's metadata only (scorer._carry,
-    `store.load(..., model=False)`): in a process of its own, as `sentinel serve` starts a night, neither
-    the flow's code nor that read imports scikit-learn (0.75 s); the file is still checked against its sha256."""
+    `store.load(..., model=False)`): in a process of its own, as `sentinel serve` starts a night, the
+    flow's code and that night's scorer stage leave scikit-learn unimported (0.75 s). The model file is
+    still checked against its sha256."""
     import subprocess
     import sys
 
     con, _, mdir = city
-    scorer.score(con, AS_OF, 1, mdir)
-    script = ("import sys\n"
+    _rule_hits(con, [])  # tonight's rules raised no one, as last night
+    warehouse.ensure(con, "changed_subjects")  # and tonight's ingest changed nothing
+    first = scorer.score(con, AS_OF, 1, mdir)
+    assert first["retrained"] and not first.get("carried")
+    path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()[0]
+    con.close()
+    script = ("import sys, datetime as dt, duckdb\n"
               "from flows import prefect_api\n"
               "prefect_api.skip_unused_imports()\n"
               "import flows.nightly\n"
-              "from models import features, store\n"
-              f"kept, why = store.load({str(mdir)!r}, features.FEATURE_NAMES, model=False)\n"
-              "print(kept.version if kept else why, kept.model if kept else None, 'sklearn' in sys.modules)\n")
+              "from models import scorer\n"
+              f"con = duckdb.connect({path!r})\n"
+              f"res = scorer.score(con, dt.date.fromisoformat({AS_OF.isoformat()!r}), 2, {str(mdir)!r})\n"
+              "print(bool(res.get('carried')), res['model_version'], 'sklearn' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["1", "None", "False"], out
+    assert out == ["True", "1", "False"], out
     (mdir / store.MODEL_FILE).write_bytes(b"tampered")
     kept, why = store.load(mdir, features.FEATURE_NAMES, model=False)
     assert kept is None and "sha256" in why

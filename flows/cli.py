@@ -331,6 +331,8 @@ OWN_LOGGERS = "sentinel,data_contracts,rules,models,flows"
 
 def _environment(a: argparse.Namespace) -> None:
     """Prefect's settings for this process, before Prefect is imported."""
+    from flows.prefect_api import TERMINAL_LOGGING  # standard library only: Prefect is not loaded
+
     env = os.environ
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     env.setdefault("DO_NOT_TRACK", "1")
@@ -346,8 +348,7 @@ def _environment(a: argparse.Namespace) -> None:
     # At the terminal a batch prints one line (its result, or what it refused and why); its logs
     # still reach the Prefect UI. -v shows them here too. `serve` keeps Prefect's console logging.
     quiet = not a.verbose and a.command in ("run", "demo", "feedback")
-    for key in ("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "PREFECT_LOGGING_ROOT_LEVEL",
-                "PREFECT_LOGGING_HANDLERS_DEBUG_LEVEL"):  # the last: Prefect's internal services
+    for key in TERMINAL_LOGGING:
         env[key] = "CRITICAL" if quiet else ("WARNING" if key.endswith("ROOT_LEVEL") else "NOTSET")
 
 

@@ -10,7 +10,7 @@ kill -9 discards it as it would in the flow.
 
 The flow's own code (Prefect, scikit-learn, the rules, the audit: 3-4 s of imports) is loaded by a
 thread of its own while the ingest runs (:class:`_Loading`), not before it, and the rule catalog
-with it (:func:`_ready_for_the_rules`): the ingest's work is in DuckDB and polars, which release
+with it (:func:`_ready_for_the_night`): the ingest's work is in DuckDB and polars, which release
 the interpreter. What the ingest imports on its first use (the
 GB18030 codec, pandera's polars backend) is imported by this thread before the loading starts, so
 that the two never import the same module at once.
@@ -97,12 +97,13 @@ class _Loading:
         return importlib.import_module(self.name)
 
 
-def _ready_for_the_rules(nightly) -> None:
+def _ready_for_the_night(nightly) -> None:
     """What the rules stage does first, and keeps for the process: the rule files parsed and their SQL
     checked for Spark (``catalog._parsed``, 0.6 s), the name similarity's first call (rapidfuzz imports
     pandas, 0.25 s); and what the scorer and the outcome audit import when they first need it
     (scikit-learn and joblib, 0.75 s: models/store.py; scipy.stats: oversight/audit.py), which a
-    first night does."""
+    first night does; then Prefect's temporary server warmed (:func:`_warm_prefect`). ``nightly``: the
+    flow's module, as the loading thread imported it."""
     import joblib  # noqa: F401
     import scipy.stats  # noqa: F401
     import sklearn.ensemble  # noqa: F401
@@ -164,7 +165,7 @@ def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | 
         if not prefect_api.starting():
             return run(importlib.import_module("flows.nightly"))
         _imported_on_first_use()
-        flow_code = _Loading("flows.nightly", then=_ready_for_the_rules)
+        flow_code = _Loading("flows.nightly", then=_ready_for_the_night)
         with interruptible(), WorkingCopy(warehouse) as work, \
                 StagedDir(default_model_dir(warehouse), copy=True) as model, StagedDir(out_dir) as outputs:
             w = str(work.path)

@@ -80,6 +80,10 @@ _SERVER_MAIN = ("import sys\n"
                 "from uvicorn.main import main\n"
                 "main()\n")
 
+# Prefect's logging levels `sentinel` sets for its terminal (flows/cli.py), never passed to the server
+TERMINAL_LOGGING = ("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "PREFECT_LOGGING_ROOT_LEVEL",
+                    "PREFECT_LOGGING_HANDLERS_DEBUG_LEVEL")  # the last: Prefect's internal services
+
 _server: subprocess.Popen | None = None
 _url: str | None = None
 _log: Path | None = None
@@ -153,8 +157,7 @@ def start_in_background() -> None:
     env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
     # what the batch's terminal is kept quiet with (flows/cli.py) is not the server's: what it says
     # goes to its own log, the file an error names
-    for key in ("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "PREFECT_LOGGING_ROOT_LEVEL",
-                "PREFECT_LOGGING_HANDLERS_DEBUG_LEVEL"):
+    for key in TERMINAL_LOGGING:
         env.pop(key, None)
     if _from_template(home):
         env["PREFECT_SERVER_REGISTER_BLOCKS_ON_START"] = "false"  # the copy holds them

@@ -20,7 +20,6 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
 # scikit-learn and joblib are imported where a model is fitted, saved or loaded, not with this module:
 # scikit-learn's import is 0.75 s, and a night whose scores are carried over (models/scorer.py `_carry`)
 # needs only the model's metadata, checked against its file (`load(..., model=False)`). `sentinel run`
-# imports it while the ingest runs (flows/launch.py `_ready_for_the_rules`).
+# imports it while the ingest runs (flows/launch.py `_ready_for_the_night`).
 
 log = logging.getLogger(__name__)
 

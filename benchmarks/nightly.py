@@ -10,8 +10,8 @@ code again and starts cold.
 
 ``--served``: each night the way `sentinel serve`'s runner starts it instead, a flow run in a
 process of its own (Prefect's ``run_flow_in_subprocess``) on a local Prefect server started first
-(``flows.serve.local_server``), forked from a warm process as serve does
-(``flows.prefect_api.warm_flow_runs``); ``--cold`` without that, spawned as Prefect does by itself.
+(``flows.serve.local_server``), in a warm spare process as serve does
+(``flows.spare.warm_flow_runs``); ``--cold`` without that, spawned as Prefect does by itself.
 Wall times only (the stages' seconds are in each night's summary.md).
 
 1. full: `run_batch` on LANDING_DIR into a fresh warehouse (ingest, rules, scorer, warnings, lists);
@@ -78,14 +78,18 @@ def main() -> None:
     ap.add_argument("--served", action="store_true", help="each night in a process of its own, as serve runs it")
     ap.add_argument("--cold", action="store_true", help="with --served: spawned, not forked from a warm process")
     a = ap.parse_args()
+    global COLD
+    COLD = a.cold
     if a.served:
+        from flows import spare
         from flows.serve import local_server
 
         t0 = time.perf_counter()
         with local_server() as url:
             os.environ["PREFECT_API_URL"] = url
             if not a.cold:
-                prefect_api.warm_flow_runs()
+                spare.warm_flow_runs()
+                spare.wait_ready()  # as a day before the first night would
             print(f"Prefect's server up: {time.perf_counter() - t0:7.1f} s (before the first night, not counted in it)",
                   flush=True)
             nights(a, served_night)
@@ -95,6 +99,9 @@ def main() -> None:
 
 def in_process_night(landing: Path, wh: Path, out: Path, as_of: dt.date) -> dict:
     return run_batch(landing, wh, out, as_of)
+
+
+COLD = False  # --cold
 
 
 def served_night(landing: Path, wh: Path, out: Path, as_of: dt.date) -> None:
@@ -148,7 +155,12 @@ def prefect_started() -> None:
 def timed(night, *args) -> tuple[float, dict | None]:
     t0 = time.perf_counter()
     summary = night(*args)
-    return time.perf_counter() - t0, summary
+    seconds = time.perf_counter() - t0
+    if night is served_night and not COLD:
+        from flows import spare
+
+        spare.wait_ready()  # the next night's spare is warm a day later: not counted in this night
+    return seconds, summary
 
 
 def stages(s: dict | None) -> str:

@@ -366,11 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # every request to Prefect's API is not progress
     code = _command(a)
     if argv is None:
-        _exit_now(code)
+        exit_now(code)
     return code
 
 
-def _exit_now(code: int) -> None:
+def exit_now(code: int) -> None:
     """The command's process ends here without Python's teardown of every module it imported: 1.0 s
     after a batch (Prefect, pydantic, scikit-learn: a large heap), where everything had been written
     and closed already. What a normal exit does before that teardown is done first, in its order:

@@ -20,7 +20,6 @@ copy, its errors with ID numbers masked) and :func:`ingest_stage`.
 """
 from __future__ import annotations
 
-import codecs
 import datetime as dt
 import importlib
 import logging
@@ -32,11 +31,11 @@ from data_contracts import warehouse
 from data_contracts.errors import RefusedInput
 from data_contracts.ids import mask_ids_in_text
 from data_contracts.load import raw_folder
-from data_contracts.schemas import register_backends
 from data_contracts.warehouse import configure as configure_connection
 from flows import prefect_api, runs
 from flows.batch import (Interrupted, StagedDir, WorkingCopy, batch_gate, check_engine, interruptible,
                          interrupted_by, today)
+from flows.warm import first_uses, imported_on_first_use
 from models import default_model_dir
 
 # What run_batch did before the flow run under `sentinel run`: per warehouse the staged working copy,
@@ -98,21 +97,10 @@ class _Loading:
 
 
 def _ready_for_the_night(nightly) -> None:
-    """What the rules stage does first, and keeps for the process: the rule files parsed and their SQL
-    checked for Spark (``catalog._parsed``, 0.6 s), the name similarity's first call (rapidfuzz imports
-    pandas, 0.25 s); and what the scorer and the outcome audit import when they first need it
-    (scikit-learn and joblib, 0.75 s: models/store.py; scipy.stats: oversight/audit.py), which a
-    first night does; then Prefect's temporary server warmed (:func:`_warm_prefect`). ``nightly``: the
-    flow's module, as the loading thread imported it."""
-    import joblib  # noqa: F401
-    import scipy.stats  # noqa: F401
-    import sklearn.ensemble  # noqa: F401
-
-    from rules.catalog import load_catalog
-    from rules.names import similarity
-
-    load_catalog()
-    similarity(["张三"], ["张山"])
+    """What the batch does first and keeps for the process (``warm.first_uses``: the rule catalogue,
+    scikit-learn, ...), which a first night does; then Prefect's temporary server warmed
+    (:func:`_warm_prefect`). ``nightly``: the flow's module, as the loading thread imported it."""
+    first_uses()
     _warm_prefect(nightly.nightly.name)
 
 
@@ -138,13 +126,6 @@ def _warm_prefect(flow_name: str) -> None:
         log.debug("Prefect's server not warmed (%s)", type(e).__name__)
 
 
-def _imported_on_first_use() -> None:
-    """What the ingest would import on its first use, imported now (see the module docstring)."""
-    for name in ("gb18030", "utf-8-sig"):
-        codecs.lookup(name)
-    register_backends()
-
-
 def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | None = None, *, xlsx: bool = False,
               mask_ids: bool = False, retrain: bool = False, replay: bool = False,
               accept_shrunk_snapshot: list[str] | tuple[str, ...] = (), min_snapshot_share: float = 0.9,
@@ -164,7 +145,7 @@ def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | 
     with batch_gate(input_dir, warehouse, out_dir, as_of, replay):
         if not prefect_api.starting():
             return run(importlib.import_module("flows.nightly"))
-        _imported_on_first_use()
+        imported_on_first_use()  # (see the module docstring)
         flow_code = _Loading("flows.nightly", then=_ready_for_the_night)
         with interruptible(), WorkingCopy(warehouse) as work, \
                 StagedDir(default_model_dir(warehouse), copy=True) as model, StagedDir(out_dir) as outputs:

@@ -344,62 +344,6 @@ def heartbeats_unjoined() -> None:
     engine._send_heartbeats = _send_heartbeats
 
 
-def warm_flow_runs(preload: tuple[str, ...] = ("flows.warm",)) -> None:
-    """The flow runs of this process's Prefect runner (`sentinel serve`) started warm.
-
-    Prefect's runner starts every scheduled flow run in a process of its own made with
-    multiprocessing's "spawn": a new interpreter that imports Prefect and the flow's code again,
-    5.5-6 s before the batch begins (a served night where nothing new arrived took 8.0 s at 1M,
-    1.8 s of it the batch). Here the same call gets multiprocessing's "forkserver" instead: a
-    server process started now, which imports `preload` once and forks each flow run's process
-    from itself (the same night: 3.8 s). `preload` (flows/warm.py) holds only modules that leave
-    the server with no thread but its own when it forks: a process forked from one with threads
-    keeps only the forking one, and a lock or a thread pool of the others would be missing in it
-    for good (polars, pyarrow, pandera and scikit-learn keep threads from their import on: each
-    night's process imports them itself; importing everything, 2.6 s, was measured and not kept
-    for that reason. NumPy's OpenBLAS starts threads too, but stops them before every fork). The
-    flow run still runs in a process of its own, which the runner watches, cancels and kills as
-    before; the server process stays idle beside `serve` and ends with it. The preloaded modules
-    stay those of serve's start: restart serve after an upgrade. Nothing is patched where Prefect's
-    ``run_flow_in_subprocess`` no longer asks ``multiprocessing`` for its context, where
-    forkserver is not available, or where the server could not import `preload` (it says so); the
-    runs then start as before."""
-    import multiprocessing
-
-    import prefect.flow_engine as engine
-
-    if getattr(engine, "multiprocessing", None) is not multiprocessing \
-            or "forkserver" not in multiprocessing.get_all_start_methods():
-        return
-
-    class _Forkserver:
-        """``multiprocessing`` as prefect.flow_engine sees it: any context asked for is forkserver's."""
-
-        def __getattr__(self, name):
-            return getattr(multiprocessing, name)
-
-        @staticmethod
-        def get_context(method=None):
-            return multiprocessing.get_context("forkserver")
-
-    multiprocessing.set_forkserver_preload(list(preload))
-    ctx = multiprocessing.get_context("forkserver")
-    # a first process, once `preload` is imported: did the server import it? (it ignores an ImportError)
-    ready = ctx.Process(target=_preloaded, args=(tuple(preload),), daemon=True)
-    ready.start()
-    ready.join()
-    if ready.exitcode != 0:
-        print(f"serve: the nights' processes start cold (the forkserver could not import {', '.join(preload)})",
-              file=sys.stderr, flush=True)
-        return
-    engine.multiprocessing = _Forkserver()
-
-
-def _preloaded(names: tuple[str, ...]) -> None:
-    """In a process the forkserver forked: exit 0 if it had imported every module of `names`."""
-    sys.exit(0 if all(n in sys.modules for n in names) else 3)
-
-
 def stop() -> None:
     """Stop the server (at exit): SIGTERM, and no wait for its shutdown (0.17 s of every batch's end,
     after the result was printed). Whatever the run sent was answered before (Prefect's log and event

@@ -75,10 +75,10 @@ def serve(cron: str, input_dir: Path, warehouse: Path, out_dir: Path, timezone: 
     def _serve():
         from prefect.schedules import Cron
 
-        from flows import prefect_api
+        from flows import spare
         from flows.nightly import nightly
 
-        prefect_api.warm_flow_runs()  # each night's process forked from a warm one, not spawned cold
+        spare.warm_flow_runs()  # each night starts in a warm process (flows/spare.py)
         nightly.serve(name=name, schedule=Cron(cron, timezone=timezone), parameters=params, pause_on_shutdown=False)
 
     if os.environ.get("PREFECT_API_URL"):

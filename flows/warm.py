@@ -1,18 +1,51 @@
-"""The modules `sentinel serve`'s forkserver imports before it forks each night's process from
-itself (flows/prefect_api.py `warm_flow_runs`): the heavy ones that leave it with one thread when
-it forks. A process forked from one that has threads gets only the thread that forked: a lock one
-of the others held stays held, and a thread pool it counts on is not there (polars, pyarrow,
-pandera and scikit-learn keep threads from their import on: each night's process imports them
-itself; NumPy's OpenBLAS starts threads but stops them before every fork). tests/test_serve.py
-checks that the forkserver has one thread."""
+"""What a night's process does before its night, to have it done: `sentinel serve`'s spare
+processes (flows/spare.py) call :func:`ready_for_a_night` while they wait for a night, and
+`sentinel run`'s loading thread calls :func:`first_uses` during the ingest (flows/launch.py)."""
+from __future__ import annotations
+
+import codecs
+
 from flows import prefect_api
 
-prefect_api.skip_unused_imports()  # before Prefect loads (flows/prefect_api.py UNUSED)
 
-import duckdb  # noqa: E402,F401
-import numpy  # noqa: E402,F401
-import prefect.flow_engine  # noqa: E402,F401
-import prefect.runner  # noqa: E402,F401
-import scipy.stats  # noqa: E402,F401
-import sqlglot  # noqa: E402,F401
-import yaml  # noqa: E402,F401
+def imported_on_first_use() -> None:
+    """What the ingest would import on its first use (the GB18030 codec, pandera's polars backend),
+    imported before the ingest starts: `sentinel run`'s loading thread and its ingest never import the
+    same module at once (flows/launch.py)."""
+    from data_contracts.schemas import register_backends
+
+    for name in ("gb18030", "utf-8-sig"):
+        codecs.lookup(name)
+    register_backends()
+
+
+def first_uses() -> None:
+    """What the batch does first, and keeps for the process: the rule files parsed and their SQL
+    checked for Spark (``catalog._parsed``, 0.3-0.6 s), the name similarity's first call (rapidfuzz
+    imports pandas, 0.25 s); and what the scorer and the outcome audit import when they first need
+    it (scikit-learn and joblib, 0.75 s: models/store.py; scipy.stats: oversight/audit.py)."""
+    import joblib  # noqa: F401
+    import scipy.stats  # noqa: F401
+    import sklearn.ensemble  # noqa: F401
+
+    from rules.catalog import load_catalog
+    from rules.names import similarity
+
+    load_catalog()
+    similarity(["张三"], ["张山"])
+
+
+def ready_for_a_night() -> None:
+    """Everything a served night imports (the flow's code, Prefect's engine, the command line a
+    spawned process runs again as its main module) and :func:`first_uses`."""
+    prefect_api.skip_unused_imports()  # before Prefect loads (flows/prefect_api.py UNUSED)
+    import fastapi.encoders  # noqa: F401 -- Prefect's flow run serialises its parameters with it
+    import prefect.flow_engine  # noqa: F401
+    import prefect.task_engine  # noqa: F401
+    import prefect.utilities.visualization  # noqa: F401
+
+    import flows.cli  # noqa: F401
+    import flows.nightly  # noqa: F401
+
+    imported_on_first_use()
+    first_uses()

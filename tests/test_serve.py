@@ -119,17 +119,14 @@ def test_a_scheduled_night_runs_and_ctrl_c_stops_everything(small_city, tmp_path
         for stage in stages:
             assert stage in text
         assert not FULL_ID.search(text)
-        # the flow runs are forked from a process that has imported Prefect and the heavy modules that
-        # start no thread (flows/prefect_api.py warm_flow_runs): one thread, so that nothing a forked
-        # night needs is held by a thread that is not there
-        # (a night's process, forked from it, has the same command line while it lives: the next minute's
-        # run may have started by now; the forkserver is the one whose parent is not one of them)
-        forked = {pid for pid, cmd in processes_mentioning(str(tmp_path / "prefect-home"), pids=True)
-                  if "multiprocessing.forkserver" in cmd and "flows.warm" in cmd}
-        forkservers = [pid for pid in forked if parent_of(pid) not in (*forked, None)]  # None: it has ended
-        assert len(forkservers) == 1, forked
-        with open(f"/proc/{forkservers[0]}/status") as f:
-            assert re.search(r"^Threads:\s+1$", f.read(), re.M)
+        # the next night's process is already waiting, warm (flows/spare.py): serve's child, spawned
+        # once this night had ended (the next minute's night may have begun in it by now)
+        deadline = time.monotonic() + 60
+        while not (spares := [pid for pid, cmd in processes_mentioning(str(tmp_path / "prefect-home"), pids=True)
+                              if "flows.warm" in cmd and parent_of(pid) == proc.pid]) \
+                and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert spares, "no spare process for the next night"
     finally:
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         try:
@@ -141,8 +138,8 @@ def test_a_scheduled_night_runs_and_ctrl_c_stops_everything(small_city, tmp_path
     with duckdb.connect(str(wh), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM runs WHERE outcome = 'succeeded'").fetchone()[0] >= 1
     assert (out / "warnings.csv").exists() and list((out / "lists").rglob("*.csv"))
-    # nothing serve started is left running: its server, the runner's flow-run processes, the
-    # forkserver they were forked from (it ends once serve and its last child have: within a second or two)
+    # nothing serve started is left running: its server, the runner's flow-run processes, the spare
+    # waiting for the next night (it ends once serve has: its pipe closes)
     deadline = time.monotonic() + 15
     while processes_mentioning(str(tmp_path / "prefect-home")) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -150,31 +147,49 @@ def test_a_scheduled_night_runs_and_ctrl_c_stops_everything(small_city, tmp_path
     assert not processes_mentioning(str(tmp_path / "prefect-home"))
 
 
-def test_served_flow_runs_are_forked_from_a_warm_process():
-    """`warm_flow_runs`: the process Prefect's runner asks for (a "spawn" one) comes from a
-    forkserver that has imported the flow's code; the process runs, and its exit code comes back.
-    A forkserver that died is started again for the next process, warm again (multiprocessing
-    does it: serve need not be restarted)."""
+def test_served_nights_start_in_a_warm_spare_process():
+    """`spare.warm_flow_runs`: the process Prefect's runner asks for (a "spawn" one) is the spare that
+    was waiting, with the flow's code imported; it runs, and its exit code comes back. The next spare
+    is spawned once that night has ended. A spare that died is not used: that night is spawned cold,
+    and the one after it has a spare again. A waiting spare ignores Ctrl-C, and leaves without a word
+    when serve ends."""
     code = (
-        "import multiprocessing, sys\n"
-        "from flows import prefect_api\n"
-        "prefect_api.warm_flow_runs()\n"
+        "import os, signal, sys, time\n"
+        "from flows import spare\n"
+        "spare.warm_flow_runs()\n"
+        "assert spare.wait_ready(120)\n"
+        "waiting = spare._spare.pid\n"
         "import prefect.flow_engine as engine\n"
         "ctx = engine.multiprocessing.get_context('spawn')\n"
-        "assert ctx.get_start_method() == 'forkserver', ctx\n"
+        "p = ctx.Process(target=spare._imported, args=(('flows.nightly', 'sklearn.ensemble', 'polars'),))\n"
+        "p.start()\n"
+        "assert p.pid == waiting, (p.pid, waiting)\n"
+        "p.join()\n"
+        "assert p.exitcode == 0, p.exitcode  # warm: the night's modules were imported before it came\n"
+        "assert spare.wait_ready(120)\n"
+        "nxt = spare._spare.pid\n"
+        "assert nxt != waiting\n"
+        "os.kill(nxt, signal.SIGINT)  # Ctrl-C at the terminal reaches the waiting spare too: ignored\n"
         "p = ctx.Process(target=sys.exit, args=(7,))\n"
         "p.start(); p.join()\n"
-        "assert p.exitcode == 7, p.exitcode\n"
-        "# should the forkserver die (killed, OOM), the next night gets a new one, which imports flows.warm again\n"
-        "import multiprocessing.forkserver, os, signal, time\n"
-        "pid = multiprocessing.forkserver._forkserver._forkserver_pid\n"
-        "os.kill(pid, signal.SIGKILL)\n"
-        "while os.path.exists(f'/proc/{pid}') and open(f'/proc/{pid}/stat').read().split()[2] != 'Z': time.sleep(0.05)\n"
-        "p = ctx.Process(target=prefect_api._preloaded, args=(('flows.warm',),))\n"
+        "assert (p.pid, p.exitcode) == (nxt, 7), (p.pid, nxt, p.exitcode)\n"
+        "assert spare.wait_ready(120)\n"
+        "dead = spare._spare.pid\n"
+        "os.kill(dead, signal.SIGKILL)  # killed, out of memory: the next night runs cold\n"
+        "while spare._spare.alive(): time.sleep(0.05)  # all its threads gone, not only the main one\n"
+        "p = ctx.Process(target=sys.exit, args=(5,))\n"
         "p.start(); p.join()\n"
-        "assert p.exitcode == 0, p.exitcode\n"
-        "assert multiprocessing.forkserver._forkserver._forkserver_pid not in (None, pid)\n"
+        "assert p.pid != dead and p.exitcode == 5, (p.pid, p.exitcode)\n"
+        "assert spare.wait_ready(120) and spare._spare.pid not in (dead, p.pid)  # and the next one is warm again\n"
+        "import multiprocessing\n"
         "assert multiprocessing.get_context('spawn').get_start_method() == 'spawn'  # only Prefect's is changed\n"
-        "print('ok')\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]
+        "print(spare._spare.pid)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    last = int(r.stdout.strip())
+    # the spare that was waiting when the process ended leaves quietly (its pipe closed)
+    deadline = time.monotonic() + 30
+    while os.path.exists(f"/proc/{last}") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not os.path.exists(f"/proc/{last}")
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]

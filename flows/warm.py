@@ -23,10 +23,14 @@ def first_uses() -> None:
     """What the batch does first, and keeps for the process: the rule files parsed and their SQL
     checked for Spark (``catalog._parsed``, 0.3-0.6 s), the name similarity's first call (rapidfuzz
     imports pandas, 0.25 s); and what the scorer and the outcome audit import when they first need
-    it (scikit-learn and joblib, 0.75 s: models/store.py; scipy.stats: oversight/audit.py)."""
+    it (scikit-learn and joblib, 0.75 s: models/store.py; scipy.stats and the audit itself, which the
+    flow imports in the middle of the night: casework/summary.py)."""
     import joblib  # noqa: F401
     import scipy.stats  # noqa: F401
     import sklearn.ensemble  # noqa: F401
+
+    import models.card  # noqa: F401
+    import oversight.audit  # noqa: F401
 
     from rules.catalog import load_catalog
     from rules.names import similarity

@@ -234,6 +234,42 @@ def test_name_readings_are_those_of_pypinyin_with_its_phrase_dictionary():
     assert not differ, differ[:10]
 
 
+def test_name_readings_are_kept_while_the_names_are_the_same(tmp_path, monkeypatch):
+    """``build_name_readings`` rebuilds ``name_reading`` only when the names it reads changed (or with
+    SENTINEL_FULL_RECOMPUTE): a kept table is the one a rebuild would give."""
+    import duckdb
+
+    from rules.names import build_name_readings
+
+    monkeypatch.delenv("SENTINEL_FULL_RECOMPUTE", raising=False)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("CREATE TABLE stg_household_registration (name VARCHAR)")
+    con.execute("CREATE TABLE stg_payments (name VARCHAR)")
+    con.execute("INSERT INTO stg_household_registration VALUES ('王秀英'), ('李小明'), (NULL)")
+    con.execute("INSERT INTO stg_payments VALUES ('王秀英'), ('阿依古丽·买买提')")
+
+    def readings():
+        return sorted(con.execute("SELECT name, folded, reading FROM name_reading").fetchall())
+
+    def built_at():  # DuckDB gives a table a new oid when it is created again
+        return con.execute("SELECT table_oid FROM duckdb_tables() WHERE table_name = 'name_reading'").fetchall()[0][0]
+
+    assert build_name_readings(con) == 3
+    first, oid = readings(), built_at()
+    assert build_name_readings(con) == 3 and built_at() == oid  # the same names: kept
+    con.execute("UPDATE stg_payments SET name = '王秀瑛' WHERE name = '王秀英'")  # a name changed: rebuilt
+    assert build_name_readings(con) == 4 and built_at() != oid
+    assert ("王秀瑛", "王秀瑛", "wang xiu ying") in readings()
+    con.execute("UPDATE stg_payments SET name = '王秀英' WHERE name = '王秀瑛'")  # back as it was
+    build_name_readings(con)
+    assert readings() == first
+    oid = built_at()
+    monkeypatch.setenv("SENTINEL_FULL_RECOMPUTE", "1")
+    build_name_readings(con)
+    assert built_at() != oid and readings() == first
+    con.close()
+
+
 def test_sentinel_rules_lists_the_catalog(capsys):
     from flows.cli import main
 

@@ -215,7 +215,7 @@ def ingest_into(con: duckdb.DuckDBPyConnection, input_dir: Path | str, as_of: dt
     t0 = time.perf_counter()
     opts = Options.of(**options)
     folder = Path(raw_folder) if raw_folder is not None else load.raw_folder(_database_file(con))
-    with inspected(input_dir, skipped=_re_deliveries(con)) as (found, entries):
+    with inspected(input_dir, skipped=_re_deliveries(con), known=_hashed_before(con)) as (found, entries):
         return _load(con, found, entries, as_of, batch_id, t0, opts, folder)
 
 
@@ -235,6 +235,17 @@ def _re_deliveries(con: duckdb.DuckDBPyConnection):
     if not warehouse.exists(con, "ingested_files"):
         return lambda extract, files: set()
     return lambda extract, files: load.already_loaded(con, EXTRACTS[extract], files)
+
+
+def _hashed_before(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """(file, stat) -> (sha256, encoding) of every file the warehouse recorded with its stat
+    (``landing.inspect_file``): a re-delivered file left in place is not read again to be recognised
+    (0.25 s a night per 280 MB, a 1M-person city's delivery)."""
+    if not warehouse.exists(con, "ingested_files") or "stat" not in warehouse.columns_of(con, "ingested_files"):
+        return {}
+    rows = con.execute("SELECT file, stat, arg_max(sha256, batch_id), arg_max(encoding, batch_id) FROM ingested_files "
+                       "WHERE stat IS NOT NULL GROUP BY file, stat").fetchall()
+    return {(f, st): (sha, enc) for f, st, sha, enc in rows}
 
 
 def _load(wcon: duckdb.DuckDBPyConnection, found: dict[str, list[SourceFile]], entries: list[Entry],

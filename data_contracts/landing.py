@@ -32,6 +32,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,7 @@ class SourceFile:
     kind: str = "file"  # or symlink (to a regular file inside the landing directory)
     link_to: str | None = None  # a symlink's target, relative to the landing directory
     floats: set[str] = field(default_factory=set)  # Parquet columns stored as binary floating point
+    stat: str | None = None  # file_stat() when it was hashed, if it may recognise the file later
 
 
 @functools.lru_cache(maxsize=4096)
@@ -361,17 +363,41 @@ def _map_header(sf: SourceFile, names: list[str]) -> None:
     sf.columns, sf.source_names = cols, names
 
 
-def inspect_file(sf: SourceFile, tmp: Path, transcode: bool = True) -> None:
+# A file whose status (ctime) changed this recently when it was hashed is never recognised by its
+# stat later: a write in the same tick of the file system's clock would leave its times as they were.
+SETTLED_NS = 2_000_000_000
+
+
+def file_stat(path: Path) -> tuple[str, bool]:
+    """The file as the file system describes it (size, modification and status-change times in
+    nanoseconds, inode, device), and whether it had been left alone for :data:`SETTLED_NS`. Any
+    write to the file, or a file put in its place, changes the status-change time, which no program
+    can set back: the same description means the same bytes as when it was hashed (as git trusts
+    its index)."""
+    st = path.stat()
+    return (f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}",
+            time.time_ns() - st.st_ctime_ns >= SETTLED_NS)
+
+
+def inspect_file(sf: SourceFile, tmp: Path, transcode: bool = True, known: dict | None = None) -> None:
     """One file: refuse it, or fill in encoding, hash and column mapping. ``transcode=False``: a
     GB18030 file is hashed but neither checked nor copied to UTF-8 yet (:func:`inspected` does that
-    for the files the ingest will read)."""
+    for the files the ingest will read). ``known``: (path relative to the landing directory, stat)
+    -> (sha256, encoding) of the files the warehouse has hashed before: a file whose stat is one
+    of them is not read again (its hash and its encoding, checked then, are those)."""
     sf.size = sf.path.stat().st_size
+    sig, settled = file_stat(sf.path)  # before the bytes are read: a write while they are changes it
+    sf.stat = sig if settled else None
+    hit = (known or {}).get((sf.rel, sig))
     if sf.fmt == "parquet":
-        h = hashlib.sha256()
-        with open(sf.path, "rb") as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-        sf.sha256 = h.hexdigest()
+        if hit:
+            sf.sha256 = hit[0]
+        else:
+            h = hashlib.sha256()
+            with open(sf.path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+            sf.sha256 = h.hexdigest()
         try:
             schema = pq.read_schema(sf.path)
         except Exception as ex:  # noqa: BLE001 -- any failure to open is a refusal
@@ -381,7 +407,11 @@ def inspect_file(sf: SourceFile, tmp: Path, transcode: bool = True) -> None:
         sf.read_path = sf.path
         _map_header(sf, names)
         return
-    _detect_and_hash(sf)
+    if hit:
+        sf.sha256, sf.encoding = hit
+        sf.read_path = sf.path if sf.encoding != "gb18030" else None
+    else:
+        _detect_and_hash(sf)
     if sf.encoding == "gb18030" and transcode:
         _transcode(sf, tmp)
     if sf.read_path is not None:
@@ -397,14 +427,15 @@ def inspect_file(sf: SourceFile, tmp: Path, transcode: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def inspected(input_dir: Path | str, skipped=None):
+def inspected(input_dir: Path | str, skipped=None, known: dict | None = None):
     """The landing directory's entries accounted for and its files inspected (encoding,
     hash, header), with GB18030 transcodes in a temporary directory removed on exit; yields the
     files per extract and the ignored entries. Raises RefusedInput; writes nothing.
 
     ``skipped(extract, files) -> set of sha256``: the files the ingest will skip as re-deliveries
     (known by their bytes: they were checked when first loaded). A GB18030 file among them is not
-    transcoded again, which is most of a night with nothing new (1 s per 100 MB)."""
+    transcoded again, which is most of a night with nothing new (1 s per 100 MB). ``known``: the
+    files hashed before, recognised by their stat (:func:`inspect_file`), not read again."""
     found, entries = survey(Path(input_dir))
     tmp = Path(tempfile.mkdtemp(prefix="sentinel-ingest-"))
     try:
@@ -412,7 +443,7 @@ def inspected(input_dir: Path | str, skipped=None):
         # GB18030 transcode (which holds it) overlaps another's hashing. The refusal raised is the first
         # file's in the directory's order, as if they were inspected one after another.
         files = [sf for fs in found.values() for sf in fs]
-        _two_at_a_time(lambda sf: inspect_file(sf, tmp, transcode=skipped is None), files)
+        _two_at_a_time(lambda sf: inspect_file(sf, tmp, transcode=skipped is None, known=known), files)
         if skipped is not None:
             known = {extract: skipped(extract, fs) for extract, fs in found.items()}
             _two_at_a_time(lambda sf: _transcode(sf, tmp),

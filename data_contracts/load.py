@@ -225,7 +225,7 @@ class Prepared:
 
 def file_row(batch_id: int, sf: SourceFile, status: str, rows_read: int) -> tuple:
     """An ``ingested_files`` row."""
-    return (batch_id, sf.extract, sf.rel, sf.fmt, sf.encoding, sf.size, sf.sha256, status, rows_read)
+    return (batch_id, sf.extract, sf.rel, sf.fmt, sf.encoding, sf.size, sf.sha256, status, rows_read, sf.stat)
 
 
 def already_loaded(con: duckdb.DuckDBPyConnection, extract: Extract, files: list[SourceFile]) -> set[str]:

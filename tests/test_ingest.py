@@ -5,6 +5,7 @@ import datetime as dt
 import gc
 import json
 import logging
+import os
 import shutil
 import weakref
 from decimal import Decimal
@@ -382,6 +383,52 @@ def test_same_files_delivered_again_change_nothing(tmp_path):
     assert _state(wh) == before
     assert extract_counts(wh, r3.batch_id, "payments")["files_skipped"] == 3
     assert q(wh, "SELECT count(DISTINCT batch_id) FROM run_extracts") == [(3,)]  # three batches recorded
+
+
+def test_a_file_left_in_place_is_known_by_its_stat_and_a_rewritten_one_is_read(tmp_path, monkeypatch):
+    """A re-delivered file the warehouse hashed before and that was left as it was is not read again
+    to be recognised (its stat is the one recorded with its hash); one rewritten in place, even to
+    the same size with its modification time set back, is read and loaded."""
+    from data_contracts import landing
+
+    monkeypatch.setattr(landing, "SETTLED_NS", 0)  # the files were written a moment ago
+    d = base_landing(tmp_path / "in")
+    write_csv(d / "death_records.csv", [dict(id_number=B, name="李四", death_date="2026-06-01", source="医院")],
+              encoding="gb18030")
+    wh = tmp_path / "w.duckdb"
+
+    def night(day: int):
+        read, real = [], landing._detect_and_hash
+        monkeypatch.setattr(landing, "_detect_and_hash", lambda sf: (read.append(sf.rel), real(sf))[1])
+        with duckdb.connect(str(wh)) as con:
+            r = ingest_into(con, d, AS_OF + dt.timedelta(days=day))
+        return sorted(read), r
+
+    read, r = night(0)
+    assert read == ["death_records.csv", "household_registration.csv", "payments.csv"]
+    assert q(wh, "SELECT count(*) FROM ingested_files WHERE stat IS NULL") == [(0,)]
+    read, r = night(1)
+    assert read == []  # all three known by their stat
+    assert q(wh, "SELECT file, encoding, status FROM ingested_files WHERE batch_id = ? ORDER BY file", [r.batch_id]) == [
+        ("death_records.csv", "gb18030", "skipped"), ("household_registration.csv", "utf-8", "skipped"),
+        ("payments.csv", "utf-8", "skipped")]
+    p = d / "payments.csv"
+    st, text = p.stat(), p.read_bytes()
+    assert text.count(b"P2,") == 1
+    p.write_bytes(text.replace(b"P2,", b"P7,"))  # the same size
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the same modification time
+    assert (p.stat().st_size, p.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    read, r = night(2)
+    assert read == ["payments.csv"]
+    assert extract_counts(wh, r.batch_id, "payments")["rows_loaded"] == 2
+    assert q(wh, "SELECT payment_id FROM stg_payments ORDER BY 1") == [("P1",), ("P2",), ("P7",)]
+    # a file changed too recently before it was read: its stat is not recorded
+    monkeypatch.setattr(landing, "SETTLED_NS", 10**18)
+    p.write_bytes(text)
+    read, r = night(3)
+    assert read == ["payments.csv"]
+    assert q(wh, "SELECT file, stat IS NULL FROM ingested_files WHERE batch_id = ? ORDER BY file", [r.batch_id]) == [
+        ("death_records.csv", True), ("household_registration.csv", True), ("payments.csv", True)]
 
 
 def test_incremental_extract_upserts_by_key(tmp_path):

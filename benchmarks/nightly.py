@@ -45,6 +45,7 @@ import duckdb  # noqa: E402
 import polars as pl  # noqa: E402
 
 from flows import prefect_api  # noqa: E402,F401,I001 -- first: Prefect's settings (startup timeout) before Prefect loads
+from data_contracts.landing import SETTLED_NS  # noqa: E402
 from flows.nightly import run_batch  # noqa: E402
 # what the batch imports on first use (models/store.py: scikit-learn; the audit: scipy.stats), imported
 # here with the flow's code, so that the full night counts the work, not these imports (as before
@@ -137,6 +138,9 @@ def nights(a, night) -> None:
     shutil.copytree(a.landing, night2)
     day = a.as_of + dt.timedelta(days=1)
     n = one_day_of_payments(wh, night2 / f"payments-{day:%Y%m%d}.csv", day)
+    # delivered before the night, as files are (a file whose status changed within the last
+    # SETTLED_NS when it is hashed is not recognised by its stat the next night)
+    time.sleep(SETTLED_NS / 1e9)
     incr, s2 = timed(night, night2, wh, work / "out", day)
     skipped = (f"; {sum(c['files_skipped'] for c in s2['ingest']['extracts'].values())} files already loaded, "
                "skipped") if s2 else ""

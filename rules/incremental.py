@@ -13,8 +13,9 @@ removed, old and new versions, by the subjects it names).
 For each rule, against the batch just before (whose hits ``rule_hits`` still holds):
 
 - ``full``: recomputed whole. The first batch, a batch after a gap, a changed fingerprint (a new
-  rule version, other parameters, a new night for a rule that reads ``$as_of``, another engine or
-  library version), an extract it reads loaded for the first time, or a rule neither carried nor
+  rule version, other parameters, a new night for a rule that reads ``$as_of`` (for one that only
+  asks which periods have ended by it, a night in another month: :func:`as_of_read`), another
+  engine or library version), an extract it reads loaded for the first time, or a rule neither carried nor
   incremental (eligible_not_receiving, identity_unverified, ...).
 - ``carried``: none of the extracts it reads changed: last night's hits, renumbered to this batch.
 - ``persons``, ``households``, ``accounts``: a rule marked ``incremental: <grain>`` (rules/catalog.py:
@@ -112,9 +113,28 @@ def sources(sql: str) -> frozenset[str]:
     return frozenset(out)
 
 
+# `period_end(<period>) <= $as_of`: a period's last day compared with the batch date (the absence
+# kind's "periods ended by the batch date", rules/kinds.py)
+_PERIOD_ENDED = re.compile(r"period_end\([^()]*\) <= \$as_of\b")
+
+
+def as_of_read(sql: str, as_of: dt.date) -> dt.date:
+    """The batch date as far as ``sql`` can tell it from another: where every use of ``$as_of`` is
+    ``period_end(<period>) <= $as_of``, the last month end on or before it (a month's last day is on
+    or before the batch date exactly when it is on or before that month end: every batch date
+    from one month end to the day before the next gives the same rows); else the date itself."""
+    code = warehouse.strip_comments(sql)
+    if "$as_of" in code and "$as_of" not in _PERIOD_ENDED.sub("", code):
+        nxt = as_of + dt.timedelta(days=1)
+        return as_of if nxt.day == 1 else nxt.replace(day=1) - dt.timedelta(days=1)
+    return as_of
+
+
 def fingerprint(c: Compiled, as_of: dt.date, engine: str = "duckdb") -> str:
     """The rule's SQL and every binding but the batch id, with what all rules read (see the module docstring),
-    and the engine that computed it (a night on Spark is not carried into one on DuckDB, nor back)."""
+    and the engine that computed it (a night on Spark is not carried into one on DuckDB, nor back). The
+    batch date as the SQL reads it (:func:`as_of_read`)."""
+    as_of = as_of_read(c.sql, as_of)
     bindings = [{k: v for k, v in c.bindings(s, 0, as_of).items() if k != "sys_batch_id"} for s in c.scopes]
     body = json.dumps({"sql": c.sql, "bindings": bindings, "static": static_digest(), "engine": engine},
                       sort_keys=True, default=str)

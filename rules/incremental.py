@@ -113,21 +113,29 @@ def sources(sql: str) -> frozenset[str]:
     return frozenset(out)
 
 
-# `period_end(<period>) <= $as_of`: a period's last day compared with the batch date (the absence
-# kind's "periods ended by the batch date", rules/kinds.py)
-_PERIOD_ENDED = re.compile(r"period_end\([^()]*\) <= \$as_of\b")
-
-
 def as_of_read(sql: str, as_of: dt.date) -> dt.date:
     """The batch date as far as ``sql`` can tell it from another: where every use of ``$as_of`` is
-    ``period_end(<period>) <= $as_of``, the last month end on or before it (a month's last day is on
-    or before the batch date exactly when it is on or before that month end: every batch date
-    from one month end to the day before the next gives the same rows); else the date itself."""
-    code = warehouse.strip_comments(sql)
-    if "$as_of" in code and "$as_of" not in _PERIOD_ENDED.sub("", code):
+    exactly ``period_end(<expression>) <= $as_of`` (a period's last day compared with it, the absence
+    kind's "periods ended by the batch date": rules/kinds.py), the last month end on or before it (a
+    month's last day is on or before the batch date exactly when it is on or before that month end:
+    every batch date from one month end to the day before the next gives the same rows); else the
+    date itself. Told from the parsed statement (sqlglot), not its text."""
+    if "$as_of" in sql and _only_periods_ended(sql):
         nxt = as_of + dt.timedelta(days=1)
         return as_of if nxt.day == 1 else nxt.replace(day=1) - dt.timedelta(days=1)
     return as_of
+
+
+@cache
+def _only_periods_ended(sql: str) -> bool:
+    import sqlglot
+    from sqlglot import exp
+
+    uses = [p for p in sqlglot.parse_one(sql, read="duckdb").find_all(exp.Placeholder) if p.name == "as_of"]
+    return bool(uses) and all(
+        isinstance(p.parent, exp.LTE) and p.arg_key == "expression"
+        and isinstance(p.parent.this, exp.Anonymous) and p.parent.this.name.lower() == "period_end"
+        for p in uses)
 
 
 def fingerprint(c: Compiled, as_of: dt.date, engine: str = "duckdb") -> str:

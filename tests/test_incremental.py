@@ -332,6 +332,37 @@ def test_a_rule_that_only_asks_which_periods_have_ended_keeps_its_fingerprint_wi
     assert fingerprint(rule, dt.date(2026, 11, 30)) != fingerprint(rule, days[0])
     assert fingerprint(rule, dt.date(2026, 10, 30)) != fingerprint(rule, days[0])
     assert as_of_read("SELECT 1 WHERE period_end(p.period) <= $as_of", dt.date(2024, 3, 1)) == dt.date(2024, 2, 29)
-    # any other use of the date: the date itself
-    assert as_of_read("SELECT age_years(birth_date, $as_of) WHERE period_end(period) <= $as_of",
-                      dt.date(2026, 11, 5)) == dt.date(2026, 11, 5)
+    assert as_of_read("SELECT 1 WHERE period_end(p) <= $as_of AND note = '$as_of'", dt.date(2026, 11, 5)) \
+        == dt.date(2026, 10, 31)  # a string is not a use
+    # any other use of the date, or another comparison: the date itself
+    for other in ("SELECT age_years(birth_date, $as_of) WHERE period_end(period) <= $as_of",
+                  "SELECT 1 WHERE period_end(p) <= $as_of - INTERVAL 10 DAY",
+                  "SELECT 1 WHERE INTERVAL 1 MONTH + period_end(p) <= $as_of",
+                  "SELECT 1 WHERE period_end(p) + 1 <= $as_of",
+                  "SELECT 1 WHERE period_end(p) < $as_of",
+                  "SELECT 1 WHERE period_end(p) <= $as_of -- period_end(p) <= $as_of\n OR $as_of > d"):
+        assert as_of_read(other, dt.date(2026, 11, 5)) == dt.date(2026, 11, 5), other
+
+
+def test_the_batch_dates_of_one_month_give_eligible_not_receiving_the_same_hits(demo_run, tmp_path, monkeypatch):
+    """What as_of_read's fingerprint stands on, on the small city's warehouse: period_end is a month's
+    last day, and eligible_not_receiving finds the same hits on every batch date from one month end
+    to the day before the next (the nights above are all in one month; this crosses month ends)."""
+    from rules.execute import run_rules
+
+    monkeypatch.setenv("SENTINEL_FULL_RECOMPUTE", "1")  # computed each time, never carried
+    wh = tmp_path / "w.duckdb"
+    shutil.copy(demo_run["warehouse"], wh)
+    hits = {}
+    with duckdb.connect(str(wh)) as con:
+        assert con.execute("SELECT bool_and(period_end(strftime(d, '%Y-%m')) = last_day(d)) "
+                           "FROM range(DATE '2023-01-01', DATE '2027-01-01', INTERVAL 1 DAY) t(d)").fetchall()[0][0]
+        for day in (dt.date(2026, 9, 30), dt.date(2026, 10, 1), dt.date(2026, 10, 30), dt.date(2026, 10, 31),
+                    dt.date(2026, 11, 1), dt.date(2026, 11, 3)):
+            assert run_rules(con, day, 99, only=["eligible_not_receiving"])["computed"] == {"full": 1}
+            hits[day] = sorted(con.execute("SELECT * EXCLUDE (batch_id) FROM rule_hits "
+                                           "WHERE rule_id = 'eligible_not_receiving'").fetchall(), key=str)
+    assert hits[dt.date(2026, 10, 31)]  # the city's GAOLING for October is paid: some are owed
+    assert hits[dt.date(2026, 9, 30)] == hits[dt.date(2026, 10, 1)] == hits[dt.date(2026, 10, 30)]
+    assert hits[dt.date(2026, 10, 31)] == hits[dt.date(2026, 11, 1)] == hits[dt.date(2026, 11, 3)]
+    assert hits[dt.date(2026, 10, 30)] != hits[dt.date(2026, 10, 31)]  # a month end moves the judged period

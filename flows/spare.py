@@ -16,22 +16,27 @@ runner's child, watched, cancelled and killed as before. Unlike a fork, nothing 
 process with threads, so the spare may import polars, pyarrow, pandera and scikit-learn (which
 start threads on import) and read the rule catalogue.
 
-A spare costs its memory while it waits (about 0.4 GB) and keeps the code of the moment it was
-spawned: after an upgrade, restart serve (the spare waiting then is the only one with the old
-code). A spare that died, or whose imports failed, is not used: that night is spawned cold, as
-Prefect would, and a new spare is made for the next. A waiting spare ignores Ctrl-C (it is
-serve's to handle) and leaves quietly when serve ends (its pipe closes).
+A spare costs its memory while it waits (about 0.4 GB). A spare that died, or whose code changed
+on disk since it was spawned (:func:`code_stamp`: it would run the old code under the new code's
+fingerprints, rules/incremental.py), is not used: that night is spawned cold, as Prefect would,
+and a new spare is made for the next. One whose warm-up failed says so and runs its night cold. A
+waiting spare imports with serve's ``sys.path``, ignores Ctrl-C (it is serve's to handle), and is
+ended at serve's exit (or leaves once its pipe closes, if serve was killed).
 """
 from __future__ import annotations
 
+import atexit
 import io
 import multiprocessing
 import os
 import select
+import signal
 import sys
+import sysconfig
 import threading
 import time
 from multiprocessing import context, popen_spawn_posix, reduction, resource_tracker, spawn, util
+from pathlib import Path
 
 # What a spare runs: the warm imports, then multiprocessing's own spawn_main on the pipe it was
 # given, once that pipe has something to read (or has closed: then it exits quietly). Ctrl-C is
@@ -39,6 +44,7 @@ from multiprocessing import context, popen_spawn_posix, reduction, resource_trac
 _PROGRAM = """\
 import os, select, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)
+sys.path[:] = {path!r}  # serve's: the night's modules from where serve would import them
 try:
     import flows.warm
     flows.warm.ready_for_a_night()
@@ -46,7 +52,9 @@ except Exception as e:
     print(f"serve: a night's spare process could not warm up ({{type(e).__name__}}: {{e}}); it runs cold",
           file=sys.stderr, flush=True)
 os.close({ready})
-select.select([{pipe}], [], [])
+waiting = select.poll()
+waiting.register({pipe}, select.POLLIN)
+waiting.poll()
 signal.signal(signal.SIGINT, signal.default_int_handler)
 from multiprocessing.spawn import spawn_main
 try:
@@ -68,21 +76,23 @@ class _Spare:
 
     def __init__(self):
         self.tracker_fd = resource_tracker.getfd()
+        self.tracker = _tracker()
+        self.code = code_stamp()
         parent_r, child_w = os.pipe()
         child_r, parent_w = os.pipe()
         self._ready, ready_w = os.pipe()  # closed by the spare once warm
         cmd = spawn.get_command_line(tracker_fd=self.tracker_fd, pipe_handle=child_r)
-        cmd[cmd.index("-c") + 1] = _PROGRAM.format(tracker=self.tracker_fd, pipe=child_r, ready=ready_w)
+        cmd[cmd.index("-c") + 1] = _PROGRAM.format(tracker=self.tracker_fd, pipe=child_r, ready=ready_w,
+                                                   path=list(sys.path))
         try:
             self.pid = util.spawnv_passfds(spawn.get_executable(), cmd, [self.tracker_fd, child_r, child_w, ready_w])
+        except BaseException:
+            util.close_fds(parent_r, parent_w, self._ready)
+            raise
         finally:
             for fd in (child_r, child_w, ready_w):
                 os.close(fd)
         self.sentinel, self.to_child = parent_r, parent_w
-
-    def wait_ready(self, timeout: float) -> bool:
-        """Whether it is warm (or has ended) within ``timeout`` seconds."""
-        return bool(select.select([self._ready], [], [], timeout)[0])
 
     def alive(self) -> bool:
         try:
@@ -91,12 +101,28 @@ class _Spare:
             return False
         return pid == 0
 
+    def usable(self, tracker_fd: int) -> bool:
+        """Alive, with the resource tracker the night will be given, and the code on disk the code it
+        imported (after an upgrade a spare would run the old code under the new one's fingerprints)."""
+        return self.alive() and (self.tracker_fd, self.tracker) == (tracker_fd, _tracker()) \
+            and self.code == code_stamp()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Whether it is warm (or has ended) within ``timeout`` seconds."""
+        ready = select.poll()
+        ready.register(self._ready, select.POLLIN)
+        return bool(ready.poll(timeout * 1000))
+
     def close(self) -> None:
-        """Its pipe closed (the process itself goes on, if it was handed a night)."""
+        """Its readiness pipe closed, once it was handed a night (the process itself goes on)."""
         util.close_fds(self._ready)
 
     def discard(self) -> None:
-        """Close its pipes (it exits on its own) and reap it."""
+        """Ended (it was handed no night: nothing of a batch is in it) and reaped."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         util.close_fds(self.sentinel, self.to_child, self._ready)
         try:
             os.waitpid(self.pid, 0)
@@ -104,23 +130,58 @@ class _Spare:
             pass
 
 
+def _tracker() -> int | None:
+    return getattr(resource_tracker._resource_tracker, "_pid", None)
+
+
+# the project's packages (pyproject.toml's, tests/test_serve.py checks)
+PACKAGES = ("casework", "data_contracts", "flows", "models", "oversight", "rules", "synthetic")
+
+
+def code_stamp() -> tuple:
+    """What the code a process would import looks like on disk: the project's modules (their number
+    and latest modification) and the environment's site-packages folder (a package installed,
+    upgraded or removed changes its entries)."""
+    root = Path(__file__).resolve().parents[1]
+    stamps = []
+    for pkg in PACKAGES:
+        times = [f.stat().st_mtime_ns for f in (root / pkg).rglob("*.py")]
+        stamps.append((pkg, len(times), max(times, default=0)))
+    site = Path(sysconfig.get_paths()["purelib"])
+    return tuple(stamps), site.stat().st_mtime_ns if site.is_dir() else None
+
+
 _lock = threading.Lock()
 _spare: _Spare | None = None
+_closing = False
 
 
 def _next_spare() -> None:
-    """Spawn the spare of the next night, unless one is waiting."""
+    """Spawn the spare of the next night, unless one is waiting or serve is ending."""
     global _spare
     with _lock:
-        if _spare is None:
+        if _spare is None and not _closing:
             _spare = _Spare()
+
+
+def _close() -> None:
+    """At serve's exit: no more spares, and the waiting one ended (it would leave once its pipe
+    closed, but only after its imports)."""
+    global _closing
+    with _lock:
+        _closing = True
+    spare = _take_spare()
+    if spare is not None:
+        spare.discard()
 
 
 def _after(sentinel: int) -> None:
     """Once the night's process has ended (its sentinel readable, a copy of it), the next spare: not
     while the night runs, whose cores its imports would take."""
     try:
-        select.select([sentinel], [], [])
+        ended = select.poll()
+        ended.register(sentinel, select.POLLIN)
+        ended.poll()
     finally:
         os.close(sentinel)
     _next_spare()
@@ -159,29 +220,39 @@ class _SparePopen(popen_spawn_posix.Popen):
 
     def _launch_in(self, spare: _Spare | None, process_obj) -> None:
         tracker_fd = resource_tracker.getfd()
-        if spare is not None and (not spare.alive() or spare.tracker_fd != tracker_fd):
+        if spare is not None and not spare.usable(tracker_fd):
             spare.discard()
             spare = None
         if spare is None:
             return super()._launch(process_obj)
-        self._fds.append(tracker_fd)
-        prep_data = spawn.get_preparation_data(process_obj._name)
-        fp = io.BytesIO()
-        context.set_spawning_popen(self)
         try:
-            reduction.dump(prep_data, fp)
-            reduction.dump(process_obj, fp)
-        finally:
-            context.set_spawning_popen(None)
-        if self._fds != [tracker_fd]:  # the process needs file descriptors the spare was not given
+            self._fds.append(tracker_fd)
+            prep_data = spawn.get_preparation_data(process_obj._name)
+            fp = io.BytesIO()
+            context.set_spawning_popen(self)
+            try:
+                reduction.dump(prep_data, fp)
+                reduction.dump(process_obj, fp)
+            finally:
+                context.set_spawning_popen(None)
+            if self._fds != [tracker_fd]:  # the process needs file descriptors the spare was not given
+                raise _Cold
+            with open(spare.to_child, "wb", closefd=False) as f:
+                f.write(fp.getbuffer())
+        except (_Cold, BrokenPipeError):  # BrokenPipe: it died a moment ago; either way spawned cold
             spare.discard()
             self._fds = []
             return super()._launch(process_obj)
+        except BaseException:
+            spare.discard()
+            raise
         spare.close()
         self.pid, self.sentinel = spare.pid, spare.sentinel
         self.finalizer = util.Finalize(self, util.close_fds, (spare.sentinel, spare.to_child))
-        with open(spare.to_child, "wb", closefd=False) as f:
-            f.write(fp.getbuffer())
+
+
+class _Cold(Exception):
+    """This night is spawned cold."""
 
 
 class _SpareProcess(context.SpawnProcess):
@@ -216,6 +287,7 @@ def warm_flow_runs() -> None:
     if getattr(engine, "multiprocessing", None) is not multiprocessing or os.name != "posix":
         return
     engine.multiprocessing = _Multiprocessing()
+    atexit.register(_close)
     _next_spare()
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import duckdb
 
@@ -150,9 +151,9 @@ def test_a_scheduled_night_runs_and_ctrl_c_stops_everything(small_city, tmp_path
 def test_served_nights_start_in_a_warm_spare_process():
     """`spare.warm_flow_runs`: the process Prefect's runner asks for (a "spawn" one) is the spare that
     was waiting, with the flow's code imported; it runs, and its exit code comes back. The next spare
-    is spawned once that night has ended. A spare that died is not used: that night is spawned cold,
-    and the one after it has a spare again. A waiting spare ignores Ctrl-C, and leaves without a word
-    when serve ends."""
+    is spawned once that night has ended. A spare that died, or that imported code which has changed
+    on disk since, is not used: that night is spawned cold, and the one after it has a spare again. A
+    waiting spare ignores Ctrl-C, and ends without a word with serve."""
     code = (
         "import os, signal, sys, time\n"
         "from flows import spare\n"
@@ -181,15 +182,36 @@ def test_served_nights_start_in_a_warm_spare_process():
         "p.start(); p.join()\n"
         "assert p.pid != dead and p.exitcode == 5, (p.pid, p.exitcode)\n"
         "assert spare.wait_ready(120) and spare._spare.pid not in (dead, p.pid)  # and the next one is warm again\n"
+        "stale = spare._spare.pid\n"
+        "real = spare.code_stamp\n"
+        "spare.code_stamp = lambda: ('upgraded',)  # the code on disk is no longer the code the spare imported\n"
+        "p = ctx.Process(target=sys.exit, args=(4,))\n"
+        "p.start(); p.join()\n"
+        "spare.code_stamp = real\n"
+        "assert p.pid != stale and p.exitcode == 4, (p.pid, p.exitcode)\n"
+        "assert not os.path.exists(f'/proc/{stale}')  # ended and reaped\n"
+        "assert spare.wait_ready(120)\n"
         "import multiprocessing\n"
         "assert multiprocessing.get_context('spawn').get_start_method() == 'spawn'  # only Prefect's is changed\n"
         "print(spare._spare.pid)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     last = int(r.stdout.strip())
-    # the spare that was waiting when the process ended leaves quietly (its pipe closed)
-    deadline = time.monotonic() + 30
+    # the spare that was waiting when the process ended is ended with it
+    deadline = time.monotonic() + 10
     while os.path.exists(f"/proc/{last}") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not os.path.exists(f"/proc/{last}")
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+def test_the_spares_code_stamp_covers_the_projects_packages():
+    """flows/spare.py PACKAGES (whose modules' modification times tell a spare's code is stale) are
+    the packages pyproject.toml installs."""
+    import tomllib
+
+    from flows.spare import PACKAGES
+
+    with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as f:
+        include = tomllib.load(f)["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert sorted(PACKAGES) == sorted(name.rstrip("*") for name in include)

@@ -28,6 +28,7 @@ import functools
 import hashlib
 import io
 import logging
+import os
 import re
 import shutil
 import stat
@@ -368,15 +369,38 @@ def _map_header(sf: SourceFile, names: list[str]) -> None:
 SETTLED_NS = 2_000_000_000
 
 
+# File systems whose status-change time is the kernel's own, set on every write, rename onto and
+# change of metadata. Not network or FUSE ones (NFS's attribute cache and server clock, object-store
+# mounts whose ctime follows the mtime anyone may set): there a file is always read to be hashed.
+LOCAL_FILE_SYSTEMS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "tmpfs", "overlay", "f2fs",
+                                "bcachefs", "jfs", "reiserfs"})
+
+
+@functools.cache
+def _file_systems() -> dict[tuple[int, int], str]:
+    """(major, minor) device number -> file system type, of this process's mounts (Linux)."""
+    out = {}
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields, _, rest = line.partition(" - ")
+                major, _, minor = fields.split()[2].partition(":")
+                out[(int(major), int(minor))] = rest.split()[0] if rest.split() else ""
+    except (OSError, ValueError, IndexError):
+        return {}
+    return out
+
+
 def file_stat(path: Path) -> tuple[str, bool]:
     """The file as the file system describes it (size, modification and status-change times in
-    nanoseconds, inode, device), and whether it had been left alone for :data:`SETTLED_NS`. Any
-    write to the file, or a file put in its place, changes the status-change time, which no program
-    can set back: the same description means the same bytes as when it was hashed (as git trusts
-    its index)."""
+    nanoseconds, inode, device), and whether it may recognise the file later: on a local file
+    system (:data:`LOCAL_FILE_SYSTEMS`) and left alone for :data:`SETTLED_NS`. Any write to the
+    file, or a file put in its place, changes the status-change time, which no program can set
+    back: the same description means the same bytes as when it was hashed (as git trusts its index)."""
     st = path.stat()
+    local = _file_systems().get((os.major(st.st_dev), os.minor(st.st_dev))) in LOCAL_FILE_SYSTEMS
     return (f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}",
-            time.time_ns() - st.st_ctime_ns >= SETTLED_NS)
+            local and time.time_ns() - st.st_ctime_ns >= SETTLED_NS)
 
 
 def inspect_file(sf: SourceFile, tmp: Path, transcode: bool = True, known: dict | None = None) -> None:
@@ -386,9 +410,9 @@ def inspect_file(sf: SourceFile, tmp: Path, transcode: bool = True, known: dict 
     -> (sha256, encoding) of the files the warehouse has hashed before: a file whose stat is one
     of them is not read again (its hash and its encoding, checked then, are those)."""
     sf.size = sf.path.stat().st_size
-    sig, settled = file_stat(sf.path)  # before the bytes are read: a write while they are changes it
-    sf.stat = sig if settled else None
-    hit = (known or {}).get((sf.rel, sig))
+    sig, trusted = file_stat(sf.path)  # before the bytes are read: a write while they are changes it
+    sf.stat = sig if trusted else None
+    hit = (known or {}).get((sf.rel, sig)) if trusted else None
     if sf.fmt == "parquet":
         if hit:
             sf.sha256 = hit[0]

@@ -369,6 +369,7 @@ def _map_header(sf: SourceFile, names: list[str]) -> None:
 SETTLED_NS = 2_000_000_000
 
 
+INSPECTION = 1  # raise when _detect_and_hash's encoding detection changes
 # File systems whose status-change time is the kernel's own, set on every write, rename onto and
 # change of metadata. Not network or FUSE ones (NFS's attribute cache and server clock, object-store
 # mounts whose ctime follows the mtime anyone may set): there a file is always read to be hashed.
@@ -399,7 +400,9 @@ def file_stat(path: Path) -> tuple[str, bool]:
     back: the same description means the same bytes as when it was hashed (as git trusts its index)."""
     st = path.stat()
     local = _file_systems().get((os.major(st.st_dev), os.minor(st.st_dev))) in LOCAL_FILE_SYSTEMS
-    return (f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}",
+    # prefixed with the version of what a file is hashed and inspected for (_detect_and_hash): should
+    # the encoding's detection change, files recorded before are read again
+    return (f"{INSPECTION}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}",
             local and time.time_ns() - st.st_ctime_ns >= SETTLED_NS)
 
 

@@ -43,7 +43,7 @@ from pathlib import Path
 # ignored until the night arrives, then handled as in any spawned process.
 _PROGRAM = """\
 import os, select, signal, sys
-signal.signal(signal.SIGINT, signal.SIG_IGN)
+inherited = signal.signal(signal.SIGINT, signal.SIG_IGN)
 sys.path[:] = {path!r}  # serve's: the night's modules from where serve would import them
 try:
     import flows.warm
@@ -55,7 +55,7 @@ os.close({ready})
 waiting = select.poll()
 waiting.register({pipe}, select.POLLIN)
 waiting.poll()
-signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.signal(signal.SIGINT, inherited)  # as a process spawned by serve would have it
 from multiprocessing.spawn import spawn_main
 try:
     spawn_main(tracker_fd={tracker}, pipe_handle={pipe})

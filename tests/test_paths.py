@@ -4,7 +4,6 @@ output folder a share must read, Prefect's state kept out of the home directory,
 Prefect UI shows."""
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import sqlite3

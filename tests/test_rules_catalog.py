@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import datetime as dt
 import re
 import shutil
 from pathlib import Path
@@ -194,7 +193,7 @@ def test_sql_dir_one_statement_per_file_named_after_its_object():
     ("王秀英", "钱英富", None, 60), ("李建国", "王秀英", None, 60), ("张建华", "张建成", 60, 85),
 ])
 def test_name_similarity_hears_homophones(a, b, at_least, below):
-    r = name_readings(__import__("polars").Series([a, b]))
+    r = name_readings(pl.Series([a, b]))
     sound = dict(zip(r["name"], r["sound"]))
     s = similarity([sound[a]], [sound[b]])[0] if a != b and sound[a] != sound[b] else 100.0
     if at_least is not None:
@@ -353,7 +352,7 @@ def test_duplicate_identity_levels(a, b, level):
 
     rule = parse_rule(RULES_DIR / "duplicate_identity.yaml")
     doc = yaml.safe_load((RULES_DIR / "duplicate_identity.yaml").read_text(encoding="utf-8"))
-    r = name_readings(__import__("polars").Series([a, b]))
+    r = name_readings(pl.Series([a, b]))
     con = duckdb.connect()
     con.register("nr", r)
     threshold = str(rule.params["min_reading_similarity"])

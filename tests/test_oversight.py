@@ -110,15 +110,17 @@ def test_audit_flags_exactly_the_township_a_biased_rule_picks_on(demo_run, tmp_p
 
 def test_confirmed_share_far_below_the_rest_is_flagged(demo_run, tmp_path):
     """Conclusions planted in dispositions: the biased township's warnings are all cleared, the rest
-    mostly confirmed: its confirmed share is flagged."""
+    mostly confirmed: its confirmed share is flagged. The rest's few cleared ones are picked by the
+    subject's number (md5), not by warning_id: warning ids are salted per warehouse, so picking by them
+    drew a new sample every run and now and then one that left an age band's share low too."""
     wh = _copy(demo_run, tmp_path)
     batch_id = demo_run["summary"]["batch_id"]
     with duckdb.connect(str(wh)) as con:
         run_rules(con, AS_OF, batch_id, rules_dir=BIASED)
         update_warnings(con, AS_OF, batch_id)
         con.execute("""INSERT INTO dispositions (warning_id, conclusion, status, recorded_at, line)
-            SELECT warning_id, CASE WHEN township = '雨山街道' OR hash(warning_id) % 10 = 0 THEN '不属实' ELSE '属实' END,
-                   CASE WHEN township = '雨山街道' OR hash(warning_id) % 10 = 0 THEN 'cleared' ELSE 'confirmed' END,
+            SELECT warning_id, CASE WHEN township = '雨山街道' OR right(md5(subject_id), 1) = '0' THEN '不属实' ELSE '属实' END,
+                   CASE WHEN township = '雨山街道' OR right(md5(subject_id), 1) = '0' THEN 'cleared' ELSE 'confirmed' END,
                    now(), 1
             FROM warnings WHERE rule_id = 'biased_township@v1'""").fetchall()
         a = audit.compute(con, extra_rules_dirs=(BIASED,))

@@ -215,3 +215,28 @@ def test_the_spares_code_stamp_covers_the_projects_packages():
     with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as f:
         include = tomllib.load(f)["tool"]["setuptools"]["packages"]["find"]["include"]
     assert sorted(PACKAGES) == sorted(name.rstrip("*") for name in include)
+
+
+def test_a_spare_asks_the_api_version_before_its_night(prefect_harness):
+    """flows/warm.py `api_version_checked`: Prefect's once-per-process question to the API server
+    (its version) is answered while the spare waits, and cached for the night's client; a server that
+    cannot be reached leaves the question to the night, without failing the spare's warm-up."""
+    from prefect._internal.version_checking import (
+        _api_version_check_key, _clear_api_version_check_cache, _is_api_version_check_cached)
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows import warm
+
+    def key() -> str:
+        client = get_client(sync_client=True)
+        return _api_version_check_key(str(client.api_url), client.client_version())
+
+    _clear_api_version_check_cache()
+    assert not _is_api_version_check_cached(key())
+    warm.api_version_checked()
+    assert _is_api_version_check_cached(key())
+
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):  # nothing listens on port 9
+        warm.api_version_checked()
+        assert not _is_api_version_check_cached(key())

@@ -64,9 +64,15 @@ from rules.compile import Compiled
 from rules.names import NAME_SOURCES
 
 FOLDER = "incremental"  # sql/incremental/: the temp tables of an incremental night
-# the staging tables read by the views keyed by person other than v_payment (a table by then:
-# rules/materialised.py), each restricted to the changed persons by the column those views are keyed by
-PERSON_SHADOWS = ("stg_public_servants", "stg_service_orders", "stg_training_claims")
+# Per grain, the staging tables that, while the grain's views are restricted (Night.dirty), are shadowed
+# by TEMP tables of the same name holding the rows of the changed subjects only (sql/incremental/stg_*.sql),
+# each by the column the views are keyed by: DuckDB computes a view whole before a filter on its result
+# (through a LEFT JOIN, or a semi join on a joined column). A view that reads v_person or v_payment
+# (tables by then, but the views themselves where an extract was never delivered: rules/materialised.py)
+# is computed after the shadows are dropped when one of them is a source of those.
+SHADOWS = {"person": ("stg_public_servants", "stg_service_orders", "stg_training_claims"),
+           "household": ("stg_household_registration",)}
+MATERIALISED = ("v_person", "v_payment")
 REFS = re.compile(r"\b(v_\w+|stg_\w+|name_reading)\b")
 CODE = Path(__file__).resolve().parent / "names.py"
 
@@ -74,6 +80,18 @@ CODE = Path(__file__).resolve().parent / "names.py"
 @cache
 def _shared() -> dict[str, str]:
     return {name: warehouse.strip_comments(text) for name, text in warehouse.read_folder("shared")}
+
+
+@cache
+def _views_read(view: str) -> frozenset[str]:
+    """The shared views a shared view reads, transitively, itself included."""
+    seen, todo = set(), {view}
+    while todo:
+        v = todo.pop()
+        if v not in seen and v in _shared():
+            seen.add(v)
+            todo.update(REFS.findall(_shared()[v]))
+    return frozenset(seen)
 
 
 LIBRARIES = ("duckdb", "pypinyin", "rapidfuzz", "sqlglot", "pyspark")  # what computes a rule's hits
@@ -243,18 +261,24 @@ class Night:
                 self.dirty("person")
             warehouse.run(self.con, FOLDER, f"dirty_{grain}", batch_id=self.batch_id)
             views = [v for v in GRAIN_VIEWS[grain] if grain not in self._needed or v in self._needed[grain]]
-            # while the person views are restricted, their staging tables are too (sql/incremental/stg_*.sql):
-            # DuckDB would compute such a view whole before the filter. Dropped at once, never seen by a
+            # the views computed while the staging tables are shadowed (SHADOWS); then those that read a
+            # shadowed table through v_person/v_payment. The shadows are dropped at once, never seen by a
             # rule (on an error the rules' transaction is rolled back, and they with it)
-            read = frozenset().union(*(sources(v) for v in views))
-            shadows = [t for t in PERSON_SHADOWS if grain == "person" and t.removeprefix("stg_") in read
+            shadowed = {t.removeprefix("stg_") for t in SHADOWS.get(grain, ())}
+            under_shadows = [v for v in views if not shadowed & frozenset().union(
+                *(sources(m) for m in _views_read(v) & set(MATERIALISED)))]
+            read = frozenset().union(*(sources(v) for v in under_shadows))
+            shadows = [t for t in SHADOWS.get(grain, ()) if t.removeprefix("stg_") in read
                        and warehouse.exists(self.con, t)]
             for table in shadows:
                 warehouse.run(self.con, FOLDER, table)
-            for view in views:
+            for view in under_shadows:
                 warehouse.run(self.con, FOLDER, f"{grain}_{view}")
             for table in shadows:
                 self.con.execute(f"DROP TABLE temp.{table}").fetchall()
+            for view in views:
+                if view not in under_shadows:
+                    warehouse.run(self.con, FOLDER, f"{grain}_{view}")
             self._dirty[grain] = self.con.execute(f"SELECT count(*) FROM dirty_{grain}").fetchall()[0][0]
         return self._dirty[grain]
 

@@ -61,9 +61,13 @@ def api_version_checked() -> None:
     engine first enters a client (``/admin/version``: 0.16-0.17 s of a served night at 1M, the
     server answering while the night starts). Asked here, the answer is cached for the process
     (keyed by the API's URL and the client's version), so the night does not ask again. Where the
-    server cannot be asked now, the night asks, and reports what it finds."""
+    server cannot be asked now, the night asks, and reports what it finds. Not without an API URL
+    (serve always has one): Prefect's client would start a temporary server of its own to ask."""
     from prefect.client.orchestration import get_client
+    from prefect.settings import get_current_settings
 
+    if not get_current_settings().api.url:
+        return
     try:
         with get_client(sync_client=True) as client:
             client.raise_for_api_version_mismatch_once()

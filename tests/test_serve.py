@@ -240,3 +240,17 @@ def test_a_spare_asks_the_api_version_before_its_night(prefect_harness):
     with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):  # nothing listens on port 9
         warm.api_version_checked()
         assert not _is_api_version_check_cached(key())
+
+
+
+def test_a_spare_without_an_api_url_asks_nothing(tmp_path):
+    """With no PREFECT_API_URL Prefect's client would start a temporary server of its own (15 s) to be
+    asked its version: `api_version_checked` asks nothing then."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")} | {
+        "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    code = ("import time\nimport prefect.client.orchestration\nfrom flows import warm\n"
+            "t0 = time.perf_counter()\nwarm.api_version_checked()\nprint(time.perf_counter() - t0)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert float(r.stdout.strip().splitlines()[-1]) < 2.0, r.stdout

@@ -72,7 +72,7 @@ FOLDER = "incremental"  # sql/incremental/: the temp tables of an incremental ni
 # is computed after the shadows are dropped when one of them is a source of those.
 SHADOWS = {"person": ("stg_public_servants", "stg_service_orders", "stg_training_claims"),
            "household": ("stg_household_registration",)}
-MATERIALISED = ("v_person", "v_payment")
+MATERIALISED = ("v_person", "v_payment")  # kept as tables (rules/materialised.py VIEWS), in this order
 REFS = re.compile(r"\b(v_\w+|stg_\w+|name_reading)\b")
 CODE = Path(__file__).resolve().parent / "names.py"
 
@@ -83,14 +83,14 @@ def _shared() -> dict[str, str]:
 
 
 @cache
-def _views_read(view: str) -> frozenset[str]:
-    """The shared views a shared view reads, transitively, itself included."""
-    seen, todo = set(), {view}
+def _reached(refs: frozenset[str]) -> frozenset[str]:
+    """The tables and views ``refs`` name, and those the shared views among them read, transitively."""
+    seen, todo = set(), set(refs)
     while todo:
-        v = todo.pop()
-        if v not in seen and v in _shared():
-            seen.add(v)
-            todo.update(REFS.findall(_shared()[v]))
+        ref = todo.pop()
+        if ref not in seen:
+            seen.add(ref)
+            todo.update(REFS.findall(_shared().get(ref, "")))
     return frozenset(seen)
 
 
@@ -116,19 +116,9 @@ def static_digest() -> str:
 
 def sources(sql: str) -> frozenset[str]:
     """The extracts a statement reads, through the shared views (transitively) and the name readings."""
-    seen, todo, out = set(), set(REFS.findall(warehouse.strip_comments(sql))), set()
-    while todo:
-        ref = todo.pop()
-        if ref in seen:
-            continue
-        seen.add(ref)
-        if ref.startswith("stg_"):
-            out.add(ref.removeprefix("stg_"))
-        elif ref == "name_reading":
-            out.update(NAME_SOURCES)
-        elif ref in _shared():
-            todo.update(REFS.findall(_shared()[ref]))
-    return frozenset(out)
+    reached = _reached(frozenset(REFS.findall(warehouse.strip_comments(sql))))
+    out = {ref.removeprefix("stg_") for ref in reached if ref.startswith("stg_")}
+    return frozenset(out | (set(NAME_SOURCES) if "name_reading" in reached else set()))
 
 
 def as_of_read(sql: str, as_of: dt.date) -> dt.date:
@@ -264,9 +254,7 @@ class Night:
             # the views computed while the staging tables are shadowed (SHADOWS); then those that read a
             # shadowed table through v_person/v_payment. The shadows are dropped at once, never seen by a
             # rule (on an error the rules' transaction is rolled back, and they with it)
-            shadowed = {t.removeprefix("stg_") for t in SHADOWS.get(grain, ())}
-            under_shadows = [v for v in views if not shadowed & frozenset().union(
-                *(sources(m) for m in _views_read(v) & set(MATERIALISED)))]
+            under_shadows = [v for v in views if not _shadows_reach_materialised(grain, v)]
             read = frozenset().union(*(sources(v) for v in under_shadows))
             shadows = [t for t in SHADOWS.get(grain, ()) if t.removeprefix("stg_") in read
                        and warehouse.exists(self.con, t)]
@@ -301,6 +289,14 @@ class Night:
                   *(f"{g}_{v}" for g in GRAINS for v in GRAIN_VIEWS[g])):
             self.con.execute(f"DROP TABLE IF EXISTS {t}")
         self.con.execute("DROP VIEW IF EXISTS pair_block_keys")
+
+
+@cache
+def _shadows_reach_materialised(grain: str, view: str) -> bool:
+    """Whether the view reads one of the grain's shadowed staging tables (SHADOWS) through v_person or
+    v_payment: it is computed after the shadows are dropped."""
+    shadowed = {t.removeprefix("stg_") for t in SHADOWS.get(grain, ())}
+    return any(shadowed & sources(m) for m in _reached(frozenset({view})) & set(MATERIALISED))
 
 
 @cache

@@ -42,11 +42,11 @@ import duckdb
 
 from data_contracts import warehouse
 from data_contracts.load import next_batch_id
-from rules.incremental import FOLDER as INCREMENTAL, sources, static_digest
+from rules.incremental import FOLDER as INCREMENTAL, MATERIALISED, sources, static_digest
 
 log = logging.getLogger(__name__)
 
-VIEWS = ("v_person", "v_payment")  # in this order: v_payment reads v_person
+VIEWS = MATERIALISED  # v_person, v_payment, in this order: v_payment reads v_person
 FOLDER = "shared/materialised"  # mat_<view>.sql: the table made whole; the others: what _update shadows
 
 

@@ -7,7 +7,7 @@ then begins the batch. At 1M persons that was 1.5-2 s of a night where nothing n
 in all, 1.6 s of it the batch).
 
 :func:`warm_flow_runs` gives the runner a "spawn" context whose processes are spares: the next
-night's process is spawned ahead of time, the moment the last one was handed out, as an
+night's process is spawned ahead of time, once no night is running (not beside one: its imports would take the night's cores), as an
 interpreter that imports everything a night imports (:mod:`flows.warm`) and then waits, reading
 multiprocessing's own pipe, for the flow run Prefect will send it. When the runner starts a flow
 run, the spare receives what a spawned process would have received (multiprocessing's
@@ -108,10 +108,11 @@ class _Spare:
             and self.code == code_stamp()
 
     def wait_ready(self, timeout: float) -> bool:
-        """Whether it is warm (or has ended) within ``timeout`` seconds."""
+        """Whether it is warm within ``timeout`` seconds (its readiness pipe closes when it is warm,
+        and when it dies: then it is not)."""
         ready = select.poll()
         ready.register(self._ready, select.POLLIN)
-        return bool(ready.poll(timeout * 1000))
+        return bool(ready.poll(timeout * 1000)) and self.alive()
 
     def close(self) -> None:
         """Its readiness pipe closed, once it was handed a night (the process itself goes on)."""
@@ -154,13 +155,14 @@ def code_stamp() -> tuple:
 _lock = threading.Lock()
 _spare: _Spare | None = None
 _closing = False
+_running = 0  # nights started by this process and not yet ended
 
 
 def _next_spare() -> None:
-    """Spawn the spare of the next night, unless one is waiting or serve is ending."""
+    """Spawn the spare of the next night, unless one is waiting, a night is running or serve is ending."""
     global _spare
     with _lock:
-        if _spare is None and not _closing:
+        if _spare is None and not _closing and not _running:
             _spare = _Spare()
 
 
@@ -177,13 +179,17 @@ def _close() -> None:
 
 def _after(sentinel: int) -> None:
     """Once the night's process has ended (its sentinel readable, a copy of it), the next spare: not
-    while the night runs, whose cores its imports would take."""
+    while a night runs, whose cores its imports would take (nor while another night, started
+    before this one ended, still runs: a run started from the UI beside the scheduled one)."""
+    global _running
     try:
         ended = select.poll()
         ended.register(sentinel, select.POLLIN)
         ended.poll()
     finally:
         os.close(sentinel)
+        with _lock:
+            _running -= 1
     _next_spare()
 
 
@@ -198,6 +204,12 @@ def wait_ready(timeout: float = 120) -> bool:
             return spare.wait_ready(max(0.0, deadline - time.monotonic()))
         time.sleep(0.05)
     return False
+
+
+def _started() -> None:
+    global _running
+    with _lock:
+        _running += 1
 
 
 def _take_spare() -> _Spare | None:
@@ -215,6 +227,7 @@ class _SparePopen(popen_spawn_posix.Popen):
             self._launch_in(_take_spare(), process_obj)
         finally:
             if getattr(self, "sentinel", None) is not None:
+                _started()
                 threading.Thread(target=_after, args=(os.dup(self.sentinel),), name="next night's spare",
                                  daemon=True).start()
 

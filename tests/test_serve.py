@@ -178,6 +178,7 @@ def test_served_nights_start_in_a_warm_spare_process():
         "dead = spare._spare.pid\n"
         "os.kill(dead, signal.SIGKILL)  # killed, out of memory: the next night runs cold\n"
         "while spare._spare.alive(): time.sleep(0.05)  # all its threads gone, not only the main one\n"
+        "assert not spare.wait_ready(5)  # a dead spare is not warm (its readiness pipe closed as it died)\n"
         "p = ctx.Process(target=sys.exit, args=(5,))\n"
         "p.start(); p.join()\n"
         "assert p.pid != dead and p.exitcode == 5, (p.pid, p.exitcode)\n"
@@ -203,6 +204,33 @@ def test_served_nights_start_in_a_warm_spare_process():
         time.sleep(0.2)
     assert not os.path.exists(f"/proc/{last}")
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
+
+
+def test_no_spare_is_spawned_while_another_night_runs():
+    """Two nights at once (a run started from the UI beside the scheduled one): the first takes the
+    spare, the second is spawned cold; when the second ends while the first still runs, no spare is
+    spawned (its imports would take the running night's cores); once the first ends, one is."""
+    code = (
+        "import sys, time\n"
+        "from flows import spare\n"
+        "spare.warm_flow_runs()\n"
+        "assert spare.wait_ready(120)\n"
+        "warm = spare._spare.pid\n"
+        "import prefect.flow_engine as engine\n"
+        "ctx = engine.multiprocessing.get_context('spawn')\n"
+        "first = ctx.Process(target=time.sleep, args=(8,))\n"
+        "first.start()\n"
+        "assert first.pid == warm\n"
+        "second = ctx.Process(target=sys.exit, args=(3,))\n"
+        "second.start(); second.join()\n"
+        "assert second.pid != warm and second.exitcode == 3\n"
+        "time.sleep(1.5)\n"
+        "assert spare._spare is None, 'a spare was spawned while the first night still ran'\n"
+        "assert first.is_alive()\n"
+        "first.join()\n"
+        "assert spare.wait_ready(120) and spare._spare.pid not in (warm, second.pid)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
 
 
 def test_the_spares_code_stamp_covers_the_projects_packages():

@@ -7,9 +7,10 @@ then begins the batch. At 1M persons that was 1.5-2 s of a night where nothing n
 in all, 1.6 s of it the batch).
 
 :func:`warm_flow_runs` gives the runner a "spawn" context whose processes are spares: the next
-night's process is spawned ahead of time, once no night is running (not beside one: its imports would take the night's cores), as an
-interpreter that imports everything a night imports (:mod:`flows.warm`) and then waits, reading
-multiprocessing's own pipe, for the flow run Prefect will send it. When the runner starts a flow
+night's process is spawned ahead of time, once no night is running (not beside one: its imports
+would take the night's cores), as an interpreter that imports everything a night imports
+(:mod:`flows.warm`) and then waits, reading multiprocessing's own pipe, for the flow run Prefect
+will send it. When the runner starts a flow
 run, the spare receives what a spawned process would have received (multiprocessing's
 preparation data and the pickled process) and runs it exactly as a spawned one would: it is the
 runner's child, watched, cancelled and killed as before. Unlike a fork, nothing is copied from a

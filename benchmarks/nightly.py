@@ -24,8 +24,9 @@ Wall times only (the stages' seconds are in each night's summary.md).
    new to the stat check: 0.25 s more at 1M);
 3. nothing new: the same landing directory again, one day later.
 
-Prints each night's wall time, its stages' seconds and its ratio to the full run; peak memory is
-the process's (run under /usr/bin/time -v). Never part of `make test`.
+Prints each night's wall time, its stages' seconds and peak memory (the process's largest resident
+set size while the stage ran, flows/meter.py) and its ratio to the full run; the whole run's peak
+is the process's (run under /usr/bin/time -v). Never part of `make test`.
 """
 from __future__ import annotations
 
@@ -181,8 +182,10 @@ def stages(s: dict | None) -> str:
     scorer = s["scorer"]["seconds"]
     scorer = scorer["total"] if isinstance(scorer, dict) else scorer
     computed = s["rules"].get("computed", {})
+    peaks = ", ".join(f"{name} {m['peak_mb'] / 1024:.2f}" for name, m in s.get("stages", {}).items()
+                      if m["peak_mb"] is not None)
     return (f"[ingest {s['ingest']['seconds']:.1f}, rules {s['rules']['seconds']:.1f} {computed}, "
-            f"scorer {scorer:.1f}, batch {s['seconds']:.1f}]")
+            f"scorer {scorer:.1f}, batch {s['seconds']:.1f}; peak GB: {peaks}]")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,11 @@ def render_summary(work: Path, summary: dict, model_dir: Path | None = None, aud
         "## Scorer",
         _table(["measure", "value"], sorted(scorer.items())),
     ]
+    if summary.get("stages"):  # flows/meter.py: the process's peak while the stage ran
+        parts += ["## Stages",
+                  _table(["stage", "seconds", "peak memory (MB)"],
+                         [(name, m["seconds"], "" if m["peak_mb"] is None else m["peak_mb"])
+                          for name, m in summary["stages"].items()])]
     parts.append(_oversight(work, summary, model_dir, audited))
     return "\n\n".join(parts) + "\n"
 

@@ -32,7 +32,7 @@ from data_contracts.errors import RefusedInput
 from data_contracts.ids import mask_ids_in_text
 from data_contracts.load import raw_folder
 from data_contracts.warehouse import configure as configure_connection
-from flows import prefect_api, runs
+from flows import meter, prefect_api, runs
 from flows.batch import (Interrupted, StagedDir, WorkingCopy, batch_gate, check_engine, interruptible,
                          interrupted_by, today)
 from flows.warm import first_uses, imported_on_first_use
@@ -68,9 +68,14 @@ def with_con(work: str, fn, *args, **kwargs):
 
 def ingest_stage(input_dir: str, work: str, as_of: dt.date, batch_id: int, raw: str,
                  accept_shrunk_snapshot: list[str] | None, min_snapshot_share: float) -> dict:
-    """The ingest on the working copy; raw_<extract>'s files go to the warehouse's own raw folder ``raw``."""
-    return with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of, batch_id, Path(raw),
-                    allow_shrink=set(accept_shrunk_snapshot or ()), min_snapshot_share=min_snapshot_share).summary()
+    """The ingest on the working copy; raw_<extract>'s files go to the warehouse's own raw folder ``raw``.
+    Its counts, with the process's peak memory while it ran (``peak_mb``, flows/meter.py)."""
+    measured: dict = {}
+    with meter.stage("ingest", measured):
+        summary = with_con(work, ingest_mod.ingest_into, Path(input_dir), as_of, batch_id, Path(raw),
+                           allow_shrink=set(accept_shrunk_snapshot or ()),
+                           min_snapshot_share=min_snapshot_share).summary()
+    return {**summary, "peak_mb": measured["ingest"]["peak_mb"]}
 
 
 class _Loading:

@@ -38,7 +38,7 @@ from casework import lists as lists_mod  # noqa: E402
 from casework.summary import audit_in_background, render_summary  # noqa: E402
 from data_contracts import ingest as ingest_mod  # noqa: E402,F401 -- tests patch the stage through it
 from data_contracts.load import raw_folder as raw_folder_of  # noqa: E402
-from flows import runs  # noqa: E402
+from flows import meter, runs  # noqa: E402
 from flows.batch import (StagedDir, WorkingCopy, begin_batch, check_arguments, check_as_of,  # noqa: E402
                          check_engine, commit_point, flow_lock, gated, interruptible, mark_outputs, today,
                          unchanged_outputs)
@@ -165,20 +165,26 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
                 ingested = ingest_task(input_dir, w, as_of, batch_id, str(raw_folder_of(wh)), accept_shrunk_snapshot,
                                        min_snapshot_share)
                 _with_con(w, runs.record_ingest, batch_id, ingested)
+                # each stage's seconds and peak memory (flows/meter.py), for summary.md and the benchmarks
+                stages = {"ingest": {"seconds": ingested["seconds"], "peak_mb": ingested.get("peak_mb")}}
                 on = _engine(engine, spark_master, stage_uri, wh)
                 try:
-                    rules = rules_task(w, as_of, batch_id, on)
-                    scores = scorer_task(w, as_of, batch_id, str(model.path), retrain, on)
+                    with meter.stage("rules", stages):
+                        rules = rules_task(w, as_of, batch_id, on)
+                    with meter.stage("scorer", stages):
+                        scores = scorer_task(w, as_of, batch_id, str(model.path), retrain, on)
                 finally:
                     if on is not None:
                         on.discard()  # the batch's stage (a local one): the warehouse holds the results
-                warned = warnings_task(w, as_of, batch_id)
+                with meter.stage("warnings", stages):
+                    warned = warnings_task(w, as_of, batch_id)
                 _with_con(w, runs.record_warnings, batch_id, warned)
                 with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outcome audit") as pool:
                     audited = audit_in_background(pool, work.path)  # it reads the warnings, not the lists
-                    listed = lists_task(w, str(staging), xlsx, mask_ids, str(out))
+                    with meter.stage("lists", stages):  # the audit beside them counted in their peak
+                        listed = lists_task(w, str(staging), xlsx, mask_ids, str(out))
                     summary = {"batch_id": batch_id, "as_of": as_of.isoformat(), "ingest": ingested, "rules": rules,
-                               "scorer": scores, "warnings": warned, "lists": listed}
+                               "scorer": scores, "warnings": warned, "lists": listed, "stages": stages}
                     summary["seconds"] = round(time.perf_counter() - started, 1)
                     markdown = render_summary(work.path, summary, model_dir, audited)
                 (staging / "summary.md").write_text(markdown, encoding="utf-8")

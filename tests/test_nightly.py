@@ -51,6 +51,11 @@ def test_run_conforms_and_summarises(demo_run):
     assert "group rates checked" in md and "audit failed" not in md
     assert not FULL_ID.search(md)
     assert list((out / "lists").glob("*.xlsx"))
+    # each stage's seconds and the process's peak memory while it ran (flows/meter.py)
+    stages = dict((m[1], (float(m[2]), int(m[3]))) for m in
+                  re.finditer(r"^\| (\w+) \| ([\d.]+) \| (\d+) \|$", md.split("## Stages")[1], re.M))
+    assert list(stages) == ["ingest", "rules", "scorer", "warnings", "lists"], md
+    assert all(50 < peak < 8192 for _, peak in stages.values()), stages
 
 
 def test_summary_artifact_has_no_personal_data(demo_run):

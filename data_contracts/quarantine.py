@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from data_contracts._pandera import pa
+import numpy as np
 import polars as pl
+
+from data_contracts._pandera import pa
 
 from data_contracts.extracts import Extract
 from data_contracts.schemas import companions, reason_text, schema_for
@@ -70,6 +72,24 @@ def _record(extract: Extract) -> pl.Expr:
     return pl.struct(extract.column_names).struct.json_encode().alias("record")
 
 
+def _without(n: int, rows: pl.Series) -> pl.Series:
+    """A mask of ``n`` rows, false at the row numbers ``rows``."""
+    return ~pl.int_range(0, n, dtype=pl.Int64, eager=True).is_in(rows.cast(pl.Int64).implode())
+
+
+def _repeated(hashes: pl.Series, keys: pl.Series) -> pl.Series:
+    """The row numbers (ascending) of the rows whose key (``keys``) occurs more than once; ``hashes``
+    are the keys' hashes. The hashes sorted show which ones repeat (0.25 s for 10M rows, where polars'
+    ``is_duplicated`` on the keys themselves takes 3 s, and ``n_unique`` 1.3 s); the keys of those
+    rows alone are then compared, so a hash shared by two different keys repeats no key."""
+    ordered = hashes.sort().to_numpy()
+    twice = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    if not len(twice):
+        return pl.Series("i", [], dtype=pl.UInt32)
+    candidates = hashes.is_in(pl.Series(twice).implode()).arg_true()
+    return candidates.filter(keys.gather(candidates).is_duplicated()).alias("i")
+
+
 def sort_rows(extract: Extract, raw: pl.DataFrame, norm: pl.DataFrame, rejects: pl.DataFrame) -> Sorted:
     """``raw`` (text as delivered), ``norm`` (its normalised values and companion flags, row for
     row) and ``rejects`` (rows DuckDB could not split) -> what is quarantined and what loads."""
@@ -79,16 +99,16 @@ def sort_rows(extract: Extract, raw: pl.DataFrame, norm: pl.DataFrame, rejects: 
     good_raw, good = raw, norm.drop(c for c in norm.columns if "__" in c)  # the companion flags
     del norm
     if bad.height:
-        ok_mask = ~pl.int_range(0, raw.height, dtype=pl.Int64, eager=True).is_in(bad["index"].implode())
+        ok_mask = _without(raw.height, bad["index"])
         good_raw, good = good_raw.filter(ok_mask), good.filter(ok_mask)
     changed = None
     # a key delivered more than once tonight: different contents within one file are quarantined
     # (every row of the key in that file: which one is right, nobody can tell); across files the
-    # later file wins and the key counts as changed. A single key is usually unique already,
-    # which is cheaper to see than to filter.
-    if len(extract.key) > 1 or good[extract.key[0]].n_unique() < good.height:
-        key = pl.col(extract.key[0]) if len(extract.key) == 1 else pl.struct(extract.key)
-        idx = good.select(key.is_duplicated()).to_series().arg_true()
+    # later file wins and the key counts as changed. Keys are usually unique: the few repeated
+    # ones are found by sorting hashes (_repeated), and only their rows are looked at.
+    key = pl.col(extract.key[0]) if len(extract.key) == 1 else pl.struct(extract.key)
+    idx = _repeated(good.select(key.hash()).to_series(), good.select(key).to_series())
+    if idx.len():
         content = [c for c in good.columns if c not in ("_file", "_line")]
         d = good[idx].select(k=key, f="_file", h=pl.struct(content).hash(), i=idx)
         conflict = d.filter(pl.col("h").n_unique().over("k", "f") > 1)["i"]
@@ -96,10 +116,11 @@ def sort_rows(extract: Extract, raw: pl.DataFrame, norm: pl.DataFrame, rejects: 
             q.append(good_raw[conflict].select(
                 "_file", "_line", pl.lit(f"duplicate key with different content in one file: {', '.join(extract.key)}")
                 .alias("reason"), _record(extract)))
-            keep = ~pl.int_range(0, good.height, dtype=pl.Int64, eager=True).is_in(conflict.implode())
-            good_raw, good = good_raw.filter(keep), good.filter(keep)
+            good_raw = good_raw.filter(_without(good_raw.height, conflict))
             d = d.filter(~pl.col("i").is_in(conflict.implode()))
         if len(extract.key) == 1:
             changed = d.filter(pl.col("h").n_unique().over("k") > 1).select(pl.col("k").unique().alias(extract.key[0]))
-        good = good.filter(key.is_last_distinct())
+        # the last row of each repeated key stays (d is in row order), with every unrepeated one
+        superseded = d.filter(~pl.col("k").is_last_distinct())["i"]
+        good = good.filter(_without(good.height, pl.concat([conflict, superseded])))
     return Sorted(pl.concat(q), good_raw, good, changed if changed is not None and changed.height else None)

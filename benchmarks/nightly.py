@@ -164,9 +164,13 @@ def prefect_started() -> None:
 
 
 def timed(night, *args) -> tuple[float, dict | None]:
+    """The night's wall time and summary; its summary.md is kept beside the outputs as
+    summary-<date>.md (the next night replaces summary.md), with each rule's seconds."""
     t0 = time.perf_counter()
     summary = night(*args)
     seconds = time.perf_counter() - t0
+    out, as_of = args[2], args[3]
+    shutil.copyfile(out / "summary.md", out.with_name(f"summary-{as_of}.md"))
     if night is served_night and not COLD:
         from flows import spare
 

@@ -130,10 +130,11 @@ def _check_entry(p: Path, root: Path, rel: str) -> str:
 
 def near_miss(name: str) -> str | None:
     """The name ``name`` was likely meant to have, when it is close to an extract's (edit distance
-    at most 2, case, ``_`` for ``-``: ``payment-04.csv``, ``Payments-05.csv``, ``payments_06.csv``);
-    None when it is like no extract's."""
+    at most 2, case, any run of other characters than letters and digits for ``-`` or ``_``:
+    ``payment-04.csv``, ``Payments-05.csv``, ``payments_06.csv``, ``payments 08.csv``, the name a
+    second download is given, ``payments (1).csv``); None when it is like no extract's."""
     stem, dot, ext = name.partition(".")
-    tokens = stem.casefold().replace("-", "_").split("_")
+    tokens = [t for t in re.split(r"[^0-9a-z]+", stem.casefold()) if t] or [""]
     for extract in EXTRACTS:
         n = extract.count("_") + 1
         for k in range(max(1, n - 1), min(len(tokens), n + 1) + 1):

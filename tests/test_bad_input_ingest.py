@@ -155,6 +155,9 @@ def test_every_entry_of_the_landing_directory_is_accounted_for(tmp_path):
     ("payments_06.csv", "payments-06.csv"),
     ("household-registration.csv", "household_registration.csv"),
     ("Death_Record.CSV", "death_records.csv"),
+    ("payments (1).csv", "payments-1.csv"),  # a second download, as a browser names it
+    ("payments 08.csv", "payments-08.csv"),
+    ("death_records 2.csv", "death_records-2.csv"),
 ])
 def test_a_name_almost_like_an_extract_is_refused_with_the_suggestion(tmp_path, name, meant):
     wh = tmp_path / "w.duckdb"

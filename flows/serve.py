@@ -34,14 +34,21 @@ def local_server(timeout: float = 180.0, port: int = 0):
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
            "PREFECT_UI_API_URL": url, "PREFECT_SERVER_UI_API_URL": url}
     env.pop("PREFECT_API_URL", None)
+    # Prefect's home (sentinel's default: beside the warehouse, whose folder a first night would
+    # make): its database cannot be created in a folder that does not exist
+    home = Path(env.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / "sentinel-serve-server.log"  # what the server says, named if it fails to start
     prefect = Path(sys.executable).with_name("prefect")
-    proc = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"the local Prefect server exited with status {proc.returncode}")
+                raise RuntimeError(f"the local Prefect server exited with status {proc.returncode}; what it "
+                                   f"said is in {log}")
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
                     if r.status == 200:

@@ -148,6 +148,19 @@ def test_a_scheduled_night_runs_and_ctrl_c_stops_everything(small_city, tmp_path
     assert not processes_mentioning(str(tmp_path / "prefect-home"))
 
 
+def test_serves_server_starts_where_the_warehouse_folder_does_not_exist_yet(tmp_path):
+    """`serve --warehouse site/new/w.duckdb` on a new site: Prefect's home beside the warehouse
+    (flows/cli.py) is made with its folders before Prefect's server starts; without it the server
+    could not create its database there and exited."""
+    home = tmp_path / "site" / "new" / ".prefect"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    code = "from flows.serve import local_server\nwith local_server() as url:\n    print(url)\n"
+    r = subprocess.run([sys.executable, "-c", code], env={**env, "PREFECT_HOME": str(home), "PYTHONPATH": os.getcwd()},
+                       capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("http://127.0.0.1:") and (home / "prefect.db").is_file()
+
+
 def test_served_nights_start_in_a_warm_spare_process():
     """`spare.warm_flow_runs`: the process Prefect's runner asks for (a "spawn" one) is the spare that
     was waiting, with the flow's code imported; it runs, and its exit code comes back. The next spare

@@ -181,15 +181,15 @@ def _check_shrink(extract: Extract, files: list[SourceFile], p: Prepared, last: 
     if rows > 0 and rows >= opts.min_snapshot_share * last:
         return
     what = (f"no loadable row ({p.counts.rows_read} read, {p.counts.rows_quarantined} quarantined)" if rows == 0 else
-            f"{rows:,} loadable rows, fewer than {opts.min_snapshot_share:.0%} of the last snapshot's")
+            f"{rows:,} loadable rows")
     where = ", ".join(sf.rel for sf in files)
     if opts.may_shrink(extract.name):
         log.warning("%s: snapshot %s has %s (last snapshot: %d rows); accepted by the operator",
                     where, extract.name, what, last)
         return
-    raise RefusedInput(where, f"snapshot {extract.name} has {what} against {last:,} rows in the last snapshot; "
-                              f"nothing was changed. If the register really shrank, confirm with "
-                              f"--accept-shrunk-snapshot {extract.name}")
+    raise RefusedInput(where, f"snapshot {extract.name} has {what} against {last:,} rows in the last snapshot "
+                              f"(at least {opts.min_snapshot_share:.0%} of them expected); nothing was changed. If "
+                              f"the register really shrank, confirm with --accept-shrunk-snapshot {extract.name}")
 
 
 def ingest(input_dir: Path | str, warehouse_file: Path | str, as_of: dt.date, batch_id: int | None = None,

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 import pyarrow
 import pyarrow.parquet as pq
@@ -71,6 +72,7 @@ class SourceFile:
     link_to: str | None = None  # a symlink's target, relative to the landing directory
     floats: set[str] = field(default_factory=set)  # Parquet columns stored as binary floating point
     stat: str | None = None  # file_stat() when it was hashed, if it may recognise the file later
+    lines: int | None = None  # physical lines (a CSV's, counted when it is hashed; read_file counts them otherwise)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -271,13 +273,14 @@ def _detect_and_hash(sf: SourceFile) -> None:
     """sha256 and encoding in one streaming pass (GB18030 is what a file that is not UTF-8 is taken
     for; :func:`_transcode` checks it and makes the UTF-8 copy DuckDB reads)."""
     h = hashlib.sha256()
-    utf8, carry = True, b""
+    utf8, carry, newlines, last = True, b"", 0, b"\n"
     with open(sf.path, "rb") as f:
         head = f.read(3)
         bom = head == codecs.BOM_UTF8
         f.seek(0)
         while chunk := f.read(CHUNK):
             h.update(chunk)
+            newlines, last = newlines + chunk.count(b"\n"), chunk[-1:]
             if utf8:  # a sequence cut by the chunk's end is checked with the next chunk
                 buf = carry + chunk if carry else chunk
                 cut = _utf8_boundary(buf)
@@ -285,9 +288,13 @@ def _detect_and_hash(sf: SourceFile) -> None:
         if carry:
             utf8 = False
     sf.sha256 = h.hexdigest()
+    sf.lines = newlines + (last != b"\n")  # the same in the UTF-8 copy of a GB18030 file
     if utf8:
         sf.encoding = "utf-8-sig" if bom else "utf-8"
         sf.read_path = sf.path
+    elif bom:  # read as GB18030 its mark would be two characters glued to the first column's name
+        raise RefusedInput(sf.rel, "starts with a UTF-8 byte-order mark, but the rest is not UTF-8 (GB18030 "
+                                   "text behind a UTF-8 mark?): save it again as UTF-8, or as GB18030 without the mark")
     else:
         sf.encoding = "gb18030"
 
@@ -495,6 +502,59 @@ def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
+def _count_lines(path: Path) -> int:
+    newlines, last = 0, b"\n"
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            newlines, last = newlines + chunk.count(b"\n"), chunk[-1:]
+    return newlines + (last != b"\n")
+
+
+def _record_starts(path: Path, quotes: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Where each record of a CSV file starts (byte offsets, header excluded) and the newlines'
+    offsets. A newline ends a record unless (``quotes``) an odd number of quotes precede it (it is
+    inside a quoted field; an escaped quote is two); a blank line (nothing, or a carriage return
+    alone) is no record, as DuckDB reads it."""
+    b = np.memmap(path, dtype=np.uint8, mode="r")  # the page cache's copy, not one of its own
+    newlines = np.flatnonzero(b == 10)
+    ends = newlines
+    if quotes:
+        ends = newlines[np.searchsorted(np.flatnonzero(b == 34), newlines) % 2 == 0]
+    ends = np.append(ends, len(b))
+    starts = np.insert(ends[:-1] + 1, 0, 0)
+    size = ends - starts
+    blank = (size == 0) | ((size == 1) & (b[np.minimum(starts, max(len(b) - 1, 0))] == 13))
+    return starts[~blank][1:], newlines
+
+
+def _line_numbers(sf: SourceFile, rows: int, rej: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
+    """The physical line number of each row DuckDB read (in order) and of each row it rejected
+    (``rej``: DuckDB's ``line``, which counts a quoted line break as none, and ``_at``, where the
+    row starts). Where every line after the header is one row (no blank line, no line break inside
+    a field: the usual file) they are 2, 3, ... with the rejected ones left out. Else from where
+    each record starts (:func:`_record_starts`); should those not agree with what DuckDB read (a
+    file whose quotes it read otherwise, as a quote inside an unquoted value), the quotes are left
+    out of the count; should that not agree either, numbered as in the usual file, and said in the log."""
+    total = rows + rej.height
+    if sf.lines is None:
+        sf.lines = _count_lines(sf.read_path)
+    if sf.lines == total + 1 or not total:
+        lines = pl.int_range(2, total + 2, dtype=pl.Int64, eager=True)
+        return lines.filter(~lines.is_in(rej["_line"].implode())), rej["_line"]
+    at = rej["_at"].to_numpy()
+    for quotes in (True, False):
+        starts, newlines = _record_starts(sf.read_path, quotes)
+        rejected = np.isin(starts, at)
+        if len(starts) == total and rejected.sum() == rej.height:
+            record_line = np.searchsorted(newlines, starts) + 1  # one more than the newlines before it
+            return (pl.Series(record_line[~rejected], dtype=pl.Int64),
+                    pl.Series(np.searchsorted(newlines, at) + 1, dtype=pl.Int64))
+    log.warning("%s: its records could not be matched to its lines (%d records found, %d read); the "
+                "quarantine's line numbers count records, not lines", sf.rel, len(starts), total)
+    lines = pl.int_range(2, total + 2, dtype=pl.Int64, eager=True)
+    return lines.filter(~lines.is_in(rej["_line"].implode())), rej["_line"]
+
+
 def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The file's rows as text with canonical names, ``_file`` and ``_line``; and the rows
     DuckDB could not split (``_file``, ``_line``, ``reason``, ``record``)."""
@@ -521,19 +581,15 @@ def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFr
                 f"delim=',', quote='\"', escape='\"', encoding='utf-8', ignore_errors=true, store_rejects=true)"
             )
             rej = frame(con,
-                "SELECT line::BIGINT AS _line, 'malformed CSV row: ' || lower(min(error_type)) AS reason, "
+                "SELECT line::BIGINT AS _line, min(line_byte_position)::BIGINT AS _at, "
+                "'malformed CSV row: ' || lower(min(error_type)) AS reason, "
                 "min(csv_line) AS record FROM reject_errors GROUP BY line ORDER BY line")
         except duckdb.Error as ex:
             raise RefusedInput(sf.rel, f"CSV cannot be read ({type(ex).__name__})") from None
+        loaded, rejected = _line_numbers(sf, df.height, rej)
+        df = df.with_columns(_line=loaded)
         if rej.height:
-            rejects = rej
-        # DuckDB's reject line numbers count records with the header as line 1; the loaded
-        # rows take the remaining line numbers in order.
-        total = df.height + rejects.height
-        lines = pl.int_range(2, total + 2, dtype=pl.Int64, eager=True)
-        if rejects.height:
-            lines = lines.filter(~lines.is_in(rejects["_line"].implode()))
-        df = df.with_columns(_line=lines)
+            rejects = rej.with_columns(_line=rejected).drop("_at")
     for c in e.columns:  # optional columns not delivered
         if c.name not in df.columns:
             df = df.with_columns(pl.lit(None, dtype=pl.String).alias(c.name))

@@ -51,7 +51,7 @@ def reasons(wh: Path, extract: str = "payments") -> dict[int, str]:
 
 @pytest.mark.parametrize("tonight, what", [
     ([], "no loadable row (0 read, 0 quarantined) against 10 rows"),
-    (PEOPLE[:8], "8 loadable rows, fewer than 90% of the last snapshot's against 10 rows"),
+    (PEOPLE[:8], "8 loadable rows against 10 rows in the last snapshot (at least 90% of them expected)"),
 ])
 def test_a_snapshot_that_shrinks_implausibly_is_refused_and_changes_nothing(tmp_path, tonight, what):
     wh = tmp_path / "w.duckdb"
@@ -234,6 +234,49 @@ def test_a_row_shifted_by_an_unquoted_comma_is_quarantined_not_loaded(tmp_path):
     assert q(wh, "SELECT payment_id FROM raw_payments") == [("P1",)]
     rec = json.loads(q(wh, "SELECT record FROM quarantine")[0][0])
     assert (rec["township"], rec["village"], rec["approved_by"]) == ("霍里", "街道", "红旗社区")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "gb18030"])
+def test_line_numbers_are_the_files_own_past_blank_lines_and_line_breaks_in_fields(tmp_path, encoding):
+    """The line a verifier finds a quarantined row on, and each loaded row's _line, are the file's
+    physical lines (as an editor counts them), also after a blank line, a line break inside a
+    quoted name, a line of spaces (CRLF endings, UTF-8 and GB18030)."""
+    d = landing(tmp_path / "in")
+    def row(i, **kw):
+        return ",".join(payment(f"P{i}", A, **kw)[c] for c in PAYMENT_HEADER)
+    lines = [",".join(PAYMENT_HEADER), row(1), "", row(2, name='"王\r\n五"'), row(3), "   ", row(4, program_code="残疾"),
+             row(5) + ",extra", ",,,,,,,,,,,,,", row(6), ""]
+    (d / "payments.csv").write_bytes("\r\n".join(lines).encode(encoding))
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    got = reasons(wh)
+    assert sorted(got) == [7, 8, 9, 10], got  # the spaces, the unknown programme, the extra field, the empty row
+    assert "programme" in got[8] and "too many columns" in got[9] and got[10].startswith("no key")
+    assert q(wh, "SELECT payment_id, _line FROM stg_payments ORDER BY _line") == [
+        ("P1", 2), ("P2", 4), ("P3", 6), ("P6", 11)]
+
+
+def test_line_numbers_past_a_blank_line_when_a_value_holds_a_quote(tmp_path):
+    """A quote inside an unquoted value (王"五, which DuckDB reads as it is) opens no quoted field:
+    the lines are still the file's own."""
+    d = landing(tmp_path / "in")
+    lines = [",".join(PAYMENT_HEADER)] + [",".join(payment(f"P{i}", A, name=n)[c] for c in PAYMENT_HEADER)
+                                         for i, n in ((1, "张三"), (2, '王"五'), (3, "李四"))]
+    (d / "payments.csv").write_text("\n".join(lines[:2] + [""] + lines[2:]) + "\n", encoding="utf-8")
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert q(wh, "SELECT payment_id, name, _line FROM stg_payments ORDER BY _line") == [
+        ("P1", "张三", 2), ("P2", '王"五', 4), ("P3", "李四", 5)]
+
+
+def test_a_gb18030_file_behind_a_utf8_byte_order_mark_is_refused_saying_so(tmp_path):
+    d = landing(tmp_path / "in")
+    text = (d / "payments.csv").read_text(encoding="utf-8")
+    (d / "payments.csv").write_bytes(b"\xef\xbb\xbf" + text.encode("gb18030"))
+    with pytest.raises(RefusedInput) as e:
+        ingest(d, tmp_path / "w.duckdb", AS_OF)
+    assert e.value.file == "payments.csv" and "byte-order mark" in e.value.problem
+    assert not (tmp_path / "w.duckdb").exists()
 
 
 def test_values_of_the_wrong_kind_are_quarantined(tmp_path):

@@ -58,6 +58,17 @@ def test_audit_of_the_real_rules_on_a_uniform_city_flags_nothing(demo_run, tmp_p
     assert "No group flagged." in md and "two-sided exact" in md
     assert not re.search(r"(?<![0-9.])\d{17}[\dX](?![0-9X])",
                          md + "".join(p.read_text(encoding="utf-8") for p in out.glob("*.csv")))
+    # again into its own folder: replaced; into a folder holding anything else (a batch's outputs, a
+    # stranger's file, one of its files changed by hand): refused, nothing touched
+    stale = out / "audit_old_view.csv"
+    stale.write_text("x\n", encoding="utf-8")
+    assert main(["audit", "--warehouse", str(wh), "--out", str(out)]) == 2 and stale.read_text() == "x\n"
+    stale.unlink()
+    assert main(["audit", "--warehouse", str(wh), "--out", str(out)]) == 0 and (out / "audit.md").is_file()
+    batch_out = demo_run["out"]
+    before = sorted((p.relative_to(batch_out), p.stat().st_mtime_ns) for p in batch_out.rglob("*"))
+    assert main(["audit", "--warehouse", str(wh), "--out", str(batch_out)]) == 2
+    assert sorted((p.relative_to(batch_out), p.stat().st_mtime_ns) for p in batch_out.rglob("*")) == before
 
 
 @pytest.mark.slow

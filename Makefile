@@ -2,9 +2,9 @@
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-# Keep pip's cache and Prefect's state inside the project, never in $HOME.
+# Keep pip's cache inside the project, never in $HOME. Prefect's state is where `sentinel` puts it
+# (beside the warehouse; demo/.prefect for `make demo`; the tests' own temporary one), never in $HOME.
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
-export PREFECT_HOME := $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export DO_NOT_TRACK := 1

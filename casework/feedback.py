@@ -109,6 +109,8 @@ def _read_frame(path: Path) -> pl.DataFrame:
 def read_returned(path: Path) -> pl.DataFrame:
     """One returned list -> rows (warning_id, conclusion, note, line) with a non-empty conclusion."""
     path = Path(path)
+    if path.is_dir():
+        raise RefusedInput(path, "a folder: name the returned lists in it (.csv or .xlsx), e.g. DIR/*.csv DIR/*.xlsx")
     if not path.is_file():
         raise RefusedInput(path, "no such file")
     df = _read_frame(path)

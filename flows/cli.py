@@ -34,7 +34,9 @@ def _date(text: str) -> dt.date:
 
 
 def _persons(text: str) -> int:
-    n = int(text) if text.isdigit() else -1
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: not a whole number of persons")
+    n = int(text)
     if n < 2_000:
         raise argparse.ArgumentTypeError(f"{text!r}: a city needs at least 2000 persons to hold every planted case")
     return n

@@ -66,12 +66,16 @@ def test_conflicting_conclusions_across_two_files_are_refused_naming_both(listed
     ("broken.xlsx", b"PK\x03\x04 not really a workbook", "not a readable .xlsx workbook"),
     ("notes.txt", "预警编号,核查结论\n".encode(), "not a returned list"),
     ("latin1.csv", "预警编号,核查结论\nW1,属实\n".encode("utf-16"), "cannot be decoded"),
+    ("returned", None, "a folder: name the returned lists in it"),
     ("no-columns.csv", "编号,结论\nW1,属实\n".encode("utf-8-sig"), "lacks column 预警编号, 核查结论"),
 ])
 def test_every_refusal_names_the_file_and_exits_2(listed, tmp_path, capsys, name, content, expect):
     path, _, _ = listed
     f = tmp_path / name
-    f.write_bytes(content)
+    if content is None:  # a folder of that name
+        f.mkdir()
+    else:
+        f.write_bytes(content)
     with pytest.raises(RefusedInput) as e:
         feedback.apply_feedback(path, [f])
     assert e.value.file == str(f) and expect in e.value.problem

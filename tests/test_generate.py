@@ -190,6 +190,9 @@ def test_cli_generate_and_refusal(tmp_path, capsys):
         main(["generate", "--persons", "10", "--seed", "2", "--out", str(out)])
     assert e.value.code == 2
     assert "--persons" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "--persons", "abc", "--out", str(out)])
+    assert e.value.code == 2 and "not a whole number" in capsys.readouterr().err
 
 
 def test_pay_dates_spread_like_real_payments(landing):

@@ -7,6 +7,7 @@ lazily so that `sentinel --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import difflib
 import atexit
 import datetime as dt
 import errno
@@ -243,8 +244,31 @@ def _port(text: str) -> int:
 VERBOSE_HELP = "log progress to stderr (accepted before or after the subcommand)"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a command given an option it does not have says so first, with the one
+    meant (``--ouput``: "unknown option --ouput; did you mean --out?"), where argparse said only
+    that --out was missing."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        if args is not None and self._subparsers is None:  # a command's own options
+            self._check_options(args)
+        return super().parse_known_args(args, namespace)
+
+    def _check_options(self, args: list[str]) -> None:
+        known = [s for action in self._actions for s in action.option_strings if s.startswith("--")]
+        for token in args:
+            if token == "--":
+                break
+            name = token.split("=", 1)[0]
+            # an option, or an abbreviation of one option (which argparse takes)
+            if not name.startswith("--") or name in known or sum(k.startswith(name) for k in known) == 1:
+                continue
+            close = difflib.get_close_matches(name[2:], [k[2:] for k in known], n=1, cutoff=0.7)
+            self.error(f"unknown option {name}" + (f"; did you mean --{close[0]}?" if close else ""))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sentinel", description="welfare-sentinel: early warnings on benefit payments")
+    p = _Parser(prog="sentinel", description="welfare-sentinel: early warnings on benefit payments")
     p.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -62,6 +62,16 @@ def test_a_mistyped_argument_is_one_line_and_exit_2(capsys):
     with pytest.raises(SystemExit) as e:
         main(["run", "--input", "x", "--warehouse", "w", "--out", "o", "--as-of", "2026-13-01"])
     assert e.value.code == 2
+    capsys.readouterr()
+    # a misspelt option is named, with the one meant (argparse said only that --out was missing)
+    for wrong, meant in (("--ouput", "; did you mean --out?"), ("--warehose=w", "; did you mean --warehouse?"),
+                         ("--bogus", "")):
+        with pytest.raises(SystemExit) as e:
+            main(["run", "--input", "x", wrong, "o"] + ([] if "warehose" in wrong else ["--warehouse", "w"]))
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert e.value.code == 2 and err.endswith(f"unknown option {wrong.split('=')[0]}{meant}"), err
+    # abbreviations argparse takes are still taken
+    assert build_parser().parse_args(["run", "--input", "x", "--warehouse", "w", "--out", "o", "--mask-id"]).mask_ids
 
 
 # ----------------------------------------------------------------------------- a second batch

@@ -391,10 +391,15 @@ def pair(file, doc: dict, params: dict, texts: dict) -> str:
         whens.append(f"WHEN {level_sql(file, f'levels[{i}]', lv, texts)} THEN $sys_level_{i}")
     keys = ", ".join(f"p.{b}" for b in block)
     on = " AND ".join(f"l.{b} = r.{b}" for b in block)
-    # one row per person per block; its place as location() reads it, the county of its latest payment
-    t = "p.period"
-    place = [f"{latest(f'p.{c}', t)} AS {c}" for c in ("county_code", "reg_township", "township", "reg_village",
-                                                       "village") if c not in block]
+    # the persons' pairs are found a period apart first (one block a period holds the same persons)
+    timeless = [b for b in block if b != "period"]
+    on_timeless = " AND ".join(f"l.{b} = r.{b}" for b in timeless)
+    # one row per person per block; its place as location() reads it (the value of its latest payment,
+    # kinds.latest). A block holds one period: the latest is the greatest value, which max gives as
+    # arg_max over (period, value) does, NULLs left out by both, at 2.5 times the speed (a 10M-person
+    # city's 6.6M person-periods: 4 s to 1.7 s)
+    place = [f"max(p.{c}) AS {c}" for c in ("county_code", "reg_township", "township", "reg_village", "village")
+             if c not in block]
     fields = {"other_id": "r.other_id", **{f: f"min(r.{f})" for f in PAIR_FIELDS[1:4]},
               "name_level": "min(r.name_level)",
               "program_name": "string_agg(DISTINCT r.program_label, '、' ORDER BY r.program_label)",
@@ -416,17 +421,30 @@ def pair(file, doc: dict, params: dict, texts: dict) -> str:
       AND {' AND '.join(f'p.{b} IS NOT NULL' for b in block)}
     GROUP BY p.id_number, {keys}
 ),
-pairs AS (  -- block_on({', '.join(block)})
-    SELECT l.id_number AS other_id, r.id_number AS subject_id, l.name AS other_name, r.name AS subject_name,
-           l.household_id AS other_household, r.*
-    FROM p l JOIN p r ON {on} AND l.id_number < r.id_number
+persons AS (  -- each person's names in a block, whatever its period
+    SELECT DISTINCT id_number, {', '.join(timeless)}, name FROM p
+),
+person_pairs AS (  -- block_on({', '.join(timeless)}), the period aside
+    SELECT l.id_number AS other_id, r.id_number AS subject_id, l.name AS other_name, r.name AS subject_name
+    FROM persons l JOIN persons r ON {on_timeless} AND l.id_number < r.id_number
 ),
 names AS (  -- each distinct pair of names compared once, at the first level that holds
     SELECT x.other_name, x.subject_name,
            CASE {' '.join(whens)} END AS name_level
-    FROM (SELECT DISTINCT other_name, subject_name FROM pairs) x
+    FROM (SELECT DISTINCT other_name, subject_name FROM person_pairs) x
     JOIN name_reading l ON l.name = x.other_name
     JOIN name_reading r ON r.name = x.subject_name
+),
+candidates AS (  -- the persons whose names compare at a level somewhere: only their blocks are paired
+    SELECT DISTINCT other_id, subject_id FROM person_pairs JOIN names USING (other_name, subject_name)
+    WHERE names.name_level IS NOT NULL
+),
+pairs AS (  -- block_on({', '.join(block)}), the other's rows with their candidate first (the DISTINCT keeps
+            -- the planner from pairing the blocks' rows before the candidates pick them: 28M rows at 10M persons)
+    SELECT l.id_number AS other_id, r.id_number AS subject_id, l.name AS other_name, r.name AS subject_name,
+           l.household_id AS other_household, r.*
+    FROM (SELECT DISTINCT c.subject_id AS candidate, p.* FROM candidates c JOIN p ON p.id_number = c.other_id) l
+    JOIN p r ON r.id_number = l.candidate AND {on}
 ),
 r AS (
     SELECT pairs.*, names.name_level FROM pairs JOIN names USING (other_name, subject_name)

@@ -4,26 +4,39 @@ WITH h AS (
       SELECT p.id_number, p.county_code, p.sex, p.birth_date, p.program_code, p.period, coalesce(min(p.reg_name), min(p.name)) AS name,
              min(p.household_id) AS household_id, sum(p.amount) AS amount,
              program_name(p.program_code) AS program_label,
-             arg_max(p.reg_township, (p.period, p.reg_township)) AS reg_township,
-             arg_max(p.township, (p.period, p.township)) AS township,
-             arg_max(p.reg_village, (p.period, p.reg_village)) AS reg_village,
-             arg_max(p.village, (p.period, p.village)) AS village
+             max(p.reg_township) AS reg_township,
+             max(p.township) AS township,
+             max(p.reg_village) AS reg_village,
+             max(p.village) AS village
       FROM v_payment p
       WHERE list_contains($programs, p.program_code) AND p.id_number_valid
         AND p.county_code IS NOT NULL AND p.sex IS NOT NULL AND p.birth_date IS NOT NULL AND p.program_code IS NOT NULL AND p.period IS NOT NULL
       GROUP BY p.id_number, p.county_code, p.sex, p.birth_date, p.program_code, p.period
   ),
-  pairs AS (  -- block_on(county_code, sex, birth_date, program_code, period)
-      SELECT l.id_number AS other_id, r.id_number AS subject_id, l.name AS other_name, r.name AS subject_name,
-             l.household_id AS other_household, r.*
-      FROM p l JOIN p r ON l.county_code = r.county_code AND l.sex = r.sex AND l.birth_date = r.birth_date AND l.program_code = r.program_code AND l.period = r.period AND l.id_number < r.id_number
+  persons AS (  -- each person's names in a block, whatever its period
+      SELECT DISTINCT id_number, county_code, sex, birth_date, program_code, name FROM p
+  ),
+  person_pairs AS (  -- block_on(county_code, sex, birth_date, program_code), the period aside
+      SELECT l.id_number AS other_id, r.id_number AS subject_id, l.name AS other_name, r.name AS subject_name
+      FROM persons l JOIN persons r ON l.county_code = r.county_code AND l.sex = r.sex AND l.birth_date = r.birth_date AND l.program_code = r.program_code AND l.id_number < r.id_number
   ),
   names AS (  -- each distinct pair of names compared once, at the first level that holds
       SELECT x.other_name, x.subject_name,
              CASE WHEN l.reading = r.reading THEN $sys_level_0 WHEN length(l.folded) >= 3 AND length(r.folded) >= 3 AND jaro_winkler_similarity(l.reading, r.reading) >= $min_reading_similarity THEN $sys_level_1 WHEN length(l.folded) = length(r.folded) AND length(l.folded) >= 3 AND array_length(list_filter(generate_series(1, length(l.folded)), lambda i: substr(l.folded, i, 1) <> substr(r.folded, i, 1))) = 1 THEN $sys_level_2 END AS name_level
-      FROM (SELECT DISTINCT other_name, subject_name FROM pairs) x
+      FROM (SELECT DISTINCT other_name, subject_name FROM person_pairs) x
       JOIN name_reading l ON l.name = x.other_name
       JOIN name_reading r ON r.name = x.subject_name
+  ),
+  candidates AS (  -- the persons whose names compare at a level somewhere: only their blocks are paired
+      SELECT DISTINCT other_id, subject_id FROM person_pairs JOIN names USING (other_name, subject_name)
+      WHERE names.name_level IS NOT NULL
+  ),
+  pairs AS (  -- block_on(county_code, sex, birth_date, program_code, period), the other's rows with their candidate first (the DISTINCT keeps
+              -- the planner from pairing the blocks' rows before the candidates pick them: 28M rows at 10M persons)
+      SELECT l.id_number AS other_id, r.id_number AS subject_id, l.name AS other_name, r.name AS subject_name,
+             l.household_id AS other_household, r.*
+      FROM (SELECT DISTINCT c.subject_id AS candidate, p.* FROM candidates c JOIN p ON p.id_number = c.other_id) l
+      JOIN p r ON r.id_number = l.candidate AND l.county_code = r.county_code AND l.sex = r.sex AND l.birth_date = r.birth_date AND l.program_code = r.program_code AND l.period = r.period
   ),
   r AS (
       SELECT pairs.*, names.name_level FROM pairs JOIN names USING (other_name, subject_name)

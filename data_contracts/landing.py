@@ -510,49 +510,61 @@ def _count_lines(path: Path) -> int:
     return newlines + (last != b"\n")
 
 
-def _record_starts(path: Path, quotes: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Where each record of a CSV file starts (byte offsets, header excluded) and the newlines'
-    offsets. A newline ends a record unless (``quotes``) an odd number of quotes precede it (it is
-    inside a quoted field; an escaped quote is two); a blank line (nothing, or a carriage return
-    alone) is no record, as DuckDB reads it."""
-    b = np.memmap(path, dtype=np.uint8, mode="r")  # the page cache's copy, not one of its own
-    newlines = np.flatnonzero(b == 10)
-    ends = newlines
-    if quotes:
-        ends = newlines[np.searchsorted(np.flatnonzero(b == 34), newlines) % 2 == 0]
-    ends = np.append(ends, len(b))
-    starts = np.insert(ends[:-1] + 1, 0, 0)
-    size = ends - starts
-    blank = (size == 0) | ((size == 1) & (b[np.minimum(starts, max(len(b) - 1, 0))] == 13))
-    return starts[~blank][1:], newlines
+def _records(path: Path, quotes: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per record of a CSV file as DuckDB counts them in its rejects' ``line`` (the header, every
+    row, every blank line): the file's line it starts on, and whether it is blank (nothing, or a
+    carriage return alone: DuckDB reads no row from it). A newline ends a record unless (``quotes``)
+    an odd number of quotes precede it (it is inside a quoted field; an escaped quote is two). In
+    chunks: a few arrays the size of a chunk, and three numbers per line of the file."""
+    ends, ranks, cr = [], [], []  # record-ending newlines: offset, index among all newlines, after \r?
+    parity = seen = offset = 0
+    last = -1  # the byte before the chunk
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK * 16):
+            a = np.frombuffer(chunk, dtype=np.uint8)
+            newlines = np.flatnonzero(a == 10)
+            index = np.arange(seen, seen + len(newlines))
+            if quotes:
+                at = np.flatnonzero(a == 34)
+                ending = (np.searchsorted(at, newlines) + parity) % 2 == 0
+                parity = (parity + len(at)) % 2
+                newlines, index = newlines[ending], index[ending]
+            ends.append(newlines + offset)
+            ranks.append(index)
+            cr.append(np.where(newlines > 0, a[np.maximum(newlines - 1, 0)], last) == 13)
+            seen, offset, last = seen + int((a == 10).sum()), offset + len(a), int(a[-1])
+    ends, ranks, cr = (np.concatenate(x) if x else np.zeros(0, dtype=np.int64) for x in (ends, ranks, cr))
+    line = np.concatenate([[1], ranks + 2])  # a record starts on the line after its predecessor's end
+    size = np.diff(np.concatenate([[-1], ends, [offset]])) - 1  # bytes between two record ends
+    blank = (size == 0) | ((size == 1) & np.append(cr.astype(bool), last == 13))
+    return line, blank
 
 
-def _line_numbers(sf: SourceFile, rows: int, rej: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
-    """The physical line number of each row DuckDB read (in order) and of each row it rejected
-    (``rej``: DuckDB's ``line``, which counts a quoted line break as none, and ``_at``, where the
-    row starts). Where every line after the header is one row (no blank line, no line break inside
-    a field: the usual file) they are 2, 3, ... with the rejected ones left out. Else from where
-    each record starts (:func:`_record_starts`); should those not agree with what DuckDB read (a
-    file whose quotes it read otherwise, as a quote inside an unquoted value), the quotes are left
-    out of the count; should that not agree either, numbered as in the usual file, and said in the log."""
-    total = rows + rej.height
+def _line_numbers(sf: SourceFile, rows: int, rejected: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """The file's line number of each row DuckDB read (in order) and of each row it rejected
+    (``rejected``: DuckDB's ``line``, which counts records, the header and blank lines included: a
+    line break inside a quoted value is none). Where every line after the header is one row (no
+    blank line, no line break inside a field: the usual file) the rows are on lines 2, 3, ... with
+    the rejected ones on theirs. Else from where each record starts (:func:`_records`); should
+    those not agree with what DuckDB read (a file whose quotes it read otherwise, as a quote inside
+    an unquoted value), the quotes are left out of the count; should that not agree either,
+    numbered as in the usual file, and said in the log."""
+    total = rows + rejected.len()
     if sf.lines is None:
         sf.lines = _count_lines(sf.read_path)
-    if sf.lines == total + 1 or not total:
-        lines = pl.int_range(2, total + 2, dtype=pl.Int64, eager=True)
-        return lines.filter(~lines.is_in(rej["_line"].implode())), rej["_line"]
-    at = rej["_at"].to_numpy()
-    for quotes in (True, False):
-        starts, newlines = _record_starts(sf.read_path, quotes)
-        rejected = np.isin(starts, at)
-        if len(starts) == total and rejected.sum() == rej.height:
-            record_line = np.searchsorted(newlines, starts) + 1  # one more than the newlines before it
-            return (pl.Series(record_line[~rejected], dtype=pl.Int64),
-                    pl.Series(np.searchsorted(newlines, at) + 1, dtype=pl.Int64))
-    log.warning("%s: its records could not be matched to its lines (%d records found, %d read); the "
-                "quarantine's line numbers count records, not lines", sf.rel, len(starts), total)
+    if sf.lines != total + 1 and total:
+        bad = rejected.to_numpy() - 1  # DuckDB's line 1 is the first record
+        for quotes in (True, False):
+            line, blank = _records(sf.read_path, quotes)
+            data = np.flatnonzero(~blank)
+            data = data[data > 0]  # the header is the first record
+            if len(data) == total and np.isin(bad, data).all():
+                return (pl.Series(line[data[~np.isin(data, bad)]], dtype=pl.Int64),
+                        pl.Series(line[bad], dtype=pl.Int64))
+        log.warning("%s: its records could not be matched to its lines (%d read); the quarantine's line "
+                    "numbers count records, not lines", sf.rel, total)
     lines = pl.int_range(2, total + 2, dtype=pl.Int64, eager=True)
-    return lines.filter(~lines.is_in(rej["_line"].implode())), rej["_line"]
+    return lines.filter(~lines.is_in(rejected.implode())), rejected
 
 
 def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -581,15 +593,14 @@ def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFr
                 f"delim=',', quote='\"', escape='\"', encoding='utf-8', ignore_errors=true, store_rejects=true)"
             )
             rej = frame(con,
-                "SELECT line::BIGINT AS _line, min(line_byte_position)::BIGINT AS _at, "
-                "'malformed CSV row: ' || lower(min(error_type)) AS reason, "
+                "SELECT line::BIGINT AS _line, 'malformed CSV row: ' || lower(min(error_type)) AS reason, "
                 "min(csv_line) AS record FROM reject_errors GROUP BY line ORDER BY line")
         except duckdb.Error as ex:
             raise RefusedInput(sf.rel, f"CSV cannot be read ({type(ex).__name__})") from None
-        loaded, rejected = _line_numbers(sf, df.height, rej)
+        loaded, rejected = _line_numbers(sf, df.height, rej["_line"])
         df = df.with_columns(_line=loaded)
         if rej.height:
-            rejects = rej.with_columns(_line=rejected).drop("_at")
+            rejects = rej.with_columns(_line=rejected)
     for c in e.columns:  # optional columns not delivered
         if c.name not in df.columns:
             df = df.with_columns(pl.lit(None, dtype=pl.String).alias(c.name))

@@ -183,20 +183,21 @@ AUDIT_MARKER = ".sentinel-audit"  # what an audit wrote into its --out (flows/ba
 
 
 def cmd_audit(a: argparse.Namespace) -> int:
-    from flows.batch import check_output_dir, mark_outputs, unchanged_outputs
+    from flows.batch import StagedDir, check_output_dir, mark_outputs
     from oversight import audit, report
 
     if not Path(a.warehouse).is_file():
         raise RefusedInput(a.warehouse, "no such warehouse")
-    out = Path(a.out)
-    # as a batch's --out: new, empty, or the last audit's files unchanged (never a batch's outputs,
-    # the landing directory or the warehouse's folder, whose files it would overwrite or mix with)
+    out = Path(a.out).absolute()
+    # as a batch's --out: new, empty, or the last audit's files unchanged (never a batch's outputs
+    # or the warehouse's folder, whose files it would overwrite or mix with); written beside it and
+    # swapped in whole once written, so that a failed or interrupted audit leaves the folder as it was
     check_output_dir(out, protected={"warehouse": Path(a.warehouse)}, marker=AUDIT_MARKER)
     result = audit.audit_warehouse(a.warehouse, answer_key=a.answer_key)
-    for old in unchanged_outputs(out, AUDIT_MARKER).values():  # the last audit's: tonight's replace them
-        old.unlink()
-    res = report.write(result, out)
-    mark_outputs(out, AUDIT_MARKER)
+    with StagedDir(out) as staged:
+        res = report.write(result, staged.path)
+        mark_outputs(staged.path, AUDIT_MARKER)
+        staged.commit()
     print(f"audit: {res['flags']} group(s) flagged; {len(res['files'])} tables and {res['charts']} charts in {a.out}")
     return 0
 

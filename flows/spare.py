@@ -94,13 +94,17 @@ class _Spare:
             for fd in (child_r, child_w, ready_w):
                 os.close(fd)
         self.sentinel, self.to_child = parent_r, parent_w
+        self.reaped = False  # ended and waited for: its pid may be another process's by now
 
     def alive(self) -> bool:
+        if self.reaped:
+            return False
         try:
             pid, _ = os.waitpid(self.pid, os.WNOHANG)
         except ChildProcessError:
-            return False
-        return pid == 0
+            pid = self.pid
+        self.reaped = pid != 0
+        return not self.reaped
 
     def usable(self, tracker_fd: int) -> bool:
         """Alive, with the resource tracker the night will be given, and the code on disk the code it
@@ -121,15 +125,18 @@ class _Spare:
 
     def discard(self) -> None:
         """Ended (it was handed no night: nothing of a batch is in it) and reaped."""
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if not self.reaped:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         util.close_fds(self.sentinel, self.to_child, self._ready)
-        try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
+        if not self.reaped:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+            self.reaped = True
 
 
 def _tracker() -> int | None:
@@ -182,15 +189,20 @@ def _after(sentinel: int) -> None:
     """Once the night's process has ended (its sentinel readable, a copy of it), the next spare: not
     while a night runs, whose cores its imports would take (nor while another night, started
     before this one ended, still runs: a run started from the UI beside the scheduled one)."""
-    global _running
     try:
         ended = select.poll()
         ended.register(sentinel, select.POLLIN)
         ended.poll()
     finally:
         os.close(sentinel)
-        with _lock:
-            _running -= 1
+        _ended()
+
+
+def _ended() -> None:
+    """A night of this process has ended (or did not start): the next spare, if none is running."""
+    global _running
+    with _lock:
+        _running -= 1
     _next_spare()
 
 
@@ -224,13 +236,17 @@ class _SparePopen(popen_spawn_posix.Popen):
     """multiprocessing's spawn Popen, except that the process is the spare already waiting."""
 
     def _launch(self, process_obj):
+        _started()  # before the spare is taken: a night ending meanwhile spawns none beside this one
+        watched = False
         try:
             self._launch_in(_take_spare(), process_obj)
-        finally:
             if getattr(self, "sentinel", None) is not None:
-                _started()
                 threading.Thread(target=_after, args=(os.dup(self.sentinel),), name="next night's spare",
                                  daemon=True).start()
+                watched = True
+        finally:
+            if not watched:  # no night started (or it cannot be watched): counted as ended
+                _ended()
 
     def _launch_in(self, spare: _Spare | None, process_obj) -> None:
         tracker_fd = resource_tracker.getfd()

@@ -236,24 +236,43 @@ def test_a_row_shifted_by_an_unquoted_comma_is_quarantined_not_loaded(tmp_path):
     assert (rec["township"], rec["village"], rec["approved_by"]) == ("霍里", "街道", "红旗社区")
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "gb18030"])
-def test_line_numbers_are_the_files_own_past_blank_lines_and_line_breaks_in_fields(tmp_path, encoding):
+@pytest.mark.parametrize("encoding, newline", [("utf-8", "\n"), ("utf-8", "\r\n"), ("gb18030", "\r\n"),
+                                               ("gb18030", "\n")])
+def test_line_numbers_are_the_files_own_past_blank_lines_and_line_breaks_in_fields(tmp_path, encoding, newline):
     """The line a verifier finds a quarantined row on, and each loaded row's _line, are the file's
     physical lines (as an editor counts them), also after a blank line, a line break inside a
-    quoted name, a line of spaces (CRLF endings, UTF-8 and GB18030)."""
+    quoted name, a line of spaces, a malformed row right after a row or right after a blank line
+    (LF and CRLF endings, UTF-8 and GB18030)."""
     d = landing(tmp_path / "in")
     def row(i, **kw):
         return ",".join(payment(f"P{i}", A, **kw)[c] for c in PAYMENT_HEADER)
-    lines = [",".join(PAYMENT_HEADER), row(1), "", row(2, name='"王\r\n五"'), row(3), "   ", row(4, program_code="残疾"),
-             row(5) + ",extra", ",,,,,,,,,,,,,", row(6), ""]
-    (d / "payments.csv").write_bytes("\r\n".join(lines).encode(encoding))
+    lines = [",".join(PAYMENT_HEADER), row(1), "", row(2, name=f'"王{newline}五"'), row(3), "   ",
+             row(4, program_code="残疾"), row(5) + ",extra", ",,,,,,,,,,,,,", row(6), "", "x,y", row(7), ""]
+    (d / "payments.csv").write_bytes(newline.join(lines).encode(encoding))
     wh = tmp_path / "w.duckdb"
     ingest(d, wh, AS_OF)
     got = reasons(wh)
-    assert sorted(got) == [7, 8, 9, 10], got  # the spaces, the unknown programme, the extra field, the empty row
+    # the spaces, the unknown programme, the extra field, the empty row, the short row after a blank line
+    assert sorted(got) == [7, 8, 9, 10, 13], got
     assert "programme" in got[8] and "too many columns" in got[9] and got[10].startswith("no key")
+    assert "missing columns" in got[13]
     assert q(wh, "SELECT payment_id, _line FROM stg_payments ORDER BY _line") == [
-        ("P1", 2), ("P2", 4), ("P3", 6), ("P6", 11)]
+        ("P1", 2), ("P2", 4), ("P3", 6), ("P6", 11), ("P7", 14)]
+
+
+def test_records_are_found_alike_across_chunk_boundaries(tmp_path, monkeypatch):
+    """landing._records reads the file in chunks: a quoted line break, a CRLF or a blank line cut by a
+    chunk's end is read as in one piece."""
+    from data_contracts import landing as landing_mod
+    text = 'h,i\r\n1,"a\r\nb"\r\n\r\n2,"x""y"\n\n3,z\r\n\r\n"q\n\nr",4\r\n'
+    f = tmp_path / "t.csv"
+    f.write_bytes(text.encode() * 5)
+    whole = [a.tolist() for a in landing_mod._records(f, quotes=True)]
+    for size in range(1, 12):  # chunks of 16 to 176 bytes
+        monkeypatch.setattr(landing_mod, "CHUNK", size)
+        assert [a.tolist() for a in landing_mod._records(f, quotes=True)] == whole, size
+    line, blank = whole
+    assert line[:7] == [1, 2, 4, 5, 6, 7, 8] and blank[:7] == [False, False, True, False, True, False, True]
 
 
 def test_line_numbers_past_a_blank_line_when_a_value_holds_a_quote(tmp_path):

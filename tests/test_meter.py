@@ -16,7 +16,7 @@ def test_a_stage_that_held_memory_for_a_moment_shows_it_and_the_next_does_not():
     stages: dict = {}
     with meter.stage("holds", stages):
         block = np.ones(300 * 2**20 // 8)  # 300 MB, touched
-        time.sleep(0.1)
+        time.sleep(0.5)  # the sampling thread reads every 20 ms: many readings, even on a busy machine
         del block
     with meter.stage("holds nothing", stages):
         time.sleep(0.1)

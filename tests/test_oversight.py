@@ -65,6 +65,21 @@ def test_audit_of_the_real_rules_on_a_uniform_city_flags_nothing(demo_run, tmp_p
     assert main(["audit", "--warehouse", str(wh), "--out", str(out)]) == 2 and stale.read_text() == "x\n"
     stale.unlink()
     assert main(["audit", "--warehouse", str(wh), "--out", str(out)]) == 0 and (out / "audit.md").is_file()
+    # an audit that fails while it writes leaves the folder as it was, and the next one replaces it
+    before = sorted((p.relative_to(out), p.stat().st_mtime_ns) for p in out.rglob("*"))
+    from oversight import report
+    real = report.write
+    def failing(result, folder):
+        real(result, folder)
+        raise OSError("disk full")
+    report.write = failing
+    try:
+        assert main(["audit", "--warehouse", str(wh), "--out", str(out)]) != 0
+    finally:
+        report.write = real
+    assert sorted((p.relative_to(out), p.stat().st_mtime_ns) for p in out.rglob("*")) == before
+    assert not list(tmp_path.glob(".audit*"))
+    assert main(["audit", "--warehouse", str(wh), "--out", str(out)]) == 0
     batch_out = demo_run["out"]
     before = sorted((p.relative_to(batch_out), p.stat().st_mtime_ns) for p in batch_out.rglob("*"))
     assert main(["audit", "--warehouse", str(wh), "--out", str(batch_out)]) == 2

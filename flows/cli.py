@@ -261,8 +261,8 @@ class _Parser(argparse.ArgumentParser):
             if token == "--":
                 break
             name = token.split("=", 1)[0]
-            # an option, or an abbreviation of one option (which argparse takes)
-            if not name.startswith("--") or name in known or sum(k.startswith(name) for k in known) == 1:
+            # an option, or an abbreviation of options (argparse takes one, and says an ambiguous one is)
+            if not name.startswith("--") or any(k.startswith(name) for k in known):
                 continue
             close = difflib.get_close_matches(name[2:], [k[2:] for k in known], n=1, cutoff=0.7)
             self.error(f"unknown option {name}" + (f"; did you mean --{close[0]}?" if close else ""))

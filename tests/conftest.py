@@ -1,12 +1,14 @@
 """Shared fixtures: Prefect kept offline in a temporary home, landing-directory builders."""
 from __future__ import annotations
 
+import atexit
 import csv
 import datetime as dt
 import hashlib
 import io
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,7 +17,10 @@ import pytest
 # Prefect: offline, quiet, state in a temporary directory (STACK-NOTES.md). Set before any import of prefect.
 # Under pytest-xdist each worker keeps its own state in a folder of that home: the temporary servers
 # that the subprocess tests start would otherwise share one SQLite database (and its migrations).
-_prefect_home = os.environ.get("PREFECT_HOME") or tempfile.mkdtemp(prefix="sentinel-prefect-")
+_prefect_home = os.environ.get("PREFECT_HOME")
+if not _prefect_home:  # made here (the run's first process: xdist's workers inherit it), removed at its exit
+    _prefect_home = tempfile.mkdtemp(prefix="sentinel-prefect-")
+    atexit.register(shutil.rmtree, _prefect_home, ignore_errors=True)
 if os.environ.get("PYTEST_XDIST_WORKER"):
     _prefect_home = os.path.join(_prefect_home, os.environ["PYTEST_XDIST_WORKER"])
     os.makedirs(_prefect_home, exist_ok=True)

@@ -35,6 +35,7 @@ import polars as pl
 
 from casework.lifecycle import ensure_tables
 from data_contracts.errors import RefusedInput
+from data_contracts.landing import csv_records
 from data_contracts.policy import CONCLUSIONS, LIST_COLUMNS
 from data_contracts.warehouse import execute, frame, transaction, writer_lock
 
@@ -81,6 +82,21 @@ def _misread(header: str) -> bool:
     return False
 
 
+def _csv_lines(path: Path, rows: int) -> pl.Series:
+    """The line of the file each of a CSV's ``rows`` starts on, as an editor counts them: a note
+    with a line break typed in its cell (Alt+Enter) spans two. polars reads a blank line as a row
+    of nothing, and nothing after the last line break. Numbered 2, 3, ... where the records found
+    (``landing.csv_records``: the newlines outside quotes, in UTF-8 and GB18030 alike) are not as many
+    as the rows polars read."""
+    line, blank = csv_records(path, quotes=True)
+    starts = line[1:]  # the header is the first record
+    if len(starts) == rows + 1 and blank[-1]:
+        starts = starts[:-1]  # the empty end after the last line break
+    if len(starts) == rows:
+        return pl.Series(starts, dtype=pl.Int64)
+    return pl.int_range(2, rows + 2, dtype=pl.Int64, eager=True)
+
+
 def _read_frame(path: Path) -> pl.DataFrame:
     """The file's rows, every value as text, with `_sheet` and `_line`; RefusedInput naming the
     file for anything unreadable."""
@@ -102,7 +118,7 @@ def _read_frame(path: Path) -> pl.DataFrame:
             df = pl.read_csv(io.StringIO(text), infer_schema=False)
         except pl.exceptions.PolarsError as e:
             raise RefusedInput(path, f"not a readable CSV ({type(e).__name__})") from None
-        return df.with_columns(pl.lit("").alias("_sheet"), (pl.int_range(pl.len()) + 2).alias("_line"))
+        return df.with_columns(pl.lit("").alias("_sheet"), _csv_lines(path, df.height).alias("_line"))
     raise RefusedInput(path, "not a returned list (.csv or .xlsx)")
 
 

@@ -510,7 +510,7 @@ def _count_lines(path: Path) -> int:
     return newlines + (last != b"\n")
 
 
-def _records(path: Path, quotes: bool) -> tuple[np.ndarray, np.ndarray]:
+def csv_records(path: Path, quotes: bool) -> tuple[np.ndarray, np.ndarray]:
     """Per record of a CSV file as DuckDB counts them in its rejects' ``line`` (the header, every
     row, every blank line): the file's line it starts on, and whether it is blank (nothing, or a
     carriage return alone: DuckDB reads no row from it). A newline ends a record unless (``quotes``)
@@ -545,7 +545,7 @@ def _line_numbers(sf: SourceFile, rows: int, rejected: pl.Series) -> tuple[pl.Se
     (``rejected``: DuckDB's ``line``, which counts records, the header and blank lines included: a
     line break inside a quoted value is none). Where every line after the header is one row (no
     blank line, no line break inside a field: the usual file) the rows are on lines 2, 3, ... with
-    the rejected ones on theirs. Else from where each record starts (:func:`_records`); should
+    the rejected ones on theirs. Else from where each record starts (:func:`csv_records`); should
     those not agree with what DuckDB read (a file whose quotes it read otherwise, as a quote inside
     an unquoted value), the quotes are left out of the count; should that not agree either,
     numbered as in the usual file, and said in the log."""
@@ -555,7 +555,7 @@ def _line_numbers(sf: SourceFile, rows: int, rejected: pl.Series) -> tuple[pl.Se
     if sf.lines != total + 1 and total:
         bad = rejected.to_numpy() - 1  # DuckDB's line 1 is the first record
         for quotes in (True, False):
-            line, blank = _records(sf.read_path, quotes)
+            line, blank = csv_records(sf.read_path, quotes)
             data = np.flatnonzero(~blank)
             data = data[data > 0]  # the header is the first record
             if len(data) == total and np.isin(bad, data).all():

@@ -261,16 +261,16 @@ def test_line_numbers_are_the_files_own_past_blank_lines_and_line_breaks_in_fiel
 
 
 def test_records_are_found_alike_across_chunk_boundaries(tmp_path, monkeypatch):
-    """landing._records reads the file in chunks: a quoted line break, a CRLF or a blank line cut by a
+    """landing.csv_records reads the file in chunks: a quoted line break, a CRLF or a blank line cut by a
     chunk's end is read as in one piece."""
     from data_contracts import landing as landing_mod
     text = 'h,i\r\n1,"a\r\nb"\r\n\r\n2,"x""y"\n\n3,z\r\n\r\n"q\n\nr",4\r\n'
     f = tmp_path / "t.csv"
     f.write_bytes(text.encode() * 5)
-    whole = [a.tolist() for a in landing_mod._records(f, quotes=True)]
+    whole = [a.tolist() for a in landing_mod.csv_records(f, quotes=True)]
     for size in range(1, 12):  # chunks of 16 to 176 bytes
         monkeypatch.setattr(landing_mod, "CHUNK", size)
-        assert [a.tolist() for a in landing_mod._records(f, quotes=True)] == whole, size
+        assert [a.tolist() for a in landing_mod.csv_records(f, quotes=True)] == whole, size
     line, blank = whole
     assert line[:7] == [1, 2, 4, 5, 6, 7, 8] and blank[:7] == [False, False, True, False, True, False, True]
 

@@ -39,6 +39,22 @@ def test_conflicting_conclusions_in_one_file_are_refused_with_lines(listed, tmp_
     assert dispositions(path) == 0
 
 
+@pytest.mark.parametrize("encoding, newline", [("utf-8", "\n"), ("gb18030", "\r\n")])
+def test_the_lines_named_are_the_files_own_past_a_note_typed_on_two_lines(listed, tmp_path, encoding, newline):
+    """A verifier's note with a line break in its cell (Alt+Enter: a quoted value over two lines),
+    and a blank line: the lines a refusal names are those an editor shows."""
+    path, _, ids = listed
+    w = ids["deceased_paid"]
+    f = tmp_path / "a.csv"
+    lines = ["预警编号,核查结论,核查说明", f'{w},属实,"经核实{newline}已死亡"', f"{ids['amount_mismatch']},属实,", "",
+             f"{w},不属实,", ""]
+    f.write_bytes(newline.join(lines).encode(encoding))
+    with pytest.raises(RefusedInput) as e:
+        feedback.apply_feedback(path, [f])
+    msg = str(e.value)
+    assert "line 2 属实" in msg and "line 6 不属实" in msg, msg
+
+
 def test_conflicting_conclusions_across_two_files_are_refused_naming_both(listed, tmp_path):
     path, _, ids = listed
     w = ids["amount_mismatch"]

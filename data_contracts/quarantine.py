@@ -20,7 +20,6 @@ import numpy as np
 import polars as pl
 
 from data_contracts._pandera import pa
-
 from data_contracts.extracts import Extract
 from data_contracts.schemas import companions, reason_text, schema_for
 

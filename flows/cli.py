@@ -7,9 +7,9 @@ lazily so that `sentinel --help` stays fast.
 from __future__ import annotations
 
 import argparse
-import difflib
 import atexit
 import datetime as dt
+import difflib
 import errno
 import logging
 import os

@@ -33,7 +33,7 @@ def _copy(demo_run, tmp_path: Path) -> Path:
     return wh
 
 
-def test_audit_of_the_real_rules_on_a_uniform_city_flags_nothing(demo_run, tmp_path):
+def test_audit_of_the_real_rules_on_a_uniform_city_flags_nothing(demo_run, tmp_path, monkeypatch):
     wh = demo_run["warehouse"]
     a = audit.audit_warehouse(wh)
     assert a.as_of == AS_OF
@@ -72,11 +72,9 @@ def test_audit_of_the_real_rules_on_a_uniform_city_flags_nothing(demo_run, tmp_p
     def failing(result, folder):
         real(result, folder)
         raise OSError("disk full")
-    report.write = failing
-    try:
-        assert main(["audit", "--warehouse", str(wh), "--out", str(out)]) != 0
-    finally:
-        report.write = real
+    monkeypatch.setattr(report, "write", failing)
+    assert main(["audit", "--warehouse", str(wh), "--out", str(out)]) != 0
+    monkeypatch.setattr(report, "write", real)
     assert sorted((p.relative_to(out), p.stat().st_mtime_ns) for p in out.rglob("*")) == before
     assert not list(tmp_path.glob(".audit*"))
     assert main(["audit", "--warehouse", str(wh), "--out", str(out)]) == 0

@@ -389,16 +389,22 @@ from data_contracts.dialect import ENGINES  # noqa: E402 -- the one list of engi
 
 
 def check_engine(engine: str, stage_uri: str | None, input_dir: Path | None = None,
-                 out_dir: Path | None = None) -> None:
-    """--engine and --stage-uri, before anything starts: a known engine; pyspark installed for Spark; a
-    local stage outside the landing directory and the output folder (the stage's batch folders are
-    written and removed each night)."""
+                 out_dir: Path | None = None, spark_master: str | None = None) -> None:
+    """--engine, --stage-uri and --spark-master, before anything starts: a known engine; pyspark
+    installed for Spark; the Spark options only with Spark (an operator who gave a cluster and forgot
+    --engine spark would otherwise run on DuckDB believing it ran on the cluster); a local stage
+    outside the landing directory and the output folder (the stage's batch folders are written and
+    removed each night)."""
     if engine not in ENGINES:
         raise RefusedInput("--engine", f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
     if engine == "duckdb":
         if stage_uri:
             raise RefusedInput("--stage-uri", "is where --engine spark reads the staged tables; "
                                               "the default engine (duckdb) has no stage")
+        if spark_master:
+            raise RefusedInput("--spark-master", "is the cluster --engine spark runs the rules on; without "
+                                                 "--engine spark the rules run on DuckDB: add --engine spark, or "
+                                                 "leave --spark-master out")
         return
     import importlib.util
 

@@ -82,7 +82,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     from flows.batch import batch_gate, check_engine, today
 
     paths = [Path(p).absolute() for p in (a.input, a.warehouse, a.out)]
-    check_engine(a.engine, a.stage_uri, paths[0], paths[2])
+    check_engine(a.engine, a.stage_uri, paths[0], paths[2], a.spark_master)
     as_of = a.as_of or today()
     with batch_gate(*paths, as_of, a.replay):  # refusals before Prefect is even imported
         from flows import prefect_api

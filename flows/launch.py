@@ -139,7 +139,7 @@ def run_batch(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date | 
     input_dir, warehouse, out_dir = (Path(p).absolute() for p in (input_dir, warehouse, out_dir))
     as_of = as_of or today()
     ingest_mod.Options.of(accept_shrunk_snapshot, min_snapshot_share)  # refused before Prefect starts, too
-    check_engine(engine, stage_uri, input_dir, out_dir)
+    check_engine(engine, stage_uri, input_dir, out_dir, spark_master)
 
     def run(nightly) -> dict:
         return nightly.nightly(str(input_dir), str(warehouse), str(out_dir), as_of, xlsx=xlsx, mask_ids=mask_ids,

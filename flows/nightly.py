@@ -152,7 +152,7 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
     model_dir = default_model_dir(wh)
     # a served run comes here straight from the scheduler: the same checks as `sentinel run`'s
     check_arguments(Path(input_dir), wh, out)
-    check_engine(engine, stage_uri, Path(input_dir), out)
+    check_engine(engine, stage_uri, Path(input_dir), out, spark_master)
     begin_batch()
     with interruptible():  # to the end: a signal after the commit point is held, not Prefect's to take
         with flow_lock(wh):

@@ -74,7 +74,7 @@ def serve(cron: str, input_dir: Path, warehouse: Path, out_dir: Path, timezone: 
 
     input_dir, warehouse, out_dir = (Path(p).absolute() for p in (input_dir, warehouse, out_dir))
     check_arguments(input_dir, warehouse, out_dir)  # a typo is said now, not at 02:00
-    check_engine(engine, stage_uri, input_dir, out_dir)
+    check_engine(engine, stage_uri, input_dir, out_dir, spark_master)
     params = {"input_dir": str(input_dir), "warehouse": str(warehouse), "out_dir": str(out_dir),
               "xlsx": xlsx, "mask_ids": mask_ids, "timezone": timezone,  # the night is dated in the cron's zone
               "engine": engine, "spark_master": spark_master, "stage_uri": stage_uri}

@@ -85,6 +85,8 @@ def test_the_engine_options_refuse_mistakes_before_anything_starts(tmp_path):
     assert r.returncode == 2 and "invalid choice: 'sprak'" in r.stderr
     r = subprocess.run(base + ["--stage-uri", str(tmp_path / "stage")], capture_output=True, text=True)
     assert r.returncode != 0 and "--stage-uri" in r.stderr and "--engine spark" in r.stderr
+    r = subprocess.run(base + ["--spark-master", "local[2]"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--spark-master" in r.stderr and "add --engine spark" in r.stderr
     r = subprocess.run(base + ["--engine", "spark", "--stage-uri", str(landing / "stage")], capture_output=True,
                        text=True)
     assert r.returncode != 0 and "inside the landing directory" in r.stderr

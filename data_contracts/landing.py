@@ -71,6 +71,9 @@ class SourceFile:
     kind: str = "file"  # or symlink (to a regular file inside the landing directory)
     link_to: str | None = None  # a symlink's target, relative to the landing directory
     floats: set[str] = field(default_factory=set)  # Parquet columns stored as binary floating point
+    # Parquet columns stored as dates or times: "date", "timestamp" (a wall-clock time) or "instant" (a
+    # timestamp adjusted to UTC); read as text the column's kind accepts (``_parquet_text``)
+    temporal: dict[str, str] = field(default_factory=dict)
     stat: str | None = None  # file_stat() when it was hashed, if it may recognise the file later
     lines: int | None = None  # physical lines (a CSV's, counted when it is hashed; read_file counts them otherwise)
 
@@ -439,6 +442,8 @@ def inspect_file(sf: SourceFile, tmp: Path, transcode: bool = True, known: dict 
             raise RefusedInput(sf.rel, f"not a readable Parquet file ({type(ex).__name__})") from None
         names = schema.names
         sf.floats = {f.name for f in schema if pyarrow.types.is_floating(f.type)}
+        sf.temporal = {f.name: "date" if pyarrow.types.is_date(f.type) else "instant" if f.type.tz else "timestamp"
+                       for f in schema if pyarrow.types.is_date(f.type) or pyarrow.types.is_timestamp(f.type)}
         sf.read_path = sf.path
         _map_header(sf, names)
         return
@@ -567,6 +572,30 @@ def _line_numbers(sf: SourceFile, rows: int, rejected: pl.Series) -> tuple[pl.Se
     return lines.filter(~lines.is_in(rejected.implode())), rejected
 
 
+def parquet_zone() -> str:
+    """The clock a Parquet instant (a timestamp adjusted to UTC) is read on: the batch date's,
+    SENTINEL_TIMEZONE or Asia/Shanghai (flows/batch.py ``today``)."""
+    return os.environ.get("SENTINEL_TIMEZONE", "Asia/Shanghai")
+
+
+def _parquet_text(col: str, temporal: str | None, kind: str) -> str:
+    """SQL for a Parquet column's value as text, in a spelling its catalogue kind accepts. A date,
+    period or datetime column may arrive typed, as a date or a timestamp (pandas and Spark write a
+    date column as a timestamp at midnight): a date column takes the date (its time part, if any,
+    dropped), a period column the month, a datetime column the time to the second. An instant is
+    read on :func:`parquet_zone`'s clock first, so that midnight in China exported as UTC
+    (16:00 the day before) is still its day. Anything else: DuckDB's text of the value."""
+    if temporal == "instant":
+        col = f"timezone({_sql_str(parquet_zone())}, {col})"  # the wall-clock time there, as a plain timestamp
+    if temporal and kind == "date":
+        return f"CAST(CAST({col} AS DATE) AS VARCHAR)"
+    if temporal and kind == "period":
+        return f"strftime({col}, '%Y-%m')"
+    if temporal and temporal != "date" and kind == "datetime":
+        return f"strftime({col}, '%Y-%m-%d %H:%M:%S')"
+    return f"CAST({col} AS VARCHAR)"
+
+
 def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The file's rows as text with canonical names, ``_file`` and ``_line``; and the rows
     DuckDB could not split (``_file``, ``_line``, ``reason``, ``record``)."""
@@ -576,8 +605,10 @@ def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFr
     if sf.fmt == "parquet":
         # a binary float cannot hold fen exactly (99.99 may be 99.99000000000001): its text is its value to
         # 6 decimals, so that the fen check sees 99.990000, and 100.005 still as 100.005000
+        kinds = {c.name: c.kind for c in e.columns}
         sel = ", ".join((f'CAST(TRY_CAST("{src}" AS DECIMAL(38, 6)) AS VARCHAR)' if src in sf.floats else
-                         f'CAST("{src}" AS VARCHAR)') + f' AS "{c}"' for src, c in zip(sf.source_names, sf.columns) if c)
+                         _parquet_text(f'"{src}"', sf.temporal.get(src), kinds[c])) + f' AS "{c}"'
+                        for src, c in zip(sf.source_names, sf.columns) if c)
         try:
             df = frame(con, f"SELECT {sel} FROM read_parquet({path})")
         except duckdb.Error as ex:

@@ -155,6 +155,46 @@ def test_parquet_with_typed_columns(tmp_path):
     assert q(wh, "SELECT amount FROM stg_payments") == [(Decimal("100.00"),)]
 
 
+def test_parquet_dates_written_as_timestamps_are_dates(tmp_path):
+    """pandas and Spark write a date column as a timestamp (at midnight, or an instant in UTC): its rows
+    are loaded with their dates, not quarantined as unparseable dates (found by a newcomer's trial)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    d = tmp_path / "in"
+    d.mkdir()
+    write_csv(d / "household_registration.csv", [person(A), person(B)], HOUSEHOLD_HEADER)
+    rows = [payment("P1", A), payment("P2", B)]
+    cols = {k: [r[k] for r in rows] for k in rows[0]}
+    cols["pay_date"] = pa.array([dt.datetime(2026, 9, 10), dt.datetime(2026, 9, 11, 15, 30)], pa.timestamp("us"))
+    # a month as the first of it, written by pandas as a timestamp
+    cols["period"] = pa.array([dt.datetime(2026, 9, 1), dt.datetime(2026, 8, 1)], pa.timestamp("ns"))
+    pq.write_table(pa.table(cols), d / "payments.parquet")
+    shanghai_midnight = dt.datetime(2026, 6, 30, 16, tzinfo=dt.timezone.utc)  # 2026-07-01 00:00 in China
+    pq.write_table(pa.table({
+        "id_number": [B, C], "name": ["李四", "王五"],
+        "death_date": pa.array([shanghai_midnight, dt.datetime(2026, 7, 2, tzinfo=dt.timezone.utc)],
+                               pa.timestamp("us", tz="UTC")),
+        "source": ["医院", "火化"]}), d / "death_records.parquet")
+    pq.write_table(pa.table({
+        "order_id": ["O1"], "elder_id_number": [A], "worker_id": ["W1"], "provider": ["颐养"], "service_type": ["助餐"],
+        "start_time": pa.array([dt.datetime(2026, 3, 1, 1, 0, 0, 500000, tzinfo=dt.timezone.utc)],
+                               pa.timestamp("us", tz="UTC")),
+        "end_time": pa.array([dt.date(2026, 3, 2)], pa.date32()),
+        "county_code": ["110105"], "amount": ["30.00"]}), d / "service_orders.parquet")
+    wh = tmp_path / "w.duckdb"
+    r = ingest(d, wh, AS_OF)
+    assert sum(c.rows_quarantined for c in r.extracts.values()) == 0, q(wh, "SELECT * FROM quarantine")
+    assert q(wh, "SELECT payment_id, pay_date, period FROM stg_payments ORDER BY 1") == [
+        ("P1", dt.date(2026, 9, 10), "2026-09"), ("P2", dt.date(2026, 9, 11), "2026-08")]
+    assert q(wh, "SELECT name, death_date FROM stg_death_records ORDER BY 1") == [
+        ("李四", dt.date(2026, 7, 1)), ("王五", dt.date(2026, 7, 2))]
+    assert q(wh, "SELECT start_time, end_time FROM stg_service_orders") == [
+        (dt.datetime(2026, 3, 1, 9, 0), dt.datetime(2026, 3, 2, 0, 0))]
+    assert q(wh, "SELECT pay_date, period FROM raw_payments ORDER BY payment_id") == [
+        ("2026-09-10", "2026-09"), ("2026-09-11", "2026-08")]
+
+
 # ----------------------------------------------------------------------------- messy values
 
 def test_messy_values_are_normalised_in_staging(tmp_path):

@@ -95,8 +95,21 @@ def cmd_run(a: argparse.Namespace) -> int:
                       engine=a.engine, spark_master=a.spark_master, stage_uri=a.stage_uri)
     st = s["warnings"]["statuses"]
     print(f"batch {s['batch_id']} of {s['as_of']}: {st.get('new', 0)} new, {st.get('open', 0)} open warnings; "
-          f"lists in {a.out}{_late_interrupt()}")
+          f"lists in {a.out}{_quarantined(s['ingest'])}{_late_interrupt()}")
     return 0
+
+
+def _quarantined(ingested: dict) -> str:
+    """The rows tonight's ingest quarantined, for the result line: a night whose every payment was
+    quarantined (a file of an unexpected layout) must not read like a quiet night."""
+    counts = ingested.get("extracts", {}).values()
+    held = sum(c["rows_quarantined"] for c in counts)
+    if not held:
+        return ""
+    read = sum(c["rows_read"] for c in counts)
+    worst = max(counts, key=lambda c: c["rows_quarantined"] / max(c["rows_read"], 1))
+    return (f"; {held:,} of {read:,} rows read quarantined, {worst['rows_quarantined']:,} of {worst['rows_read']:,} "
+            f"in {worst['extract']} (why: summary.md, table quarantine)")
 
 
 def _late_interrupt() -> str:

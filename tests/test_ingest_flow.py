@@ -14,6 +14,7 @@ def test_sentinel_run_ingests_and_refuses_with_exit_2(prefect_harness, minimal_l
     rc = main(["run", "--input", str(minimal_landing), "--warehouse", str(wh), "--out", str(out),
                "--as-of", "2026-11-01"])
     assert rc == 0
+    assert "quarantined" not in capsys.readouterr().out  # a night with nothing quarantined says nothing of it
     with duckdb.connect(str(wh), read_only=True) as con:
         assert con.execute("SELECT batch_id, as_of::VARCHAR, outcome, rows_read, rows_loaded FROM runs").fetchall() == [
             (1, "2026-11-01", "succeeded", 4, 4)]
@@ -56,3 +57,17 @@ def test_a_shrunk_snapshot_is_refused_with_exit_2_and_loads_when_confirmed(prefe
     run_batch(minimal_landing, wh, out, dt.date(2026, 11, 2), accept_shrunk_snapshot=["household_registration"])
     with duckdb.connect(str(wh), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM stg_household_registration").fetchone() == (0,)
+
+
+def test_the_result_line_says_how_many_rows_were_quarantined(prefect_harness, minimal_landing, tmp_path, capsys):
+    """A night whose payments were all quarantined must not read like a quiet night (a newcomer's
+    trial: every payment of a file quarantined, and the line said only '0 new, 0 open warnings')."""
+    write_csv(minimal_landing / "payments-late.csv", [payment("P3", make_id(seq="035"), pay_date="soon"),
+                                                      payment("P4", make_id(seq="035"), pay_date="later")],
+              PAYMENT_HEADER)
+    wh, out = tmp_path / "w.duckdb", tmp_path / "out"
+    assert main(["run", "--input", str(minimal_landing), "--warehouse", str(wh), "--out", str(out),
+                 "--as-of", "2026-11-01"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("batch 1 of 2026-11-01: ")
+    assert line.endswith("; 2 of 6 rows read quarantined, 2 of 4 in payments (why: summary.md, table quarantine)")

@@ -515,52 +515,66 @@ def _count_lines(path: Path) -> int:
     return newlines + (last != b"\n")
 
 
-def csv_records(path: Path, quotes: bool) -> tuple[np.ndarray, np.ndarray]:
+def csv_records(path: Path, quotes: bool, resync: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per record of a CSV file as DuckDB counts them in its rejects' ``line`` (the header, every
     row, every blank line): the file's line it starts on, and whether it is blank (nothing, or a
     carriage return alone: DuckDB reads no row from it). A newline ends a record unless (``quotes``)
-    an odd number of quotes precede it (it is inside a quoted field; an escaped quote is two). In
-    chunks: a few arrays the size of a chunk, and three numbers per line of the file."""
-    ends, ranks, cr = [], [], []  # record-ending newlines: offset, index among all newlines, after \r?
-    parity = seen = offset = 0
+    an odd number of quotes precede it (it is inside a quoted field; an escaped quote is two).
+    ``resync``: byte offsets inside records DuckDB rejected; the newline at or after each ends its
+    record and the quotes are counted afresh after it, as DuckDB reads on after a malformed record
+    (a stray opening quote makes it read on to the line that has the next quote, and no further). In
+    chunks: a few arrays the size of a chunk, and a few numbers per line of the file."""
+    offsets, quotes_before, after_cr = [], [], []  # per newline: offset, quotes before it, after \r?
+    seen = offset = 0
     last = -1  # the byte before the chunk
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK * 16):
             a = np.frombuffer(chunk, dtype=np.uint8)
             newlines = np.flatnonzero(a == 10)
-            index = np.arange(seen, seen + len(newlines))
-            if quotes:
-                at = np.flatnonzero(a == 34)
-                ending = (np.searchsorted(at, newlines) + parity) % 2 == 0
-                parity = (parity + len(at)) % 2
-                newlines, index = newlines[ending], index[ending]
-            ends.append(newlines + offset)
-            ranks.append(index)
-            cr.append(np.where(newlines > 0, a[np.maximum(newlines - 1, 0)], last) == 13)
-            seen, offset, last = seen + int((a == 10).sum()), offset + len(a), int(a[-1])
-    ends, ranks, cr = (np.concatenate(x) if x else np.zeros(0, dtype=np.int64) for x in (ends, ranks, cr))
+            at = np.flatnonzero(a == 34) if quotes else np.zeros(0, dtype=np.int64)
+            offsets.append(newlines + offset)
+            quotes_before.append(np.searchsorted(at, newlines) + seen)
+            after_cr.append(np.where(newlines > 0, a[np.maximum(newlines - 1, 0)], last) == 13)
+            seen, offset, last = seen + len(at), offset + len(a), int(a[-1])
+    nl, qb, cr = (np.concatenate(x) if x else np.zeros(0, dtype=np.int64) for x in (offsets, quotes_before, after_cr))
+    ending = np.zeros(len(nl), dtype=bool)
+    first = counted = 0  # the newline a stretch starts at, and the quotes before the stretch
+    for f in np.unique(np.searchsorted(nl, resync)) if resync is not None and len(resync) else ():
+        if f >= len(nl):  # the malformed record runs to the end of the file
+            break
+        ending[first:f] = (qb[first:f] - counted) % 2 == 0
+        ending[f] = True
+        first, counted = f + 1, qb[f]
+    ending[first:] = (qb[first:] - counted) % 2 == 0
+    ends, ranks, cr = nl[ending], np.flatnonzero(ending), cr[ending].astype(bool)
     line = np.concatenate([[1], ranks + 2])  # a record starts on the line after its predecessor's end
     size = np.diff(np.concatenate([[-1], ends, [offset]])) - 1  # bytes between two record ends
-    blank = (size == 0) | ((size == 1) & np.append(cr.astype(bool), last == 13))
+    blank = (size == 0) | ((size == 1) & np.append(cr, last == 13))
     return line, blank
 
 
-def _line_numbers(sf: SourceFile, rows: int, rejected: pl.Series) -> tuple[pl.Series, pl.Series]:
+def _line_numbers(sf: SourceFile, rows: int, rejected: pl.Series,
+                  error_at: pl.Series | None = None) -> tuple[pl.Series, pl.Series]:
     """The file's line number of each row DuckDB read (in order) and of each row it rejected
     (``rejected``: DuckDB's ``line``, which counts records, the header and blank lines included: a
     line break inside a quoted value is none). Where every line after the header is one row (no
     blank line, no line break inside a field: the usual file) the rows are on lines 2, 3, ... with
     the rejected ones on theirs. Else from where each record starts (:func:`csv_records`); should
     those not agree with what DuckDB read (a file whose quotes it read otherwise, as a quote inside
-    an unquoted value), the quotes are left out of the count; should that not agree either,
+    an unquoted value), the quotes are left out of the count; then the quotes counted afresh after
+    each rejected record (``error_at``: where DuckDB found each one's last error, its
+    ``byte_position``, which may be the byte after the record's newline); should none agree,
     numbered as in the usual file, and said in the log."""
     total = rows + rejected.len()
     if sf.lines is None:
         sf.lines = _count_lines(sf.read_path)
     if sf.lines != total + 1 and total:
         bad = rejected.to_numpy() - 1  # DuckDB's line 1 is the first record
-        for quotes in (True, False):
-            line, blank = csv_records(sf.read_path, quotes)
+        attempts = [(True, None), (False, None)]
+        if error_at is not None and error_at.len():
+            attempts.append((True, error_at.to_numpy() - 1))
+        for quotes, resync in attempts:
+            line, blank = csv_records(sf.read_path, quotes, resync)
             data = np.flatnonzero(~blank)
             data = data[data > 0]  # the header is the first record
             if len(data) == total and np.isin(bad, data).all():
@@ -625,13 +639,19 @@ def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFr
             )
             rej = frame(con,
                 "SELECT line::BIGINT AS _line, 'malformed CSV row: ' || lower(min(error_type)) AS reason, "
-                "min(csv_line) AS record FROM reject_errors GROUP BY line ORDER BY line")
+                "min(csv_line) AS record, max(byte_position)::BIGINT AS _error_at FROM reject_errors "
+                "GROUP BY line ORDER BY line")
         except duckdb.Error as ex:
             raise RefusedInput(sf.rel, f"CSV cannot be read ({type(ex).__name__})") from None
-        loaded, rejected = _line_numbers(sf, df.height, rej["_line"])
+        loaded, rejected = _line_numbers(sf, df.height, rej["_line"], rej["_error_at"])
         df = df.with_columns(_line=loaded)
         if rej.height:
-            rejects = rej.with_columns(_line=rejected)
+            # a record over several lines (a quote opened in a value and not closed on its line, as
+            # DuckDB reads it) is one row: the reason names the lines it took
+            spans = rej["record"].str.strip_chars("\r\n").str.count_matches("\n").fill_null(0)
+            rejects = rej.with_columns(_line=rejected).with_columns(reason=pl.when(spans > 0).then(pl.format(
+                "{} (lines {}-{} read as one row: a quote not closed on its line?)", "reason", "_line",
+                pl.col("_line") + spans)).otherwise("reason"))
     for c in e.columns:  # optional columns not delivered
         if c.name not in df.columns:
             df = df.with_columns(pl.lit(None, dtype=pl.String).alias(c.name))

@@ -288,6 +288,31 @@ def test_line_numbers_past_a_blank_line_when_a_value_holds_a_quote(tmp_path):
         ("P1", "张三", 2), ("P2", '王"五', 4), ("P3", "李四", 5)]
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_line_numbers_past_a_stray_opening_quote(tmp_path, newline):
+    """A value that opens a quote and never closes it on its line (an export that does not escape
+    quotes) makes DuckDB read on to the line with the next quote, as one malformed row, and then
+    read on from the line after it: the rows after it keep their own lines, and the reason names
+    the lines the malformed row took (a newcomer's trial: every later line was off by six)."""
+    d = landing(tmp_path / "in")
+    def row(i, **kw):
+        return ",".join(payment(f"P{i}", A, **kw)[c] for c in PAYMENT_HEADER)
+    lines = [",".join(PAYMENT_HEADER), row(1), row(2, township='"朝阳,街道'), row(3), row(4),
+             row(5, amount='"1,200.00"'), row(6), row(7, amount="abc"), "", row(8), row(9, amount='"2,400.00"'), ""]
+    (d / "payments.csv").write_bytes(newline.join(lines).encode("utf-8"))
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    got = reasons(wh)
+    assert sorted(got) == [3, 8], got
+    assert got[3].startswith("malformed CSV row: ") and got[3].endswith(
+        "(lines 3-6 read as one row: a quote not closed on its line?)"), got[3]
+    assert got[8].startswith("unparseable amount")
+    assert q(wh, "SELECT payment_id, _line FROM stg_payments ORDER BY _line") == [
+        ("P1", 2), ("P6", 7), ("P8", 10), ("P9", 11)]
+    assert q(wh, "SELECT rows_read, rows_loaded, rows_quarantined FROM run_extracts WHERE extract = 'payments'") == [
+        (6, 4, 2)]
+
+
 def test_a_gb18030_file_behind_a_utf8_byte_order_mark_is_refused_saying_so(tmp_path):
     d = landing(tmp_path / "in")
     text = (d / "payments.csv").read_text(encoding="utf-8")

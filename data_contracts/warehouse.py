@@ -12,7 +12,8 @@
   statement uses (DuckDB refuses extras) and fetches its result; :func:`create_all` makes a folder's
   views and macros in dependency order.
 - :func:`transaction`: BEGIN, COMMIT, or ROLLBACK on any exception (Ctrl-C included).
-- :func:`writer_lock`: one writer at a time per warehouse file (a batch, or feedback being recorded).
+- :func:`writer_lock`: one writer at a time per warehouse file (a batch, or feedback being recorded);
+  :func:`output_lock`: one batch at a time per output folder.
 - :func:`configure`: the settings of a batch stage's connection (DuckDB's memory limit).
 - :func:`hold_open` / :func:`connect` / :func:`let_go`: a batch's working copy open once for the
   whole batch, each stage on a connection of its own to it.
@@ -266,16 +267,40 @@ def writer_lock(warehouse: Path):
     ``.<warehouse>.lock``; a second writer is refused (RefusedInput: exit 2). The operating system
     releases it when the process ends, however it ends: a killed batch leaves no stale lock."""
     warehouse = Path(warehouse)
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-    lock_path = warehouse.with_name(f".{warehouse.name}.lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    with _exclusive(warehouse, "another batch is running against this warehouse ({holder}); "
+                               "try again when it has finished"):
+        yield
+
+
+@contextmanager
+def output_lock(out: Path):
+    """The output folder's one-writer lock, held by a batch from start to commit beside the
+    warehouse's: two batches of two warehouses given one ``--out`` would stage their lists in one
+    ``.<out>.batch`` and swap in each other's (a scratch replay beside the nightly run). The same
+    ``flock``, on ``.<out>.lock`` beside the folder; the second batch is refused."""
+    out = Path(out).absolute()
+    with _exclusive(out, "another batch is writing its lists into this folder ({holder}); try again when it "
+                         "has finished, or give this batch an --out of its own"):
+        yield
+
+
+@contextmanager
+def _exclusive(path: Path, refusal: str):
+    """An exclusive, non-blocking ``flock`` on ``.<name>.lock`` beside ``path`` (its folder made if
+    need be), with this process's pid in it; held: RefusedInput(path, ``refusal`` with the holder)."""
+    lock_path = path.with_name(f".{path.name}.lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise RefusedInput(path, f"cannot write its lock file {lock_path.name} beside it ({e.strerror}): "
+                                 "the batch writes beside it; choose a writable folder") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-            raise RefusedInput(warehouse, f"another batch is running against this warehouse ({holder}); "
-                                          "try again when it has finished") from None
+            raise RefusedInput(path, refusal.format(holder=holder)) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
         yield

@@ -3,7 +3,8 @@ batch that either commits completely or leaves the warehouse as it was.
 
 - `batch_lock(warehouse)`: the warehouse's one-writer lock (data_contracts.warehouse.writer_lock,
   which `sentinel feedback` takes too): a second batch is refused (RefusedInput: exit 2); the
-  operating system releases it when the process ends, so a killed batch leaves no stale lock.
+  operating system releases it when the process ends, so a killed batch leaves no stale lock. A
+  batch holds its `--out`'s lock too (`output_lock`): two warehouses' batches never share one.
 - `batch_gate(...)`: `sentinel run` checks its arguments, takes the lock, checks the batch date
   and the landing directory's names before Prefect starts, so that a refusal takes a moment; the
   flow inside reuses that lock (`flow_lock`); a served run, in a process of its own, takes it there.
@@ -45,6 +46,7 @@ import duckdb
 from data_contracts import warehouse
 from data_contracts.errors import RefusedInput
 from data_contracts.load import raw_folder
+from data_contracts.warehouse import output_lock
 from data_contracts.warehouse import writer_lock as batch_lock
 from models import default_model_dir
 
@@ -64,7 +66,7 @@ def batch_gate(input_dir: Path, warehouse: Path, out_dir: Path, as_of: dt.date, 
         return
     begin_batch()
     check_arguments(input_dir, warehouse, out_dir)
-    with interruptible(), batch_lock(warehouse):
+    with interruptible(), batch_lock(warehouse), output_lock(out_dir):
         check_as_of(as_of, warehouse, replay)
         from data_contracts.landing import precheck  # not before the lock: a second batch is refused at once
 
@@ -82,10 +84,15 @@ def gated(warehouse: Path) -> bool:
     return Path(warehouse).resolve() in _gated
 
 
-def flow_lock(warehouse: Path):
-    """The flow's lock: the gate's when this process passed one (sentinel run), else its own (a
-    served run, in a process of its own)."""
-    return contextlib.nullcontext() if Path(warehouse).resolve() in _gated else batch_lock(warehouse)
+@contextlib.contextmanager
+def flow_lock(warehouse: Path, out_dir: Path):
+    """The flow's locks, the warehouse's and the output folder's: the gate's when this process passed
+    one (sentinel run), else its own (a served run, in a process of its own)."""
+    if Path(warehouse).resolve() in _gated:
+        yield
+        return
+    with batch_lock(warehouse), output_lock(out_dir):
+        yield
 
 
 def check_warehouse(warehouse: Path) -> None:

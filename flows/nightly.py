@@ -155,7 +155,7 @@ def nightly(input_dir: str, warehouse: str, out_dir: str, as_of: Optional[dt.dat
     check_engine(engine, stage_uri, Path(input_dir), out, spark_master)
     begin_batch()
     with interruptible():  # to the end: a signal after the commit point is held, not Prefect's to take
-        with flow_lock(wh):
+        with flow_lock(wh, out):
             if not gated(wh):  # a served run: sentinel run's gate checked this with its --replay
                 check_as_of(as_of, wh, replay=False)
             # the kept model and the outputs, too, change only on commit (a failed batch discards them)

@@ -104,6 +104,29 @@ def test_a_second_batch_is_refused_at_once_with_one_line(demo_run, tmp_path):
     assert snapshot_of(wh) == before and not (tmp_path / "o2").exists()
 
 
+def test_a_batch_of_another_warehouse_writing_the_same_out_is_refused(demo_run, tmp_path):
+    """Two warehouses' batches given one --out staged their lists in one folder and swapped in each
+    other's: lists of no committed batch handed out, or a batch's lists lost while it said where they
+    were (a newcomer's trial). The first batch is a process holding the folder's lock as a batch does."""
+    out = tmp_path / "lists"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom flows.batch import output_lock\n"
+                               f"with output_lock({str(out)!r}):\n    print('held', flush=True)\n    time.sleep(120)\n"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        second = subprocess.run([*SENTINEL, "run", "--input", str(demo_run["landing"]),
+                                 "--warehouse", str(tmp_path / "other.duckdb"), "--out", str(out),
+                                 "--as-of", "2026-11-02"], capture_output=True, text=True, timeout=60)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert second.returncode == 2 and second.stdout == "", second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1, second.stderr
+    assert f"another batch is writing its lists into this folder (pid {holder.pid})" in second.stderr
+    assert str(out) in second.stderr
+    assert not (tmp_path / "other.duckdb").exists() and not out.exists()
+
+
 # ----------------------------------------------------------------------------- Ctrl-C and SIGTERM
 
 def _interrupt_at(monkeypatch, target, attr: str, signum: int):

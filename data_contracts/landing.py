@@ -617,10 +617,11 @@ def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFr
     rejects = pl.DataFrame(schema={"_line": pl.Int64, "reason": pl.String, "record": pl.String})
     path = _sql_str(str(sf.read_path))
     if sf.fmt == "parquet":
-        # a binary float cannot hold fen exactly (99.99 may be 99.99000000000001): its text is its value to
-        # 6 decimals, so that the fen check sees 99.990000, and 100.005 still as 100.005000
+        # a binary float cannot hold fen exactly (99.99 may be 99.99000000000001, and a single-precision
+        # 1234.56 is 1234.56005859375): its text is the shortest that reads back as the same float, to 6
+        # decimals, so that the fen check sees 99.990000 and 1234.560000, and 100.005 still as 100.005000
         kinds = {c.name: c.kind for c in e.columns}
-        sel = ", ".join((f'CAST(TRY_CAST("{src}" AS DECIMAL(38, 6)) AS VARCHAR)' if src in sf.floats else
+        sel = ", ".join((f'CAST(TRY_CAST(CAST("{src}" AS VARCHAR) AS DECIMAL(38, 6)) AS VARCHAR)' if src in sf.floats else
                          _parquet_text(f'"{src}"', sf.temporal.get(src), kinds[c])) + f' AS "{c}"'
                         for src, c in zip(sf.source_names, sf.columns) if c)
         try:

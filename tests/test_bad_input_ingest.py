@@ -518,3 +518,23 @@ def test_parquet_float_amounts_are_held_to_fen_by_value_not_by_binary_noise(tmp_
     assert reasons(wh) == {3: "more decimals than fen: amount"}
     assert q(wh, "SELECT payment_id, amount FROM stg_payments ORDER BY 1") == [
         ("P0", Decimal("3.30")), ("P2", Decimal("100.10"))]
+
+
+def test_parquet_float32_amounts_are_read_to_their_own_precision(tmp_path):
+    """A single-precision float holds about 7 digits: 1234.56 is 1234.56005859375, which read to 6
+    decimals was 'more decimals than fen' (a newcomer's trial: every DIBAO payment of 1234.56 of a
+    file pandas wrote with astype('float32') quarantined)."""
+    import polars as pl
+
+    d = landing(tmp_path / "in")
+    (d / "payments.csv").unlink()
+    rows = [payment(f"P{i}", A) for i in range(4)]
+    pl.DataFrame({k: [r[k] for r in rows] for k in PAYMENT_HEADER}).with_columns(
+        amount=pl.Series([1234.56, 99.99, 100.005, 0.1], dtype=pl.Float32)).write_parquet(d / "payments.parquet")
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert reasons(wh) == {4: "more decimals than fen: amount"}  # 100.005 has a third decimal in any precision
+    assert q(wh, "SELECT payment_id, amount FROM stg_payments ORDER BY 1") == [
+        ("P0", Decimal("1234.56")), ("P1", Decimal("99.99")), ("P3", Decimal("0.10"))]
+    assert q(wh, "SELECT amount FROM raw_payments ORDER BY payment_id") == [
+        ("1234.560000",), ("99.990000",), ("0.100000",)]

@@ -228,7 +228,9 @@ def precheck(input_dir: Path) -> None:
                     raise RefusedInput(sf.rel, f"not a readable Parquet file ({type(ex).__name__})") from None
             else:
                 with open(sf.path, "rb") as f:
-                    first = f.readline(1 << 20).removeprefix(codecs.BOM_UTF8)
+                    first = f.readline(1 << 20)
+                _refuse_utf16(sf, first)
+                first = first.removeprefix(codecs.BOM_UTF8)
                 try:
                     text = first.decode("utf-8")
                 except UnicodeDecodeError:
@@ -272,6 +274,50 @@ def _valid_utf8(buf: bytes) -> bool:
         return False
 
 
+def _refuse_utf16(sf: SourceFile, head: bytes) -> None:
+    """A UTF-16 file (Excel's "Unicode Text", which starts with its byte-order mark) is refused for
+    what it is; read as UTF-8 or GB18030 its header would name no column."""
+    if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        raise RefusedInput(sf.rel, "is UTF-16 text (Excel's 'Unicode Text'), which is not accepted: save it as "
+                                   "CSV in UTF-8 or GB18030")
+
+
+def _undecodable_at(path: Path, encoding: str) -> int | None:
+    """The file's offset of its first byte ``encoding`` cannot decode (strictly), None if none."""
+    dec = codecs.getincrementaldecoder(encoding)("strict")
+    offset = 0
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(CHUNK)
+            pending = len(dec.getstate()[0])  # bytes of a sequence the last chunk cut, decoded with this one
+            try:
+                dec.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as e:
+                return offset - pending + e.start
+            if not chunk:
+                return None
+            offset += len(chunk)
+
+
+def _line_at(path: Path, offset: int) -> int:
+    """The line (from 1) the byte at ``offset`` is on."""
+    lines, done = 1, 0
+    with open(path, "rb") as f:
+        while done < offset and (chunk := f.read(min(CHUNK, offset - done))):
+            lines, done = lines + chunk.count(b"\n"), done + len(chunk)
+    return lines
+
+
+def _undecodable(sf: SourceFile) -> str:
+    """Why a file is neither UTF-8 nor GB18030, and where: the line each encoding fails on, the
+    encoding that reads furthest first (a line of another encoding pasted into a file is found on
+    the line where the file's own encoding stops)."""
+    at = sorted(((_undecodable_at(sf.path, enc) or 0, name) for enc, name in (("utf-8-sig", "UTF-8"),
+                                                                              ("gb18030", "GB18030"))), reverse=True)
+    where = "; ".join(f"as {name} it stops at line {_line_at(sf.path, off):,} (byte {off:,})" for off, name in at)
+    return f"cannot be decoded as UTF-8 or GB18030: {where}. A line in another encoding? Save the file in one"
+
+
 def _detect_and_hash(sf: SourceFile) -> None:
     """sha256 and encoding in one streaming pass (GB18030 is what a file that is not UTF-8 is taken
     for; :func:`_transcode` checks it and makes the UTF-8 copy DuckDB reads)."""
@@ -279,6 +325,7 @@ def _detect_and_hash(sf: SourceFile) -> None:
     utf8, carry, newlines, last = True, b"", 0, b"\n"
     with open(sf.path, "rb") as f:
         head = f.read(3)
+        _refuse_utf16(sf, head)
         bom = head == codecs.BOM_UTF8
         f.seek(0)
         while chunk := f.read(CHUNK):
@@ -307,8 +354,8 @@ def _transcode(sf: SourceFile, tmp: Path) -> None:
     out = Path(tempfile.mkdtemp(dir=tmp)) / sf.path.name  # a folder of its own: files are inspected side by side
     try:
         transcode_gb18030(sf.path, out)
-    except UnicodeDecodeError as e:
-        raise RefusedInput(sf.rel, f"cannot be decoded as UTF-8 or GB18030 (byte offset about {e.start})") from None
+    except UnicodeDecodeError:
+        raise RefusedInput(sf.rel, _undecodable(sf)) from None
     if _looks_single_byte(sf.path) and not _common_chinese(out):
         raise RefusedInput(sf.rel, "encoding cannot be told: not UTF-8, and read as GB18030 it gives characters "
                                    "outside the common Chinese set, while its bytes read as Latin-1 accented letters "

@@ -16,7 +16,7 @@ import pytest
 from data_contracts.errors import RefusedInput
 from data_contracts.extracts import EXTRACTS, Limits
 from data_contracts.ingest import ingest
-from data_contracts.landing import near_miss
+from data_contracts.landing import near_miss, precheck
 from data_contracts.report import ingest_sections
 from tests.conftest import (AS_OF, HOUSEHOLD_HEADER, PAYMENT_HEADER, make_id, payment, person, snapshot_of,
                             write_csv)
@@ -451,6 +451,32 @@ def test_of_two_unreadable_files_the_first_in_order_is_named(tmp_path):
     with pytest.raises(RefusedInput) as e:
         ingest(d, tmp_path / "w.duckdb", AS_OF)
     assert e.value.file == "payments-01.csv" and "cannot be decoded as UTF-8 or GB18030" in e.value.problem
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_a_line_of_another_encoding_is_named_by_the_line_where_the_files_own_stops(tmp_path):
+    """A GB18030 row pasted into a UTF-8 file: the refusal names the line the UTF-8 reading stops on
+    (it pointed at the byte where the GB18030 reading failed, on line 2: a newcomer's trial)."""
+    d = landing(tmp_path / "in")
+    text = (d / "payments.csv").read_text(encoding="utf-8").splitlines()
+    row = ",".join(payment("P9", A, name="王五")[c] for c in PAYMENT_HEADER)
+    (d / "payments.csv").write_bytes(("\n".join(text) + "\n").encode("utf-8") + row.encode("gb18030") + b"\n")
+    with pytest.raises(RefusedInput) as e:
+        ingest(d, tmp_path / "w.duckdb", AS_OF)
+    assert e.value.file == "payments.csv"
+    assert f"as UTF-8 it stops at line {len(text) + 1} " in e.value.problem, e.value.problem
+    assert "as GB18030 it stops at line 2 " in e.value.problem  # the UTF-8 rows' Chinese is not GB18030
+
+
+@pytest.mark.parametrize("bom", ["utf-16", "utf-16-be"])
+def test_a_utf16_file_is_refused_for_what_it_is(tmp_path, bom):
+    d = landing(tmp_path / "in")
+    text = (d / "payments.csv").read_text(encoding="utf-8")
+    (d / "payments.csv").write_bytes(("\ufeff" if bom == "utf-16-be" else "").encode(bom) + text.encode(bom))
+    for check in (precheck, lambda path: ingest(path, tmp_path / "w.duckdb", AS_OF)):
+        with pytest.raises(RefusedInput) as e:
+            check(d)
+        assert e.value.file == "payments.csv" and e.value.problem.startswith("is UTF-16 text"), e.value.problem
     assert not (tmp_path / "w.duckdb").exists()
 
 

@@ -187,6 +187,10 @@ def _check_shrink(extract: Extract, files: list[SourceFile], p: Prepared, last: 
         log.warning("%s: snapshot %s has %s (last snapshot: %d rows); accepted by the operator",
                     where, extract.name, what, last)
         return
+    if last == 0:  # a first delivery: nothing to shrink from, but a register of no row is no register
+        raise RefusedInput(where, f"snapshot {extract.name} has {what}: a snapshot is the whole register; nothing "
+                                  f"was changed. If the register really is empty, confirm with "
+                                  f"--accept-shrunk-snapshot {extract.name}")
     raise RefusedInput(where, f"snapshot {extract.name} has {what} against {last:,} rows in the last snapshot "
                               f"(at least {opts.min_snapshot_share:.0%} of them expected); nothing was changed. If "
                               f"the register really shrank, confirm with --accept-shrunk-snapshot {extract.name}")

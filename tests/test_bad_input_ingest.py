@@ -74,6 +74,18 @@ def test_a_snapshot_that_shrinks_implausibly_is_refused_and_changes_nothing(tmp_
     assert q(wh, "SELECT count(*) FROM stg_payments") == [(2,)] and r.batch_id == 2
 
 
+def test_an_empty_snapshot_on_a_first_night_is_refused_without_a_last_snapshot_to_compare(tmp_path):
+    """On a first night there is no last snapshot: the refusal said 'against 0 rows in the last
+    snapshot (at least 90% of them expected)' (a newcomer's trial)."""
+    d = landing(tmp_path / "in")
+    (d / "household_registration.csv").write_text(",".join(HOUSEHOLD_HEADER) + "\n", encoding="utf-8")
+    with pytest.raises(RefusedInput) as e:
+        ingest(d, tmp_path / "w.duckdb", AS_OF)
+    assert e.value.problem == ("snapshot household_registration has no loadable row (0 read, 0 quarantined): a "
+                               "snapshot is the whole register; nothing was changed. If the register really is "
+                               "empty, confirm with --accept-shrunk-snapshot household_registration")
+
+
 def test_the_share_is_configurable_and_a_small_shrink_loads(tmp_path):
     wh = tmp_path / "w.duckdb"
     ingest(landing(tmp_path / "b1"), wh, AS_OF)

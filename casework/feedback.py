@@ -206,7 +206,8 @@ def apply_feedback(warehouse: Path, files: list[Path], returned_by: str | None =
         for path, _, rows in batches:
             bad = rows.join(known, on="warning_id", how="anti")
             bad_concl = rows.filter(~pl.col("conclusion").is_in(list(CONCLUSIONS)))
-            msgs = [f"{w}: unknown {H['warning_id']} {i!r}" for w, i in bad.select("where", "warning_id").iter_rows()]
+            msgs = [f"{w}: unknown {H['warning_id']} {i!r}" if i else f"{w}: no {H['warning_id']} (a row added to the list?)"
+                    for w, i in bad.select("where", "warning_id").iter_rows()]
             msgs += [f"{w}: unknown {H['conclusion']} {c!r} ({'/'.join(CONCLUSIONS)})" for w, c in
                      bad_concl.select("where", "conclusion").iter_rows()]
             if msgs:

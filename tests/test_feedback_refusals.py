@@ -55,6 +55,15 @@ def test_the_lines_named_are_the_files_own_past_a_note_typed_on_two_lines(listed
     assert "line 2 属实" in msg and "line 6 不属实" in msg, msg
 
 
+def test_a_row_added_without_a_warning_number_is_named_as_such(listed, tmp_path):
+    path, _, ids = listed
+    f = returned(tmp_path, "a.csv", [(ids["deceased_paid"], "属实", ""), ("", "属实", "新发现一户")])
+    with pytest.raises(RefusedInput) as e:
+        feedback.apply_feedback(path, [f])
+    assert "line 3: no 预警编号 (a row added to the list?)" in str(e.value) and "None" not in str(e.value)
+    assert dispositions(path) == 0
+
+
 def test_conflicting_conclusions_across_two_files_are_refused_naming_both(listed, tmp_path):
     path, _, ids = listed
     w = ids["amount_mismatch"]

@@ -118,3 +118,14 @@ def test_the_two_maskers_read_one_definition(text):
 def test_text_masker_keeps_the_one_number_it_is_told_to():
     a, b = make_id(), make_id(seq="024")
     assert mask_ids_in_text(f"{a} 与 {b}", keep=a) == f"{a} 与 {mask_id(b)}"
+
+
+def test_a_warning_number_of_decimal_digits_only_is_not_masked_as_an_id():
+    """W and 16 hex digits that happen to be all decimal (once in about two thousand warnings) is a
+    warning number a verifier must find in a feedback refusal, not an ID number (a newcomer's trial);
+    a longer run after a W, or one glued to more letters, is still masked."""
+    assert mask_ids_in_text("line 3: unknown 预警编号 'W0000001234560000'") == \
+        "line 3: unknown 预警编号 'W0000001234560000'"
+    assert mask_ids_in_text("W00000012345600001") == "W000000*******0001"
+    assert mask_ids_in_text("XW0000001234560000") == "XW000000******0000"
+    assert mask_ids_in_text("W0000001234560000a") == "W000000******0000a"

@@ -70,7 +70,8 @@ DEFAULTS = {  # the columns a fixture row does not list
                                   registration_date=dt.date(2019, 1, 1), status="现势"),
     "vehicle_registration": dict(owner_name="甲", registration_date=dt.date(2020, 1, 1), assessed_value=50000),
 }
-HIT = ("subject_type", "subject_id", "program_code", "first_period", "last_period", "amount_at_risk", "evidence_size")
+HIT = ("subject_type", "subject_id", "program_code", "first_period", "last_period", "amount_at_risk", "evidence_size",
+       "county_code", "township", "village")
 
 
 def with_defaults(table: str, rows: list[dict]) -> list[dict]:

@@ -6,9 +6,10 @@
 CREATE OR REPLACE TEMP TABLE audit_population AS
 SELECT
     p.id_number, p.program_code,
-    coalesce(arg_max(p.reg_county_code, p.period), arg_max(p.county_code, p.period)) AS county_code,
-    coalesce(arg_max(p.reg_county_code, p.period), arg_max(p.county_code, p.period)) || '/'
-        || coalesce(arg_max(p.reg_township, p.period), arg_max(p.township, p.period), '?') AS township,
+    coalesce(any_value(r.county_code), arg_max(p.county_code, p.period)) AS county_code,
+    -- the registration's county with its township, else the latest payment's (never one's with the other's)
+    CASE WHEN any_value(r.county_code) IS NOT NULL THEN any_value(r.county_code) || '/' || coalesce(any_value(r.township), '?')
+         ELSE arg_max(p.county_code, p.period) || '/' || coalesce(arg_max(p.township, p.period), '?') END AS township,
     coalesce(any_value(p.sex), 'unknown') AS sex,
     CASE
         WHEN any_value(p.birth_date) IS NULL THEN 'unknown'
@@ -19,5 +20,6 @@ SELECT
         ELSE '80+'
     END AS age_band
 FROM v_payment p
+LEFT JOIN v_person r ON r.id_number = p.id_number
 WHERE p.id_number IS NOT NULL AND p.period BETWEEN $period_from AND $period_to
 GROUP BY p.id_number, p.program_code

@@ -335,6 +335,24 @@ def test_a_gb18030_file_behind_a_utf8_byte_order_mark_is_refused_saying_so(tmp_p
     assert not (tmp_path / "w.duckdb").exists()
 
 
+def test_a_vehicle_or_property_status_outside_its_vocabulary_is_quarantined(tmp_path):
+    """The asset rules count a car whose status is 正常 and a home whose status is 现势: another word
+    would silently take it out of them (a newcomer's trial found the hukou status's case)."""
+    d = landing(tmp_path / "in")
+    write_csv(d / "vehicle_registration.csv", [
+        dict(plate_number=f"皖E{i:05d}", owner_id_number=p, owner_name="张三", vehicle_type="小型轿车",
+             registration_date="2020-01-01", status=st, assessed_value="50000")
+        for i, (p, st) in enumerate(zip(PEOPLE, ["正常", "正常使用"] + ["报废"] * 8))])
+    write_csv(d / "property_registration.csv", [
+        dict(certificate_number=f"皖(2020)第{i:07d}号", owner_id_number=p, owner_name="张三", usage="住宅",
+             area_m2="80", county_code="340503", registration_date="2020-01-01", status=st)
+        for i, (p, st) in enumerate(zip(PEOPLE, ["现势", "有效"] + ["注销"] * 8))])
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert reasons(wh, "vehicle_registration") == {3: "not 正常, 注销, 报废 or 被盗抢: status"}
+    assert reasons(wh, "property_registration") == {3: "not 现势 or 注销: status"}
+
+
 def test_values_of_the_wrong_kind_are_quarantined(tmp_path):
     d = tmp_path / "in"
     write_csv(d / "household_registration.csv", [
@@ -343,7 +361,8 @@ def test_values_of_the_wrong_kind_are_quarantined(tmp_path):
         person("张三丰"),                                 # line 4: Chinese text where the ID number belongs
         person(PEOPLE[2], name="1949-12-31"),            # line 5: a date where the name belongs
         person(PEOPLE[3], status="20260101"),            # line 6: a number where a status word belongs
-    ] + [person(p) for p in PEOPLE[4:]], HOUSEHOLD_HEADER)
+        person(PEOPLE[4], status="注销", status_date="2026-05-10"),  # line 7: a word EXTRACTS.md does not list
+    ] + [person(p) for p in PEOPLE[5:]], HOUSEHOLD_HEADER)
     write_csv(d / "payments.csv", [
         payment("P1", A),
         payment("P2", A, program_code="高龄津贴"),        # line 3: not a programme code
@@ -355,7 +374,8 @@ def test_values_of_the_wrong_kind_are_quarantined(tmp_path):
     ingest(d, wh, AS_OF)
     assert reasons(wh, "household_registration") == {
         3: "not a 6-digit county code: county_code", 4: "not an ID number: id_number",
-        5: "not text (a date or a number): name", 6: "not text (a date or a number): status"}
+        5: "not text (a date or a number): name", 6: "not 正常, 死亡 or 迁出: status",
+        7: "not 正常, 死亡 or 迁出: status"}
     assert reasons(wh) == {3: "not a programme code: program_code", 4: "not an ID number: id_number"}
     assert q(wh, "SELECT payment_id, id_number_valid FROM stg_payments ORDER BY 1") == [
         ("P1", True), ("P4", False), ("P5", False)]

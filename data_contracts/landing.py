@@ -657,6 +657,19 @@ def _parquet_text(col: str, temporal: str | None, kind: str) -> str:
     return f"CAST({col} AS VARCHAR)"
 
 
+def _float_text(col: str, kind: str) -> str:
+    """SQL for a Parquet float column's value as text. An amount: a binary float cannot hold fen
+    exactly (99.99 may be 99.99000000000001, and a single-precision 1234.56 is 1234.56005859375), so
+    its text is the shortest that reads back as the same float, to 6 decimals: the fen check sees
+    99.990000 and 1234.560000, and 100.005 still as 100.005000. Any other column (a code, a household
+    number: pandas writes an integer column with a missing value as floats) holding a whole number:
+    the number's digits (340503000000101, not 340503000000101.0); else the float's shortest text."""
+    if kind == "amount":
+        return f"CAST(TRY_CAST(CAST({col} AS VARCHAR) AS DECIMAL(38, 6)) AS VARCHAR)"
+    return (f"CASE WHEN isfinite({col}) AND {col} = trunc({col}) AND abs({col}) < 1e30 "
+            f"THEN CAST(CAST({col} AS HUGEINT) AS VARCHAR) ELSE CAST({col} AS VARCHAR) END")
+
+
 def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The file's rows as text with canonical names, ``_file`` and ``_line``; and the rows
     DuckDB could not split (``_file``, ``_line``, ``reason``, ``record``)."""
@@ -664,11 +677,8 @@ def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFr
     rejects = pl.DataFrame(schema={"_line": pl.Int64, "reason": pl.String, "record": pl.String})
     path = _sql_str(str(sf.read_path))
     if sf.fmt == "parquet":
-        # a binary float cannot hold fen exactly (99.99 may be 99.99000000000001, and a single-precision
-        # 1234.56 is 1234.56005859375): its text is the shortest that reads back as the same float, to 6
-        # decimals, so that the fen check sees 99.990000 and 1234.560000, and 100.005 still as 100.005000
         kinds = {c.name: c.kind for c in e.columns}
-        sel = ", ".join((f'CAST(TRY_CAST(CAST("{src}" AS VARCHAR) AS DECIMAL(38, 6)) AS VARCHAR)' if src in sf.floats else
+        sel = ", ".join((_float_text(f'"{src}"', kinds[c]) if src in sf.floats else
                          _parquet_text(f'"{src}"', sf.temporal.get(src), kinds[c])) + f' AS "{c}"'
                         for src, c in zip(sf.source_names, sf.columns) if c)
         try:

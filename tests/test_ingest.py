@@ -155,6 +155,28 @@ def test_parquet_with_typed_columns(tmp_path):
     assert q(wh, "SELECT amount FROM stg_payments") == [(Decimal("100.00"),)]
 
 
+def test_parquet_whole_numbers_stored_as_floats_in_code_columns_are_their_digits(tmp_path):
+    """pandas writes an integer column with a missing value as floats: a household number read 'to 6
+    decimals' came out as 340503000000101.023744 (the scaling's noise) and a county code as
+    340503.000000, quarantining every row (a newcomer's trial)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    d = tmp_path / "in"
+    d.mkdir()
+    rows = [person(A), person(B)]
+    cols = {k: [r[k] for r in rows] for k in HOUSEHOLD_HEADER}
+    cols["household_id"] = pa.array([340503000000101.0, None], pa.float64())
+    cols["county_code"] = pa.array([340503.0, 340504.0], pa.float32())
+    pq.write_table(pa.table(cols), d / "household_registration.parquet")
+    write_csv(d / "payments.csv", [payment("P1", A)], PAYMENT_HEADER)
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert q(wh, "SELECT count(*) FROM quarantine") == [(0,)]
+    assert q(wh, "SELECT household_id, county_code FROM stg_household_registration ORDER BY _line") == [
+        ("340503000000101", "340503"), (None, "340504")]
+
+
 def test_parquet_dates_written_as_timestamps_are_dates(tmp_path):
     """pandas and Spark write a date column as a timestamp (at midnight, or an instant in UTC): its rows
     are loaded with their dates, not quarantined as unparseable dates (found by a newcomer's trial)."""

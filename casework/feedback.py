@@ -105,13 +105,21 @@ def _read_frame(path: Path) -> pl.DataFrame:
         raise RefusedInput(path, f"empty file ({len(raw)} bytes): not a returned list")
     if path.suffix.lower() == ".xlsx":
         try:
-            sheets = pl.read_excel(path, sheet_id=0, engine="openpyxl", infer_schema_length=0)
+            sheets = pl.read_excel(path, sheet_id=0, engine="openpyxl", infer_schema_length=0, raise_if_empty=False)
         except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
             raise RefusedInput(path, f"not a readable .xlsx workbook ({type(e).__name__}); "
                                      "save it again as Excel 2007-365 (.xlsx)") from None
-        frames = [df.with_columns(pl.lit(f"{name}!").alias("_sheet"), (pl.int_range(pl.len()) + 2).alias("_line"))
-                  for name, df in sheets.items() if df.height]
-        return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+        # every value as text (an empty column reads as nulls of no type), headers as the list's
+        frames = {name: df.rename({c: c.strip().strip("\ufeff").strip() for c in df.columns})
+                  .select(pl.all().cast(pl.String))
+                  .with_columns(pl.lit(f"{name}!").alias("_sheet"), (pl.int_range(pl.len()) + 2).alias("_line"))
+                  for name, df in sheets.items() if df.width}
+        # the sheets of a list (预警编号 and 核查结论); a sheet a verifier added for notes, a summary or
+        # nothing is not one. None at all: the first, whose missing columns read_returned names
+        lists = [df for df in frames.values() if all(c in df.columns for c in REQUIRED)]
+        if not frames:
+            raise RefusedInput(path, f"no sheet has the list's columns {', '.join(REQUIRED)}: not a returned list")
+        return pl.concat(lists or list(frames.values())[:1], how="diagonal_relaxed")
     if path.suffix.lower() == ".csv":
         text = _decode(raw, path)
         try:

@@ -152,3 +152,39 @@ def test_returned_by_is_the_by_value_else_the_user(listed, tmp_path):
     assert got == {"属实": "张科员", "不属实": getpass.getuser()}
     assert got["不属实"] != sub.name and got["不属实"]
     assert amount == 1200
+
+
+def test_sheets_a_verifier_added_to_the_workbook_are_not_lists(listed, tmp_path):
+    """A verifier who adds a sheet (an empty one, a note in one cell, a first sheet titled 核查说明)
+    could not return the workbook: polars' 'empty Excel sheet', or a column of nothing but nulls,
+    exit 1 (a newcomer's trial). Only sheets with 预警编号 and 核查结论 are read."""
+    import openpyxl
+
+    path, _, ids = listed
+    book = openpyxl.Workbook()
+    notes = book.active
+    notes.title = "核查说明"
+    notes["A1"] = "本表由张三核查"
+    sheet = book.create_sheet("江东街道")
+    sheet.append(["预警编号", "核查结论", "核查说明", "备注"])
+    sheet.append([ids["deceased_paid"], "属实", None, None])
+    sheet.append([ids["amount_mismatch"], None, None, None])
+    book.create_sheet("Sheet2")
+    book.create_sheet("Sheet3")["B2"] = "备注"
+    f = tmp_path / "江东街道.xlsx"
+    book.save(f)
+    res = feedback.apply_feedback(path, [f])
+    assert res["conclusions_recorded"] == 1, res
+    with duckdb.connect(str(path)) as c:
+        assert c.execute("SELECT warning_id, conclusion, line FROM dispositions").fetchall() == [
+            (ids["deceased_paid"], "属实", 2)]
+    empty = openpyxl.Workbook()
+    empty.active["A1"] = "本表由张三核查"
+    empty.save(g := tmp_path / "notes-only.xlsx")
+    with pytest.raises(RefusedInput, match="no sheet has the list's columns 预警编号, 核查结论"):
+        feedback.apply_feedback(path, [g])
+    sheet.title = "核查说明表"
+    sheet.delete_cols(1)  # a sheet of a list without its 预警编号
+    book.save(f)
+    with pytest.raises(RefusedInput, match="lacks column 预警编号$"):
+        feedback.apply_feedback(path, [f])

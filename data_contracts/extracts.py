@@ -147,6 +147,10 @@ class Extract:
     key: tuple[str, ...]
     columns: tuple[Column, ...]
     required: bool = False  # must be delivered every night
+    # a key in one file with rows of different contents: every row is quarantined (nobody can tell
+    # which is right), unless the extract names a date column whose earliest row is kept (a death
+    # certified twice, by the crematorium and the hospital: the earliest date is the death's)
+    earliest_on_repeat: str | None = None
 
     @property
     def column_names(self) -> list[str]:
@@ -201,7 +205,7 @@ EXTRACTS: dict[str, Extract] = {e.name: e for e in [
         C("name", "name", ("姓名",), description="name", domain="words"),
         C("death_date", "date", ("死亡日期",), description="date of death", past=True, earliest="1950-01-01"),
         C("source", "text", ("信息来源",), description="火化, 医院 or 公安", domain="words"),
-    )),
+    ), earliest_on_repeat="death_date"),
     Extract("vehicle_registration", "机动车登记信息", snapshot=True, key=("plate_number",), columns=(
         C("plate_number", "text", ("号牌号码",), description="plate number (key)"),
         C("owner_id_number", "id", ("所有人身份号码", "机动车所有人证件号码"), description="owner's identity number"),

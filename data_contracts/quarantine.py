@@ -6,8 +6,9 @@ cannot be interpreted at all).
   ``failure_cases``: "no key: c", "required value empty: c", or the reason ``schemas.REASONS``
   names for a companion flag ("unparseable date: c", "not above zero: c", ...).
 - :func:`sort_rows`: the rows of one extract's delivery split into the quarantine (those, the rows
-  DuckDB could not split, and every row of a key repeated in one file with different contents)
-  and the rows to load, one per key (a later file wins over an earlier one).
+  DuckDB could not split, and every row of a key repeated in one file with different contents, but
+  for an extract that keeps the earliest: ``Extract.earliest_on_repeat``) and the rows to load, one
+  per key (a later file wins over an earlier one).
 
 A quarantine record is the row as delivered (JSON of canonical column -> text), with its file and
 line; never written to a log.
@@ -111,10 +112,16 @@ def sort_rows(extract: Extract, raw: pl.DataFrame, norm: pl.DataFrame, rejects: 
         content = [c for c in good.columns if c not in ("_file", "_line")]
         d = good[idx].select(k=key, f="_file", h=pl.struct(content).hash(), i=idx)
         conflict = d.filter(pl.col("h").n_unique().over("k", "f") > 1)["i"]
+        reason = f"duplicate key with different content in one file: {', '.join(extract.key)}"
+        if conflict.len() and extract.earliest_on_repeat:
+            # the key's row of the earliest date in the file loads; only the others are quarantined
+            date = extract.earliest_on_repeat
+            c = good[conflict].select(k=key, f=pl.col("_file"), v=pl.col(date)).with_columns(i=conflict)
+            kept = c.sort("v", "i", nulls_last=True).group_by("k", "f", maintain_order=True).agg(pl.col("i").first())
+            conflict = conflict.filter(~conflict.is_in(kept["i"].implode()))
+            reason = f"another row of its {', '.join(extract.key)} in this file, of the earliest {date}, is loaded"
         if conflict.len():
-            q.append(good_raw[conflict].select(
-                "_file", "_line", pl.lit(f"duplicate key with different content in one file: {', '.join(extract.key)}")
-                .alias("reason"), _record(extract)))
+            q.append(good_raw[conflict].select("_file", "_line", pl.lit(reason).alias("reason"), _record(extract)))
             good_raw = good_raw.filter(_without(good_raw.height, conflict))
             d = d.filter(~pl.col("i").is_in(conflict.implode()))
         if len(extract.key) == 1:

@@ -551,6 +551,28 @@ def test_duplicates_of_a_key_within_one_file(tmp_path):
     assert (c.rows_read, c.rows_loaded, c.rows_quarantined) == (5, 3, 2)
     assert q(wh, "SELECT keys_resent, keys_changed FROM key_versions") == [(0, 1)]
 
+def test_a_death_certified_twice_in_one_file_keeps_its_earliest_date(tmp_path):
+    """The crematorium's record and the hospital's certificate of one death, a day apart, in one
+    night's file: both rows were quarantined as a duplicate key and the death was lost, with the
+    deceased_paid warning (a newcomer's trial). The earliest date loads (POLICY.md: the earliest
+    date from any source is the date of death); the other row is quarantined saying why."""
+    d = landing(tmp_path / "in")
+    write_csv(d / "death_records.csv", [
+        dict(id_number=A, name="张三", death_date="2026-05-16", source="医院"),
+        dict(id_number=B, name="李四", death_date="2026-06-01", source="火化"),
+        dict(id_number=A, name="张三", death_date="2026-05-15", source="火化"),   # line 4: the earlier date
+        dict(id_number=A, name="张三", death_date="2026-05-16", source="医院"),   # line 5: line 2 again
+    ])
+    wh = tmp_path / "w.duckdb"
+    r = ingest(d, wh, AS_OF)
+    reason = "another row of its id_number in this file, of the earliest death_date, is loaded"
+    assert reasons(wh, "death_records") == {2: reason, 5: reason}
+    assert q(wh, "SELECT id_number, death_date, source, _line FROM stg_death_records ORDER BY _line") == [
+        (B, dt.date(2026, 6, 1), "火化", 3), (A, dt.date(2026, 5, 15), "火化", 4)]
+    c = r.extracts["death_records"]
+    assert (c.rows_read, c.rows_loaded, c.rows_quarantined) == (4, 2, 2)
+
+
 
 @pytest.mark.parametrize("name", list(EXTRACTS))
 def test_every_domain_check_of_the_catalogue_is_in_the_schema_with_a_reason(name):

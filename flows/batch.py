@@ -98,6 +98,9 @@ def flow_lock(warehouse: Path, out_dir: Path):
 def check_warehouse(warehouse: Path) -> None:
     """Refuse, in one sentence, a warehouse path the batch cannot use (RefusedInput, exit 2)."""
     warehouse = Path(warehouse)
+    if warehouse.is_symlink():  # the commit renames a new file over the name: the link, not its file
+        raise RefusedInput(warehouse, f"is a symlink; give the file it points to ({warehouse.resolve()}): a batch "
+                                      "replaces the warehouse by renaming its new copy over the name it is given")
     if warehouse.is_dir():
         raise RefusedInput(warehouse, "is a directory; --warehouse names a DuckDB file, e.g. "
                                       f"{warehouse / 'warehouse.duckdb'}")

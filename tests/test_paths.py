@@ -344,7 +344,13 @@ def test_a_warehouse_path_the_batch_cannot_use_is_one_sentence(demo_run, tmp_pat
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
-    cases = [(not_duckdb, "is not a DuckDB file"), (a_dir, "is a directory"), (ro / "w.duckdb", "is not writable")]
+    # a warehouse moved to a bigger volume and reached through a link: the commit's rename replaced the
+    # link with the new file, the real warehouse stopped at its last night, and a second name took a
+    # second lock (a newcomer's trial)
+    linked = tmp_path / "linked.duckdb"
+    linked.symlink_to(demo_run["warehouse"])
+    cases = [(not_duckdb, "is not a DuckDB file"), (a_dir, "is a directory"), (ro / "w.duckdb", "is not writable"),
+             (linked, f"is a symlink; give the file it points to ({Path(demo_run['warehouse']).resolve()})")]
     if os.geteuid() == 0:  # root writes anywhere: a read-only folder cannot be made here
         monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != ro)
     for wh, said in cases:
@@ -354,6 +360,7 @@ def test_a_warehouse_path_the_batch_cannot_use_is_one_sentence(demo_run, tmp_pat
         assert rc == 2 and said in err and str(wh if said != "is not writable" else ro) in err, err
         assert len(err.splitlines()) == 1
     assert not_duckdb.read_text() == "id,name\n"
+    assert linked.is_symlink()
 
 
 def test_a_full_disk_leaves_nothing_partial_behind(demo_run, tmp_path, capsys, monkeypatch):

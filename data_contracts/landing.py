@@ -46,7 +46,7 @@ import pyarrow.parquet as pq
 from rapidfuzz.distance import Levenshtein
 
 from data_contracts.errors import RefusedInput
-from data_contracts.extracts import EXTRACTS, Extract
+from data_contracts.extracts import CJK, EXTRACTS, Extract
 from data_contracts.ids import fold_fullwidth, mask_ids_in_text
 from data_contracts.warehouse import frame
 
@@ -323,6 +323,7 @@ def _detect_and_hash(sf: SourceFile) -> None:
     for; :func:`_transcode` checks it and makes the UTF-8 copy DuckDB reads)."""
     h = hashlib.sha256()
     utf8, carry, newlines, last = True, b"", 0, b"\n"
+    high = chinese = False  # any non-ASCII byte; any Chinese character read as UTF-8
     with open(sf.path, "rb") as f:
         head = f.read(3)
         _refuse_utf16(sf, head)
@@ -335,10 +336,19 @@ def _detect_and_hash(sf: SourceFile) -> None:
                 buf = carry + chunk if carry else chunk
                 cut = _utf8_boundary(buf)
                 utf8, carry = _valid_utf8(buf[:cut]), buf[cut:]
+                if utf8 and not chinese:  # the usual file stops looking in its first chunk
+                    high = high or _HIGH.search(chunk) is not None
+                    chinese = _UTF8_CJK.search(buf) is not None
         if carry:
             utf8 = False
     sf.sha256 = h.hexdigest()
     sf.lines = newlines + (last != b"\n")  # the same in the UTF-8 copy of a GB18030 file
+    if utf8 and high and not chinese and _gb18030_chinese(sf.path):
+        # valid UTF-8 by chance: a small GB18030 file whose characters are all of the two-byte kind
+        # UTF-8 also has (卢 C2AC, 平 C6BD, 医院 D2BD D4BA), which as UTF-8 read as '¬ƽ', 'ҽԺ'
+        log.info("%s: read as GB18030: it is valid UTF-8 too, but as UTF-8 holds no Chinese character, "
+                 "and as GB18030 common Chinese only", sf.rel)
+        utf8 = False
     if utf8:
         sf.encoding = "utf-8-sig" if bom else "utf-8"
         sf.read_path = sf.path
@@ -364,6 +374,28 @@ def _transcode(sf: SourceFile, tmp: Path) -> None:
 
 
 _HIGH, _HIGH_PAIR = re.compile(rb"[\x80-\xff]"), re.compile(rb"[\x80-\xff]{2}")
+_UTF8_CJK = re.compile(rb"[\xe3-\xe9][\x80-\xbf][\x80-\xbf]")  # U+3000-U+9FFF in UTF-8: CJK punctuation and characters
+
+
+def _gb18030_chinese(path: Path) -> bool:
+    """The test a valid UTF-8 file with no Chinese character in it is put to: read as UTF-8, does it
+    hold letters of the alphabets GB18030's two-byte characters turn into (U+0100-U+07FF: Latin
+    Extended, Greek, Cyrillic, Armenian, Hebrew, Arabic; never in a Chinese register, while a '·' or
+    an 'é' may be), and read as GB18030 (strictly), Chinese characters of the common set (GB2312) only?"""
+    utf8, gb = (codecs.getincrementaldecoder(e)("strict") for e in ("utf-8", "gb18030"))
+    foreign = chinese = False
+    try:
+        with open(path, "rb") as f:
+            while True:
+                chunk = f.read(CHUNK)
+                foreign = foreign or re.search("[\u0100-\u07ff]", utf8.decode(chunk, final=not chunk)) is not None
+                text = gb.decode(chunk, final=not chunk)
+                text.encode("gb2312")
+                chinese = chinese or re.search(f"[{CJK}]", text) is not None
+                if not chunk:
+                    return foreign and chinese
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        return False
 
 
 def _looks_single_byte(path: Path) -> bool:

@@ -486,6 +486,29 @@ def test_of_two_unreadable_files_the_first_in_order_is_named(tmp_path):
     assert not (tmp_path / "w.duckdb").exists()
 
 
+def test_a_small_gb18030_file_that_is_valid_utf8_by_chance_is_read_as_gb18030(tmp_path):
+    """卢平 and 医院 in GB18030 are C2AC C6BD and D2BD D4BA, all valid two-byte UTF-8: a one-row death
+    record loaded as '¬ƽ', 'ҽԺ', into the evidence verifiers read (a newcomer's trial). A UTF-8
+    file with Chinese in it, and one whose only non-ASCII character is a '·', stay UTF-8."""
+    d = landing(tmp_path / "in")
+    row = f"id_number,name,death_date,source\n{A},卢平,2026-05-15,医院\n"
+    assert row.encode("gb18030").decode("utf-8")  # valid UTF-8 indeed
+    (d / "death_records.csv").write_bytes(row.encode("gb18030"))
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    assert q(wh, "SELECT name, source FROM stg_death_records") == [("卢平", "医院")]
+    assert dict(q(wh, "SELECT extract, encoding FROM ingested_files")) == {
+        "death_records": "gb18030", "household_registration": "utf-8", "payments": "utf-8"}
+    from data_contracts import landing as landing_mod
+
+    for text in (row, "a,b\n1,Ali·Wang\n"):  # UTF-8 with Chinese; UTF-8 whose '·' reads as GB18030 too
+        f = tmp_path / "u.csv"
+        f.write_bytes(text.encode("utf-8"))
+        sf = landing_mod.SourceFile("death_records", f, "u.csv", "csv")
+        landing_mod._detect_and_hash(sf)
+        assert sf.encoding == "utf-8", text
+
+
 def test_a_line_of_another_encoding_is_named_by_the_line_where_the_files_own_stops(tmp_path):
     """A GB18030 row pasted into a UTF-8 file: the refusal names the line the UTF-8 reading stops on
     (it pointed at the byte where the GB18030 reading failed, on line 2: a newcomer's trial)."""

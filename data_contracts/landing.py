@@ -172,16 +172,16 @@ def survey(input_dir: Path) -> tuple[dict[str, list[SourceFile]], list[Entry]]:
         found.setdefault(extract, []).append(SourceFile(extract, p, rel, ext, kind=kind, link_to=link_to))
 
     for p in sorted(input_dir.iterdir()):
-        if p.name.startswith("."):
-            entries.append(Entry(p.name, _kind(p), "ignored", "hidden entry"))
+        if p.name.startswith((".", "~$")):
+            entries.append(Entry(p.name, _kind(p), "ignored", _ignored_why(p.name)))
             continue
         kind = _check_entry(p, root, p.name)
         if kind == "directory" and p.name in EXTRACTS:
             entries.append(Entry(p.name, kind, "loaded", f"extract directory of {p.name}"))
             for q in sorted(p.iterdir()):
                 rel = str(q.relative_to(input_dir))
-                if q.name.startswith("."):
-                    entries.append(Entry(rel, _kind(q), "ignored", "hidden entry"))
+                if q.name.startswith((".", "~$")):
+                    entries.append(Entry(rel, _kind(q), "ignored", _ignored_why(q.name)))
                     continue
                 if _check_entry(q, root, rel) == "directory":
                     raise RefusedInput(rel, "unexpected directory inside an extract directory")
@@ -207,6 +207,12 @@ def survey(input_dir: Path) -> tuple[dict[str, list[SourceFile]], list[Entry]]:
     for files in found.values():
         files.sort(key=lambda f: f.rel)
     return found, entries
+
+
+def _ignored_why(name: str) -> str:
+    """Why an entry that is no delivery is passed over: hidden, or the owner file Excel keeps beside a
+    file someone has open on the share (``~$death_records.csv``), which is no near miss of an extract."""
+    return "a spreadsheet's owner file (the file is open somewhere)" if name.startswith("~$") else "hidden entry"
 
 
 def discover(input_dir: Path) -> dict[str, list[SourceFile]]:

@@ -134,6 +134,7 @@ def test_every_entry_of_the_landing_directory_is_accounted_for(tmp_path):
     d2 = landing(tmp_path / "b2")  # payments.csv: the same bytes again
     (d2 / "README.txt").write_text("delivered by the one-card system\n", encoding="utf-8")
     (d2 / ".DS_Store").write_bytes(b"\0")
+    (d2 / "~$payments.csv").write_bytes(b"\x05owner")  # Excel's owner file: someone has payments.csv open
     (d2 / "old").mkdir()
     write_csv(d2 / "property_registration" / "part-1.csv", [dict(
         certificate_number="C1", owner_id_number=A, owner_name="张三", usage="住宅", area_m2="89.5",
@@ -155,6 +156,7 @@ def test_every_entry_of_the_landing_directory_is_accounted_for(tmp_path):
         ("payments.csv", "file", "skipped", "extract payments: identical to a file already loaded (re-delivery)"),
         ("property_registration", "directory", "loaded", "extract directory of property_registration"),
         ("property_registration/part-1.csv", "file", "loaded", "extract property_registration"),
+        ("~$payments.csv", "file", "ignored", "a spreadsheet's owner file (the file is open somewhere)"),
     ]
     with duckdb.connect(str(wh), read_only=True) as con:
         text = "\n\n".join(ingest_sections(con, r.batch_id))

@@ -147,7 +147,10 @@ def read_returned(path: Path) -> pl.DataFrame:
     if missing:
         if any(_misread(c) for c in df.columns):
             raise RefusedInput(path, f"lacks column {', '.join(missing)}: {WRONG_ENCODING}")
-        raise RefusedInput(path, f"lacks column {', '.join(missing)}")
+        lower = [c for c in df.columns if c not in ("_sheet", "_line")
+                 and df[c].cast(pl.String).str.strip_chars().is_in(list(REQUIRED)).any()]
+        hint = ": its header is not on the first row (a title row above it? delete that row)" if lower else ""
+        raise RefusedInput(path, f"lacks column {', '.join(missing)}{hint}")
     for optional in ("note", *SEEN):
         if H[optional] not in df.columns:
             df = df.with_columns(pl.lit(None, pl.String).alias(H[optional]))
@@ -235,7 +238,8 @@ def apply_feedback(warehouse: Path, files: list[Path], returned_by: str | None =
                     pl.col("note").str.extract(AMOUNT, 1).str.replace_all(",", "").cast(pl.Decimal(18, 2), strict=False)
                     .alias("amount_reported"),
                     pl.lit(returned_by).alias("returned_by"),
-                    pl.lit(str(path)).alias("file"), pl.lit(digest).alias("file_sha256"),
+                    # the file as a path from anywhere: explain shows it later, from another folder
+                    pl.lit(str(Path(path).absolute())).alias("file"), pl.lit(digest).alias("file_sha256"),
                     pl.lit(now).alias("recorded_at"))
                 con.register("returned", d)
                 execute(con, """INSERT INTO dispositions BY NAME SELECT warning_id, conclusion, status, note,

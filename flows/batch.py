@@ -147,6 +147,9 @@ def check_output_dir(out: Path, *, protected: dict[str, Path], marker: str = MAR
     if not out.is_dir() or not any(out.iterdir()):
         return
     if not (out / marker).exists():
+        if marker != MARKER and (out / MARKER).exists():  # `sentinel audit --out` given a batch's --out
+            raise RefusedInput(out, f"{what} is a batch's output folder (it holds {MARKER}); choose a folder of "
+                                    "its own (nothing in it was touched)")
         raise RefusedInput(out, f"{what} is not empty and holds no earlier output of welfare-sentinel; "
                                 "choose a new or empty folder (nothing in it was touched)")
     strangers = _not_ours(out, marker)

@@ -179,7 +179,8 @@ def cmd_feedback(a: argparse.Namespace) -> int:
     if not warehouse.is_file():
         raise RefusedInput(warehouse, "no such warehouse")
     res = apply_feedback(warehouse, [Path(f) for f in a.files], returned_by=a.by)
-    print(f"{res['conclusions_recorded']} conclusions recorded from {res['files']} file(s)"
+    n, files = res["conclusions_recorded"], res["files"]
+    print(f"{n} conclusion{'' if n == 1 else 's'} recorded from {files} file{'' if files == 1 else 's'}"
           f" ({res['files_already_recorded']} already recorded)")
     return 0
 
@@ -267,6 +268,17 @@ class _Parser(argparse.ArgumentParser):
         if args is not None and self._subparsers is None:  # a command's own options
             self._check_options(args)
         return super().parse_known_args(args, namespace)
+
+    def _check_value(self, action, value):
+        """argparse's check of a value with choices (a command, --engine), with the one meant:
+        "invalid choice: 'rnu'; did you mean 'run'? (choose from ...)"."""
+        if action.choices is not None and value not in action.choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in action.choices], n=1, cutoff=0.6)
+            if close:
+                choices = ", ".join(repr(c) for c in action.choices)
+                raise argparse.ArgumentError(action, f"invalid choice: {value!r}; did you mean {close[0]!r}? "
+                                                     f"(choose from {choices})")
+        return super()._check_value(action, value)
 
     def _check_options(self, args: list[str]) -> None:
         known = [s for action in self._actions for s in action.option_strings if s.startswith("--")]

@@ -3,6 +3,7 @@ point 7; issue 11: mojibake headers, returned_by). Real DuckDB files, real bytes
 from __future__ import annotations
 
 import getpass
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -154,7 +155,7 @@ def test_returned_by_is_the_by_value_else_the_user(listed, tmp_path):
     assert amount == 1200
 
 
-def test_sheets_a_verifier_added_to_the_workbook_are_not_lists(listed, tmp_path):
+def test_sheets_a_verifier_added_to_the_workbook_are_not_lists(listed, tmp_path, monkeypatch):
     """A verifier who adds a sheet (an empty one, a note in one cell, a first sheet titled 核查说明)
     could not return the workbook: polars' 'empty Excel sheet', or a column of nothing but nulls,
     exit 1 (a newcomer's trial). Only sheets with 预警编号 and 核查结论 are read."""
@@ -173,16 +174,23 @@ def test_sheets_a_verifier_added_to_the_workbook_are_not_lists(listed, tmp_path)
     book.create_sheet("Sheet3")["B2"] = "备注"
     f = tmp_path / "江东街道.xlsx"
     book.save(f)
-    res = feedback.apply_feedback(path, [f])
+    monkeypatch.chdir(tmp_path)  # named as the operator typed it, from the folder it is in
+    res = feedback.apply_feedback(path, [Path(f.name)])
     assert res["conclusions_recorded"] == 1, res
-    with duckdb.connect(str(path)) as c:
-        assert c.execute("SELECT warning_id, conclusion, line FROM dispositions").fetchall() == [
-            (ids["deceased_paid"], "属实", 2)]
+    with duckdb.connect(str(path)) as c:  # the file recorded as a path from anywhere (explain shows it)
+        assert c.execute("SELECT warning_id, conclusion, line, file FROM dispositions").fetchall() == [
+            (ids["deceased_paid"], "属实", 2, str(f))]
     empty = openpyxl.Workbook()
     empty.active["A1"] = "本表由张三核查"
     empty.save(g := tmp_path / "notes-only.xlsx")
     with pytest.raises(RefusedInput, match="no sheet has the list's columns 预警编号, 核查结论"):
         feedback.apply_feedback(path, [g])
+    sheet.insert_rows(1)
+    sheet["A1"] = "江东街道 预警核查表"  # a title row above the header
+    book.save(f)
+    with pytest.raises(RefusedInput, match="its header is not on the first row"):
+        feedback.apply_feedback(path, [f])
+    sheet.delete_rows(1)
     sheet.title = "核查说明表"
     sheet.delete_cols(1)  # a sheet of a list without its 预警编号
     book.save(f)

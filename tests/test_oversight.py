@@ -33,7 +33,7 @@ def _copy(demo_run, tmp_path: Path) -> Path:
     return wh
 
 
-def test_audit_of_the_real_rules_on_a_uniform_city_flags_nothing(demo_run, tmp_path, monkeypatch):
+def test_audit_of_the_real_rules_on_a_uniform_city_flags_nothing(demo_run, tmp_path, monkeypatch, capsys):
     wh = demo_run["warehouse"]
     a = audit.audit_warehouse(wh)
     assert a.as_of == AS_OF
@@ -80,7 +80,9 @@ def test_audit_of_the_real_rules_on_a_uniform_city_flags_nothing(demo_run, tmp_p
     assert main(["audit", "--warehouse", str(wh), "--out", str(out)]) == 0
     batch_out = demo_run["out"]
     before = sorted((p.relative_to(batch_out), p.stat().st_mtime_ns) for p in batch_out.rglob("*"))
+    capsys.readouterr()
     assert main(["audit", "--warehouse", str(wh), "--out", str(batch_out)]) == 2
+    assert "is a batch's output folder (it holds .sentinel-output)" in capsys.readouterr().err
     assert sorted((p.relative_to(batch_out), p.stat().st_mtime_ns) for p in batch_out.rglob("*")) == before
 
 

@@ -70,6 +70,13 @@ def test_a_mistyped_argument_is_one_line_and_exit_2(capsys):
             main(["run", "--input", "x", wrong, "o"] + ([] if "warehose" in wrong else ["--warehouse", "w"]))
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert e.value.code == 2 and err.endswith(f"unknown option {wrong.split('=')[0]}{meant}"), err
+    # a misspelt command or choice likewise
+    for args, said in ((["rnu"], "invalid choice: 'rnu'; did you mean 'run'?"),
+                       (["run", "--engine", "sprak"], "invalid choice: 'sprak'; did you mean 'spark'?")):
+        with pytest.raises(SystemExit) as e:
+            main(args)
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert e.value.code == 2 and said in err, err
     # abbreviations argparse takes are still taken
     assert build_parser().parse_args(["run", "--input", "x", "--warehouse", "w", "--out", "o", "--mask-id"]).mask_ids
 

@@ -67,7 +67,10 @@ def _frame(con, q: str, params=None) -> pl.DataFrame:
 def _fmt_rows(df: pl.DataFrame, m) -> list[str]:
     out = []
     for row in df.iter_rows(named=True):
-        lineage = f"文件 file {row.pop('_file')}，第 {row.pop('_line')} 行 line，批次 batch {row.pop('_batch_id')}"
+        file, line = row.pop("_file"), row.pop("_line")
+        # a Parquet file has rows, not lines: its _line is the row's number + 1 (the header's place)
+        where = f"第 {line - 1} 条 row" if file.lower().endswith(".parquet") else f"第 {line} 行 line"
+        lineage = f"文件 file {file}，{where}，批次 batch {row.pop('_batch_id')}"
         fields = "，".join(f"{k}={v}" for k, v in row.items() if v is not None and not k.endswith("_valid"))
         out.append(m(f"    - {lineage}: {fields}"))
     return out

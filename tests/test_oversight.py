@@ -165,6 +165,7 @@ def test_explain_a_warning_of_each_category(demo_run, tmp_path, capsys):
         picks = con.execute("""SELECT category, any_value(warning_id ORDER BY warning_id) FROM warnings
                                GROUP BY category ORDER BY category""").fetchall()
         assert len(picks) >= 14
+        parquet_rows = 0
         for category, wid in picks:
             w = con.execute("SELECT id_number, subject_type, rule_id, evidence FROM warnings WHERE warning_id = ?",
                             [wid]).fetchall()[0]
@@ -175,7 +176,11 @@ def test_explain_a_warning_of_each_category(demo_run, tmp_path, capsys):
             if category != "model_outlier":
                 assert "参数 parameters（适用范围 scope" in text, category
             # the records behind the evidence, with their lineage
-            assert re.search(r"文件 file \S+，第 \d+ 行 line，批次 batch \d+", text), category
+            assert re.search(r"文件 file \S+，第 \d+ (行 line|条 row)，批次 batch \d+", text), category
+            # a Parquet file's records are rows, numbered from 1 (_line counts the header's place)
+            for name, n, unit in re.findall(r"文件 file (\S+)，第 (\d+) (行 line|条 row)，", text):
+                assert (unit == "条 row") == name.endswith(".parquet"), (category, name, unit)
+                parquet_rows += name.endswith(".parquet")
             # ID numbers: only the person concerned's in full
             person = w[0] if w[1] in ("person", "household") else None
             full = set(ID_IN_TEXT.findall(text))
@@ -185,6 +190,7 @@ def test_explain_a_warning_of_each_category(demo_run, tmp_path, capsys):
             unmasked = explain(con, wid, mask_ids=False)
             others = set(ID_IN_TEXT.findall(w[3] or "")) - {person}
             assert all(o in unmasked for o in others)
+    assert parquet_rows > 0  # the demo city delivers payments and vehicles as Parquet too
     # the CLI: one warning, and an unknown id refused in one line
     assert main(["explain", picks[0][1], "--warehouse", str(wh), "--mask-ids"]) == 0
     assert picks[0][1] in capsys.readouterr().out

@@ -196,8 +196,13 @@ def _not_ours(out: Path, marker: str) -> list[str]:
     written = _written(out, marker)
     if written is None:
         return [marker]  # not a marker a batch wrote
-    return [rel for rel, stat in _files(out, marker).items()
-            if written.get(rel) != stat and not _TRANSIENT.match(Path(rel).name)]
+    strangers = [rel for rel, stat in _files(out, marker).items()
+                 if written.get(rel) != stat and not _TRANSIENT.match(Path(rel).name)]
+    # a folder someone made there (an empty 已核查/ to sort the returned lists into) would go with the
+    # swap as surely as a file: the batch's own folders are those its files are in
+    ours = {parent for rel in written for parent in Path(rel).parents}
+    return strangers + [f"{d.relative_to(out)}/" for d in sorted(out.rglob("*"))
+                        if d.is_dir() and not d.is_symlink() and d.relative_to(out) not in ours]
 
 
 # ----------------------------------------------------------------------------- interrupts

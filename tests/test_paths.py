@@ -453,6 +453,13 @@ def test_out_that_is_a_symlink_or_holds_others_files_is_refused(demo_run, tmp_pa
     assert rc == 2 and "did not write, or that changed since" in err
     assert "核查记录.docx" in err and listed.name in err
     assert note.read_text() == "a verifier's notes"
+    # an empty folder someone made there to sort the returned lists into would go with the swap too
+    note.unlink()
+    listed.unlink()
+    (out / "lists" / "已核查").mkdir()
+    rc = main(["run", "--input", str(landing), "--warehouse", str(wh), "--out", str(out), "--as-of", "2026-11-02"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "lists/已核查/" in err and (out / "lists" / "已核查").is_dir()
 
 
 def test_a_signal_after_the_commit_point_does_not_call_the_batch_undone(demo_run, tmp_path, monkeypatch, capsys):

@@ -95,6 +95,20 @@ def _safe(name: str) -> str:
     return re.sub(r'[\\/:*?"<>|\[\]]', "_", name).strip() or NO_TOWNSHIP
 
 
+# A text cell a spreadsheet would run as a formula (=, +, -, @, or a tab or carriage return first):
+# a name in a register reading =HYPERLINK(...) would be live in the verifier's Excel (CSV injection)
+_FORMULA = r"^[=+\-@\t\r]"
+
+
+def _inert(df: pl.DataFrame) -> pl.DataFrame:
+    """A township list for a spreadsheet: every text cell a spreadsheet would take for a formula
+    gets a leading apostrophe, which makes the cell text (OWASP's advice). The lists' own values
+    (dates, periods, ID numbers, amounts, the vocabularies) never start so; register text could.
+    warnings.csv, for analysts' code, keeps the values as they are."""
+    return df.with_columns(pl.when(pl.col(c).str.contains(_FORMULA)).then(pl.lit("'") + pl.col(c))
+                           .otherwise(pl.col(c)).alias(c) for c, t in df.schema.items() if t == pl.String)
+
+
 def _write_bom_csv(df: pl.DataFrame, path: Path, float_precision: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\xef\xbb\xbf" + df.write_csv(float_precision=float_precision).encode("utf-8"))
@@ -232,7 +246,7 @@ def write_lists(con: duckdb.DuckDBPyConnection, out_dir: Path, xlsx: bool = Fals
     n_lists = 0
     for (c, t), part in rows.partition_by(county, township, as_dict=True, maintain_order=True).items():
         stem = out_dir / "lists" / _safe(str(c)) / _safe(str(t))
-        _write_bom_csv(part, stem.with_name(stem.name + ".csv"), float_precision=2)
+        _write_bom_csv(_inert(part), stem.with_name(stem.name + ".csv"), float_precision=2)
         workbook(stem.with_name(stem.name + ".xlsx"), {_safe(str(t)): part})
         n_lists += 1
     if xlsx:

@@ -128,6 +128,23 @@ def test_lists_conform_sorted_masked_and_xlsx(wh, tmp_path):
     assert text == "110105********002X、340503********2773 账户 6217000000000001211"
 
 
+def test_a_register_value_a_spreadsheet_would_run_is_inert_in_the_township_list(wh, tmp_path):
+    """A name in a register reading =HYPERLINK(...) was written as it is into the township CSV, which
+    Excel opens and runs (a newcomer's trial); the workbook kept it as text. warnings.csv, for code,
+    keeps it as it is."""
+    path, con = wh
+    night(con, 1, dt.date(2026, 4, 1), [
+        {**hit("deceased_paid", "person", ID_A, "GAOLING", "2026-03", 200, 2), "name": '=HYPERLINK("http://x";"刘")'},
+        {**hit("amount_mismatch", "person", ID_B, "GAOLING", "2026-03", 600, 3), "name": "-王"}])
+    out = tmp_path / "out"
+    lists.write_lists(con, out)
+    con.close()
+    rows = list(csv.DictReader(io.StringIO((out / "lists" / "340503" / "江东街道.csv").read_text(encoding="utf-8-sig"))))
+    assert sorted(r["姓名"] for r in rows) == ["'-王", "'=HYPERLINK(\"http://x\";\"刘\")"]
+    assert all(r["预警编号"].startswith("W") and r["涉及期间"][0].isdigit() for r in rows)  # its own values untouched
+    assert sorted(pl.read_csv(out / "warnings.csv", infer_schema=False)["name"]) == ["-王", '=HYPERLINK("http://x";"刘")']
+
+
 def fill(path: Path, answers: dict[str, tuple[str, str]], encoding: str) -> Path:
     """Fill a township list the way a verifier does in Excel, and save it as CSV in `encoding`."""
     df = pl.read_csv(path, infer_schema=False)

@@ -67,13 +67,17 @@ def program_sql(src: Records, a: str) -> str:
 
 
 def location(src: Records, a: str) -> list[str]:
-    """county, township, village of a subject's records: the one way every kind writes it."""
+    """county, township, village of a subject's records: the one way every kind writes it. All three
+    from one record, the latest (ties: the greatest county, then the greatest value): the county of
+    one record with the township of another could be a township of another county, a list no office
+    owns. Where the record's county is the registration's, the registration's township and village
+    (v_payment's reg_township), else the record's own (none for records without a place: 未分配乡镇)."""
     t = f"{a}.{src.time}"
-    out = [f"{latest(f'{a}.county_code', t)} AS county_code"]
+    county = f"coalesce({a}.county_code, '')"
+    out = [f"nullif(arg_max({county}, ({t}, {county})), '') AS county_code"]
     for col in ("township", "village"):
-        own = f", {latest(f'{a}.{col}', t)}" if src.own_place else ""
-        out.append(f"coalesce({latest(f'{a}.reg_{col}', t)}{own}) AS {col}" if own else
-                   f"{latest(f'{a}.reg_{col}', t)} AS {col}")
+        value = f"coalesce({a}.reg_{col}, {a}.{col}, '')" if src.own_place else f"coalesce({a}.reg_{col}, '')"
+        out.append(f"nullif(arg_max({value}, ({t}, {county}, {value})), '') AS {col}")
     return out
 
 

@@ -9,9 +9,12 @@ WITH h AS (
   ), per AS (
       SELECT p.id_number, p.program_code, p.period, count(*) AS n, sum(p.amount) AS total, max(p.amount) AS top,
              coalesce(min(p.reg_name), min(p.name)) AS name,
-             arg_min(p.county_code, (p.pay_date, p.county_code)) AS county_code,
-             coalesce(min(p.reg_township), min(p.township)) AS township,
-             coalesce(min(p.reg_village), min(p.village)) AS village,
+             -- the place of one payment, the first paid (kinds.location: never one's county with another's township)
+             arg_min(coalesce(p.county_code, ''), (p.pay_date, coalesce(p.county_code, ''))) AS county_code,
+             arg_min(coalesce(p.reg_township, p.township, ''),
+                     (p.pay_date, coalesce(p.county_code, ''), coalesce(p.reg_township, p.township, ''))) AS township,
+             arg_min(coalesce(p.reg_village, p.village, ''),
+                     (p.pay_date, coalesce(p.county_code, ''), coalesce(p.reg_village, p.village, ''))) AS village,
              list(DISTINCT p.county_code ORDER BY p.county_code) AS counties,
              string_agg(p.payment_id || '（' || p.county_code || '，' || p.pay_date || '，' || p.amount || ' 元）', '、'
                         ORDER BY p.pay_date, p.payment_id) AS payment_ids
@@ -21,7 +24,9 @@ WITH h AS (
   )
   SELECT
       'person' AS subject_type, id_number AS subject_id, id_number, min(name) AS name, program_code,
-      arg_min(county_code, (period, county_code)) AS county_code, min(township) AS township, min(village) AS village,
+      nullif(arg_min(county_code, (period, county_code)), '') AS county_code,
+      nullif(arg_min(township, (period, county_code, township)), '') AS township,
+      nullif(arg_min(village, (period, county_code, village)), '') AS village,
       min(period) AS first_period, max(period) AS last_period,
       sum(total - top) AS amount_at_risk, sum(n) AS evidence_size,
       string_agg(period, '、' ORDER BY period) AS periods, max(n) AS max_count,

@@ -19,9 +19,12 @@ WITH h AS (
   SELECT
       'person' AS subject_type, p.id_key AS subject_id, p.id_number,
       coalesce(min(p.reg_name), min(p.name)) AS name, p.program_code,
-      arg_max(p.county_code, (p.period, p.county_code)) AS county_code,
-      coalesce(arg_max(p.reg_township, (p.period, p.reg_township)), arg_max(p.township, (p.period, p.township))) AS township,
-      coalesce(arg_max(p.reg_village, (p.period, p.reg_village)), arg_max(p.village, (p.period, p.village))) AS village,
+      -- the place of one payment, the latest (kinds.location)
+      nullif(arg_max(coalesce(p.county_code, ''), (p.period, coalesce(p.county_code, ''))), '') AS county_code,
+      nullif(arg_max(coalesce(p.reg_township, p.township, ''),
+                     (p.period, coalesce(p.county_code, ''), coalesce(p.reg_township, p.township, ''))), '') AS township,
+      nullif(arg_max(coalesce(p.reg_village, p.village, ''),
+                     (p.period, coalesce(p.county_code, ''), coalesce(p.reg_village, p.village, ''))), '') AS village,
       min(p.period) AS first_period, max(p.period) AS last_period,
       sum(p.amount) AS amount_at_risk, count(*) AS evidence_size,
       CASE p.problem_kind

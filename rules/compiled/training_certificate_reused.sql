@@ -18,8 +18,10 @@ WITH h AS (
   SELECT
       'person' AS subject_type, r.id_number AS subject_id, r.id_number,
       coalesce(min(r.reg_name), min(r.name)) AS name, 'PEIXUN' AS program_code,
-      arg_max(r.county_code, (r.claim_date, r.county_code)) AS county_code, min(r.reg_township) AS township,
-      min(r.reg_village) AS village,
+      -- the place of one claim, the latest (kinds.location)
+      nullif(arg_max(coalesce(r.county_code, ''), (r.claim_date, coalesce(r.county_code, ''))), '') AS county_code,
+      nullif(arg_max(coalesce(r.reg_township, ''), (r.claim_date, coalesce(r.county_code, ''), coalesce(r.reg_township, ''))), '') AS township,
+      nullif(arg_max(coalesce(r.reg_village, ''), (r.claim_date, coalesce(r.county_code, ''), coalesce(r.reg_village, ''))), '') AS village,
       min(r.period) AS first_period, max(r.period) AS last_period,
       coalesce(sum(r.amount) FILTER (WHERE r.nth > 1), 0) AS amount_at_risk, count(*) AS evidence_size,
       string_agg(DISTINCT r.certificate_number, '、' ORDER BY r.certificate_number) AS certificates, max(r.n_claims) AS total_claims,

@@ -70,7 +70,7 @@ class SourceFile:
     source_names: list[str] = field(default_factory=list)  # header as delivered
     kind: str = "file"  # or symlink (to a regular file inside the landing directory)
     link_to: str | None = None  # a symlink's target, relative to the landing directory
-    floats: set[str] = field(default_factory=set)  # Parquet columns stored as binary floating point
+    floats: dict[str, int] = field(default_factory=dict)  # Parquet columns stored as binary floats: their bits
     # Parquet columns stored as dates or times: "date", "timestamp" (a wall-clock time) or "instant" (a
     # timestamp adjusted to UTC); read as text the column's kind accepts (``_parquet_text``)
     temporal: dict[str, str] = field(default_factory=dict)
@@ -526,7 +526,7 @@ def inspect_file(sf: SourceFile, tmp: Path, transcode: bool = True, known: dict 
         except Exception as ex:  # noqa: BLE001 -- any failure to open is a refusal
             raise RefusedInput(sf.rel, f"not a readable Parquet file ({type(ex).__name__})") from None
         names = schema.names
-        sf.floats = {f.name for f in schema if pyarrow.types.is_floating(f.type)}
+        sf.floats = {f.name: f.type.bit_width for f in schema if pyarrow.types.is_floating(f.type)}
         sf.temporal = {f.name: "date" if pyarrow.types.is_date(f.type) else "instant" if f.type.tz else "timestamp"
                        for f in schema if pyarrow.types.is_date(f.type) or pyarrow.types.is_timestamp(f.type)}
         sf.read_path = sf.path
@@ -695,16 +695,23 @@ def _parquet_text(col: str, temporal: str | None, kind: str) -> str:
     return f"CAST({col} AS VARCHAR)"
 
 
-def _float_text(col: str, kind: str) -> str:
+def _float_text(col: str, kind: str, bits: int = 64) -> str:
     """SQL for a Parquet float column's value as text. An amount: a binary float cannot hold fen
     exactly (99.99 may be 99.99000000000001, and a single-precision 1234.56 is 1234.56005859375), so
     its text is the shortest that reads back as the same float, to 6 decimals: the fen check sees
-    99.990000 and 1234.560000, and 100.005 still as 100.005000. Any other column (a code, a household
-    number: pandas writes an integer column with a missing value as floats) holding a whole number:
-    the number's digits (340503000000101, not 340503000000101.0); else the float's shortest text."""
+    99.990000 and 1234.560000, and 100.005 still as 100.005000. Not for a single-precision amount of
+    2^17 yuan or more, whose neighbouring floats are more than a fen apart: its shortest text may
+    name another fen (200000.01 is 200000.015625, whose shortest text is 200000.02), so it is its
+    exact value to 6 decimals, which the fen check quarantines. Any other column (a code, a
+    household number: pandas writes an integer column with a missing value as floats) holding a
+    whole number a double holds exactly (below 2^53): its digits (340503000000101, not
+    340503000000101.0); else the float's shortest text (3.40503199001011e+17: an ID number a float
+    cannot hold is loaded as the invalid number it has become, never as other digits)."""
+    exact = f"CAST(TRY_CAST({col} AS DECIMAL(38, 6)) AS VARCHAR)"
+    shortest = f"CAST(TRY_CAST(CAST({col} AS VARCHAR) AS DECIMAL(38, 6)) AS VARCHAR)"
     if kind == "amount":
-        return f"CAST(TRY_CAST(CAST({col} AS VARCHAR) AS DECIMAL(38, 6)) AS VARCHAR)"
-    return (f"CASE WHEN isfinite({col}) AND {col} = trunc({col}) AND abs({col}) < 1e30 "
+        return shortest if bits > 32 else f"CASE WHEN abs({col}) < 131072 THEN {shortest} ELSE {exact} END"
+    return (f"CASE WHEN isfinite({col}) AND {col} = trunc({col}) AND abs({col}) < 9007199254740992 "
             f"THEN CAST(CAST({col} AS HUGEINT) AS VARCHAR) ELSE CAST({col} AS VARCHAR) END")
 
 
@@ -716,7 +723,7 @@ def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFr
     path = _sql_str(str(sf.read_path))
     if sf.fmt == "parquet":
         kinds = {c.name: c.kind for c in e.columns}
-        sel = ", ".join((_float_text(f'"{src}"', kinds[c]) if src in sf.floats else
+        sel = ", ".join((_float_text(f'"{src}"', kinds[c], sf.floats[src]) if src in sf.floats else
                          _parquet_text(f'"{src}"', sf.temporal.get(src), kinds[c])) + f' AS "{c}"'
                         for src, c in zip(sf.source_names, sf.columns) if c)
         try:

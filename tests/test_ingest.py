@@ -168,6 +168,10 @@ def test_parquet_whole_numbers_stored_as_floats_in_code_columns_are_their_digits
     cols = {k: [r[k] for r in rows] for k in HOUSEHOLD_HEADER}
     cols["household_id"] = pa.array([340503000000101.0, None], pa.float64())
     cols["county_code"] = pa.array([340503.0, 340504.0], pa.float32())
+    # an ID number a double cannot hold (beyond 2^53): loaded as the invalid number it has become,
+    # never as other digits that could be a real person's
+    assert A.isdigit() and B.isdigit()
+    cols["id_number"] = pa.array([float(A), float(B)], pa.float64())
     pq.write_table(pa.table(cols), d / "household_registration.parquet")
     write_csv(d / "payments.csv", [payment("P1", A)], PAYMENT_HEADER)
     wh = tmp_path / "w.duckdb"
@@ -175,6 +179,8 @@ def test_parquet_whole_numbers_stored_as_floats_in_code_columns_are_their_digits
     assert q(wh, "SELECT count(*) FROM quarantine") == [(0,)]
     assert q(wh, "SELECT household_id, county_code FROM stg_household_registration ORDER BY _line") == [
         ("340503000000101", "340503"), (None, "340504")]
+    ids = q(wh, "SELECT id_number, id_number_valid FROM stg_household_registration ORDER BY _line")
+    assert all("e+17" in i.lower() and not valid for i, valid in ids), ids
 
 
 def test_parquet_dates_written_as_timestamps_are_dates(tmp_path):

@@ -600,15 +600,17 @@ def _count_lines(path: Path) -> int:
     return newlines + (last != b"\n")
 
 
-def csv_records(path: Path, quotes: bool, resync: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def csv_records(path: Path, quotes: bool,
+                resync: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per record of a CSV file as DuckDB counts them in its rejects' ``line`` (the header, every
     row, every blank line): the file's line it starts on, and whether it is blank (nothing, or a
     carriage return alone: DuckDB reads no row from it). A newline ends a record unless (``quotes``)
     an odd number of quotes precede it (it is inside a quoted field; an escaped quote is two).
-    ``resync``: byte offsets inside records DuckDB rejected; the newline at or after each ends its
-    record and the quotes are counted afresh after it, as DuckDB reads on after a malformed record
-    (a stray opening quote makes it read on to the line that has the next quote, and no further). In
-    chunks: a few arrays the size of a chunk, and a few numbers per line of the file."""
+    ``resync``: the records DuckDB rejected, as (their number in its count, the line breaks inside
+    each, which its text shows): such a record ends where DuckDB ended it, whatever its quotes, and
+    the quotes are counted afresh after it, as DuckDB reads on after a malformed record (a stray
+    opening quote makes it read on to the line with the next quote, and no further). In chunks: a
+    few arrays the size of a chunk, and a few numbers per line of the file."""
     offsets, quotes_before, after_cr = [], [], []  # per newline: offset, quotes before it, after \r?
     seen = offset = 0
     last = -1  # the byte before the chunk
@@ -622,15 +624,28 @@ def csv_records(path: Path, quotes: bool, resync: np.ndarray | None = None) -> t
             after_cr.append(np.where(newlines > 0, a[np.maximum(newlines - 1, 0)], last) == 13)
             seen, offset, last = seen + len(at), offset + len(a), int(a[-1])
     nl, qb, cr = (np.concatenate(x) if x else np.zeros(0, dtype=np.int64) for x in (offsets, quotes_before, after_cr))
+    # the newlines that end a record when the quotes are counted from the file's start (even) or from
+    # a point after an odd number of them: a stretch counted afresh takes the one its start's count says
+    even = np.flatnonzero(qb % 2 == 0)
+    candidates = (even, np.flatnonzero(qb % 2 == 1))
     ending = np.zeros(len(nl), dtype=bool)
-    first = counted = 0  # the newline a stretch starts at, and the quotes before the stretch
-    for f in np.unique(np.searchsorted(nl, resync)) if resync is not None and len(resync) else ():
-        if f >= len(nl):  # the malformed record runs to the end of the file
+    first = counted = records = 0  # where a stretch starts (a newline's index), quotes before it, records before it
+    numbers, spans = resync if resync is not None else ((), ())
+    for number, span in sorted(zip(numbers, spans)):
+        ends = candidates[counted % 2]
+        at = np.searchsorted(ends, first)
+        before = number - 1 - records  # records of the stretch before the rejected one
+        if before < 0 or at + before > len(ends):
             break
-        ending[first:f] = (qb[first:f] - counted) % 2 == 0
-        ending[f] = True
-        first, counted = f + 1, qb[f]
-    ending[first:] = (qb[first:] - counted) % 2 == 0
+        start = ends[at + before - 1] + 1 if before else first  # the newline index the rejected record starts at
+        stop = start + int(span)  # the newline ending it
+        if stop >= len(nl):  # it runs to the end of the file
+            break
+        ending[ends[at:at + before]] = True
+        ending[stop] = True
+        first, counted, records = stop + 1, int(qb[stop]), number
+    ends = candidates[counted % 2]
+    ending[ends[np.searchsorted(ends, first):]] = True
     ends, ranks, cr = nl[ending], np.flatnonzero(ending), cr[ending].astype(bool)
     line = np.concatenate([[1], ranks + 2])  # a record starts on the line after its predecessor's end
     size = np.diff(np.concatenate([[-1], ends, [offset]])) - 1  # bytes between two record ends
@@ -639,25 +654,25 @@ def csv_records(path: Path, quotes: bool, resync: np.ndarray | None = None) -> t
 
 
 def _line_numbers(sf: SourceFile, rows: int, rejected: pl.Series,
-                  error_at: pl.Series | None = None) -> tuple[pl.Series, pl.Series]:
+                  spans: pl.Series | None = None) -> tuple[pl.Series, pl.Series]:
     """The file's line number of each row DuckDB read (in order) and of each row it rejected
     (``rejected``: DuckDB's ``line``, which counts records, the header and blank lines included: a
     line break inside a quoted value is none). Where every line after the header is one row (no
     blank line, no line break inside a field: the usual file) the rows are on lines 2, 3, ... with
     the rejected ones on theirs. Else from where each record starts (:func:`csv_records`); should
     those not agree with what DuckDB read (a file whose quotes it read otherwise, as a quote inside
-    an unquoted value), the quotes are left out of the count; then the quotes counted afresh after
-    each rejected record (``error_at``: where DuckDB found each one's last error, its
-    ``byte_position``, which may be the byte after the record's newline); should none agree,
-    numbered as in the usual file, and said in the log."""
+    an unquoted value), the quotes are left out of the count; then each rejected record ended where
+    DuckDB ended it and the quotes counted afresh after it (``spans``: the line breaks inside each
+    rejected record, which its text as DuckDB read it shows); should none agree, numbered as in the
+    usual file, and said in the log."""
     total = rows + rejected.len()
     if sf.lines is None:
         sf.lines = _count_lines(sf.read_path)
     if sf.lines != total + 1 and total:
         bad = rejected.to_numpy() - 1  # DuckDB's line 1 is the first record
         attempts = [(True, None), (False, None)]
-        if error_at is not None and error_at.len():
-            attempts.append((True, error_at.to_numpy() - 1))
+        if spans is not None and spans.len():
+            attempts.append((True, (rejected.to_numpy(), spans.to_numpy())))
         for quotes, resync in attempts:
             line, blank = csv_records(sf.read_path, quotes, resync)
             data = np.flatnonzero(~blank)
@@ -742,18 +757,17 @@ def read_file(sf: SourceFile, con: duckdb.DuckDBPyConnection) -> tuple[pl.DataFr
             )
             rej = frame(con,
                 "SELECT line::BIGINT AS _line, 'malformed CSV row: ' || lower(min(error_type)) AS reason, "
-                "min(csv_line) AS record, max(byte_position)::BIGINT AS _error_at FROM reject_errors "
-                "GROUP BY line ORDER BY line")
+                "min(csv_line) AS record FROM reject_errors GROUP BY line ORDER BY line")
         except duckdb.Error as ex:
             raise RefusedInput(sf.rel, f"CSV cannot be read ({type(ex).__name__})") from None
-        loaded, rejected = _line_numbers(sf, df.height, rej["_line"], rej["_error_at"])
+        # the line breaks inside each rejected record (a value quoted over several lines, or a quote
+        # opened in a value and closed only lines later, as DuckDB reads it): one row, over those lines
+        spans = rej["record"].str.strip_chars("\r\n").str.count_matches("\n").fill_null(0)
+        loaded, rejected = _line_numbers(sf, df.height, rej["_line"], spans)
         df = df.with_columns(_line=loaded)
         if rej.height:
-            # a record over several lines (a quote opened in a value and not closed on its line, as
-            # DuckDB reads it) is one row: the reason names the lines it took
-            spans = rej["record"].str.strip_chars("\r\n").str.count_matches("\n").fill_null(0)
             rejects = rej.with_columns(_line=rejected).with_columns(reason=pl.when(spans > 0).then(pl.format(
-                "{} (lines {}-{} read as one row: a quote not closed on its line?)", "reason", "_line",
+                "{} (lines {}-{} read as one row: a quote opened and closed lines apart)", "reason", "_line",
                 pl.col("_line") + spans)).otherwise("reason"))
     for c in e.columns:  # optional columns not delivered
         if c.name not in df.columns:

@@ -319,12 +319,31 @@ def test_line_numbers_past_a_stray_opening_quote(tmp_path, newline):
     got = reasons(wh)
     assert sorted(got) == [3, 8], got
     assert got[3].startswith("malformed CSV row: ") and got[3].endswith(
-        "(lines 3-6 read as one row: a quote not closed on its line?)"), got[3]
+        "(lines 3-6 read as one row: a quote opened and closed lines apart)"), got[3]
     assert got[8].startswith("unparseable amount")
     assert q(wh, "SELECT payment_id, _line FROM stg_payments ORDER BY _line") == [
         ("P1", 2), ("P6", 7), ("P8", 10), ("P9", 11)]
     assert q(wh, "SELECT rows_read, rows_loaded, rows_quarantined FROM run_extracts WHERE extract = 'payments'") == [
         (6, 4, 2)]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_line_numbers_past_a_stray_quote_closed_by_a_quote_inside_a_later_value(tmp_path, newline):
+    """The stray quote's row ends on a line with no column error of its own (the next quote is in a
+    name, 王"五"): DuckDB reports one error, where the stray quote is; the lines after are still the
+    file's own (a review found them four off)."""
+    d = landing(tmp_path / "in")
+    def row(i, **kw):
+        return ",".join(payment(f"P{i}", A, **kw)[c] for c in PAYMENT_HEADER)
+    lines = ([",".join(PAYMENT_HEADER)] + [row(i) for i in (1, 2, 3)] + [row(4, name='"张三')]
+             + [row(i) for i in (5, 6, 7)] + [row(8, name='王"五"')] + [row(i) for i in range(9, 16)] + [""])
+    (d / "payments.csv").write_bytes(newline.join(lines).encode("utf-8"))
+    wh = tmp_path / "w.duckdb"
+    ingest(d, wh, AS_OF)
+    got = reasons(wh)
+    assert list(got) == [5] and got[5].endswith("(lines 5-9 read as one row: a quote opened and closed lines apart)")
+    assert q(wh, "SELECT payment_id, _line FROM stg_payments ORDER BY _line") == [
+        (f"P{i}", i + 1) for i in (1, 2, 3, *range(9, 16))]
 
 
 def test_a_gb18030_file_behind_a_utf8_byte_order_mark_is_refused_saying_so(tmp_path):

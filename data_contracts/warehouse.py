@@ -287,10 +287,13 @@ def output_lock(out: Path):
 @contextmanager
 def _exclusive(path: Path, refusal: str):
     """An exclusive, non-blocking ``flock`` on ``.<name>.lock`` beside ``path`` (its folder made if
-    need be), with this process's pid in it; held: RefusedInput(path, ``refusal`` with the holder)."""
-    lock_path = path.with_name(f".{path.name}.lock")
+    need be), with this process's pid in it; held: RefusedInput(path, ``refusal`` with the holder).
+    Beside the file or folder ``path`` names, its links and ``..`` resolved: one warehouse named two
+    ways (`sentinel feedback` given a link to it while a batch runs) is one lock."""
+    real = path.resolve()
+    lock_path = real.with_name(f".{real.name}.lock")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        real.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
         raise RefusedInput(path, f"cannot write its lock file {lock_path.name} beside it ({e.strerror}): "

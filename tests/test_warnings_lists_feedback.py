@@ -199,6 +199,11 @@ def test_feedback_waits_for_no_batch_holding_the_warehouse(listed):
     returned = fill(town, {ids["deceased_paid"]: ("属实", "")}, "utf-8-sig")
     with writer_lock(path), pytest.raises(RefusedInput, match="another batch is running"):
         feedback.apply_feedback(path, [returned])
+    # the warehouse named through a link is the same warehouse, with the same lock (a review)
+    link = Path(path).with_name("link.duckdb")
+    link.symlink_to(path)
+    with writer_lock(path), pytest.raises(RefusedInput, match="another batch is running"):
+        feedback.apply_feedback(link, [returned])
     assert feedback.apply_feedback(path, [returned])["conclusions_recorded"] == 1
 
 

@@ -126,7 +126,14 @@ def sort_rows(extract: Extract, raw: pl.DataFrame, norm: pl.DataFrame, rejects: 
             d = d.filter(~pl.col("i").is_in(conflict.implode()))
         if len(extract.key) == 1:
             changed = d.filter(pl.col("h").n_unique().over("k") > 1).select(pl.col("k").unique().alias(extract.key[0]))
-        # the last row of each repeated key stays (d is in row order), with every unrepeated one
-        superseded = d.filter(~pl.col("k").is_last_distinct())["i"]
+        # the last row of each repeated key stays (d is in row order: a later file wins), with every
+        # unrepeated one; for an extract that keeps the earliest, the row of the earliest date (a death
+        # certified in two files of one night, the crematorium's and the hospital's)
+        if extract.earliest_on_repeat:
+            dated = d.with_columns(v=good[extract.earliest_on_repeat].gather(d["i"]))
+            first = dated.sort("v", "i", nulls_last=True).group_by("k", maintain_order=True).agg(pl.col("i").first())
+            superseded = d.filter(~pl.col("i").is_in(first["i"].implode()))["i"]
+        else:
+            superseded = d.filter(~pl.col("k").is_last_distinct())["i"]
         good = good.filter(_without(good.height, pl.concat([conflict, superseded])))
     return Sorted(pl.concat(q), good_raw, good, changed if changed is not None and changed.height else None)

@@ -615,6 +615,13 @@ def test_a_death_certified_twice_in_one_file_keeps_its_earliest_date(tmp_path):
         (B, dt.date(2026, 6, 1), "火化", 3), (A, dt.date(2026, 5, 15), "火化", 4)]
     c = r.extracts["death_records"]
     assert (c.rows_read, c.rows_loaded, c.rows_quarantined) == (4, 2, 2)
+    # one file per source, in one night: the earliest too, where another extract's later file wins
+    d2 = landing(tmp_path / "in2")
+    write_csv(d2 / "death_records-1huohua.csv", [dict(id_number=A, name="张三", death_date="2026-05-15", source="火化")])
+    write_csv(d2 / "death_records-2yiyuan.csv", [dict(id_number=A, name="张三", death_date="2026-05-16", source="医院")])
+    ingest(d2, tmp_path / "w2.duckdb", AS_OF)
+    assert q(tmp_path / "w2.duckdb", "SELECT death_date, source, _file FROM stg_death_records") == [
+        (dt.date(2026, 5, 15), "火化", "death_records-1huohua.csv")]
 
 
 

@@ -318,10 +318,30 @@ def _undecodable(sf: SourceFile) -> str:
     """Why a file is neither UTF-8 nor GB18030, and where: the line each encoding fails on, the
     encoding that reads furthest first (a line of another encoding pasted into a file is found on
     the line where the file's own encoding stops)."""
-    at = sorted(((_undecodable_at(sf.path, enc) or 0, name) for enc, name in (("utf-8-sig", "UTF-8"),
-                                                                              ("gb18030", "GB18030"))), reverse=True)
+    at = sorted(((off, name) for enc, name in (("utf-8-sig", "UTF-8"), ("gb18030", "GB18030"))
+                 if (off := _undecodable_at(sf.path, enc)) is not None), reverse=True)
     where = "; ".join(f"as {name} it stops at line {_line_at(sf.path, off):,} (byte {off:,})" for off, name in at)
     return f"cannot be decoded as UTF-8 or GB18030: {where}. A line in another encoding? Save the file in one"
+
+
+MIXED_CHINESE = 5  # Chinese characters read as UTF-8 before its first error that make a file UTF-8 at heart
+
+
+def _refuse_mixed(sf: SourceFile) -> None:
+    """A file that is not UTF-8 is taken for GB18030; but one that reads as UTF-8, Chinese and all,
+    up to a line pasted in from another encoding would read as GB18030 too, its Chinese garbled, and
+    load (a GB18030 file meets its first UTF-8 error at its first Chinese character)."""
+    bad = _undecodable_at(sf.path, "utf-8-sig")
+    if not bad:
+        return
+    found = done = 0
+    with open(sf.path, "rb") as f:  # the Chinese before it, until there are enough (a chunk or so)
+        while found < MIXED_CHINESE and done < bad and (chunk := f.read(min(CHUNK, bad - done))):
+            found, done = found + len(_UTF8_CJK.findall(chunk)), done + len(chunk)
+    if found >= MIXED_CHINESE:
+        raise RefusedInput(sf.rel, f"reads as UTF-8, Chinese and all, up to line {_line_at(sf.path, bad):,} "
+                                   f"(byte {bad:,}), and then not: a line in another encoding (GB18030?) pasted in? "
+                                   "Save the file in one encoding")
 
 
 def _detect_and_hash(sf: SourceFile) -> None:
@@ -366,7 +386,9 @@ def _detect_and_hash(sf: SourceFile) -> None:
 
 
 def _transcode(sf: SourceFile, tmp: Path) -> None:
-    """A GB18030 file checked (strictly decoded, and not Latin-1 in disguise) and copied as UTF-8."""
+    """A GB18030 file checked (strictly decoded, not UTF-8 with a line of another encoding in it, and
+    not Latin-1 in disguise) and copied as UTF-8."""
+    _refuse_mixed(sf)
     out = Path(tempfile.mkdtemp(dir=tmp)) / sf.path.name  # a folder of its own: files are inspected side by side
     try:
         transcode_gb18030(sf.path, out)
@@ -465,7 +487,7 @@ def _map_header(sf: SourceFile, names: list[str]) -> None:
 SETTLED_NS = 2_000_000_000
 
 
-INSPECTION = 1  # raise when _detect_and_hash's encoding detection changes
+INSPECTION = 2  # raise when _detect_and_hash's encoding detection changes (2: GB18030 valid as UTF-8 by chance)
 # File systems whose status-change time is the kernel's own, set on every write, rename onto and
 # change of metadata. Not network or FUSE ones (NFS's attribute cache and server clock, object-store
 # mounts whose ctime follows the mtime anyone may set): there a file is always read to be hashed.

@@ -540,8 +540,17 @@ def test_a_line_of_another_encoding_is_named_by_the_line_where_the_files_own_sto
     with pytest.raises(RefusedInput) as e:
         ingest(d, tmp_path / "w.duckdb", AS_OF)
     assert e.value.file == "payments.csv"
-    assert f"as UTF-8 it stops at line {len(text) + 1} " in e.value.problem, e.value.problem
-    assert "as GB18030 it stops at line 2 " in e.value.problem  # the UTF-8 rows' Chinese is not GB18030
+    assert f"reads as UTF-8, Chinese and all, up to line {len(text) + 1} " in e.value.problem, e.value.problem
+    # one whose bytes happen to read as GB18030 throughout (a review: it loaded, its Chinese garbled)
+    mixed = "a,b\n" + "".join(f"{i},张三李四\n" for i in range(3))
+    (d / "payments.csv").write_bytes(mixed.encode() + "5,王五\n".encode("gb18030") + "6,赵六\n".encode())
+    assert (mixed.encode() + "5,王五\n".encode("gb18030")).decode("gb18030")  # it does
+    with pytest.raises(RefusedInput, match="up to line 5 "):
+        ingest(d, tmp_path / "w.duckdb", AS_OF)
+    # the refusal of a file that is neither names each encoding's line
+    (d / "payments.csv").write_bytes("发放流水号\n".encode("gb18030") + b"\xff\xfe")
+    with pytest.raises(RefusedInput, match=r"as GB18030 it stops at line 2 .*; as UTF-8 it stops at line 1 "):
+        ingest(d, tmp_path / "w.duckdb", AS_OF)
 
 
 @pytest.mark.parametrize("bom", ["utf-16", "utf-16-be"])
